@@ -1,0 +1,3 @@
+//! hickory-resolver implementation of [`super::Resolver`] (being written).
+pub struct HickoryResolver;
+pub struct ResolverSetup;

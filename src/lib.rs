@@ -1,0 +1,10 @@
+//! nta7516-milter: an NTA 7516 gateway for Postfix and Exim.
+//!
+//! Library first: the binary (`src/main.rs`) only parses the command line and calls in here.
+//! Dependencies point downward: front-ends (CLI, milter, map server) → engine → policy
+//! (pure) → nta (record parsing, facts) → dns.
+
+pub mod config;
+pub mod dns;
+pub mod domain;
+pub mod nta;

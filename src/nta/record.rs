@@ -1,0 +1,1 @@
+//! NTA 7516 TXT record parser (being written).
