@@ -145,8 +145,14 @@ mod tests {
 
     #[test]
     fn canonical_form() {
-        assert_eq!(DomainName::parse("Example.NL.").unwrap().as_str(), "example.nl");
-        assert_eq!(DomainName::parse(" example.nl ").unwrap().fqdn(), "example.nl.");
+        assert_eq!(
+            DomainName::parse("Example.NL.").unwrap().as_str(),
+            "example.nl"
+        );
+        assert_eq!(
+            DomainName::parse(" example.nl ").unwrap().fqdn(),
+            "example.nl."
+        );
     }
 
     #[test]

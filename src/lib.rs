@@ -4,7 +4,13 @@
 //! Dependencies point downward: front-ends (CLI, milter, map server) → engine → policy
 //! (pure) → nta (record parsing, facts) → dns.
 
+pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod domain;
+pub mod engine;
+pub mod map;
+pub mod message;
 pub mod nta;
+pub mod policy;
+pub mod report;

@@ -42,7 +42,11 @@ impl Dnssec {
                 Dnssec::Bogus => 0,
             }
         }
-        if rank(self) <= rank(other) { self } else { other }
+        if rank(self) <= rank(other) {
+            self
+        } else {
+            other
+        }
     }
 
     pub fn as_str(self) -> &'static str {

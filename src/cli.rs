@@ -1,0 +1,194 @@
+//! Command-line interface: argument parsing and the subcommands' top level.
+//!
+//! `main.rs` only calls [`main`]; everything here returns an [`ExitCode`] so that the exit
+//! status contract (DESIGN §2: `check` exits 0/1/2) is decided in one place.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::dns::{HickoryResolver, ResolverSetup};
+use crate::domain::DomainName;
+use crate::engine::Engine;
+use crate::policy::Verdict;
+use crate::report;
+
+/// Where the packaged configuration lives (DESIGN §2, fixed).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/nta7516-milter/config.toml";
+
+/// Exit status of `check` (DESIGN §2, fixed) and of usage errors.
+pub mod exit {
+    pub const COMPLIANT: u8 = 0;
+    pub const NOT_COMPLIANT: u8 = 1;
+    pub const TEMPORARY_OR_USAGE: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "nta7516-milter", version, about = "NTA 7516 secure e-mail gateway for Postfix and Exim", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// Configuration file [default: /etc/nta7516-milter/config.toml when it exists,
+    /// otherwise the embedded defaults]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide, from DNSSEC-validated DNS, whether each DOMAIN is an NTA 7516 party reachable
+    /// directly with DANE. Exit 0 all compliant, 1 some not compliant, 2 temporary failure.
+    Check {
+        /// Recipient domains to check.
+        #[arg(required = true, value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Print one JSON document instead of the text report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate a configuration file and print every problem (exit 0 valid, 1 invalid).
+    CheckConfig {
+        /// File to check [default: --config, else /etc/nta7516-milter/config.toml].
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(exit::TEMPORARY_OR_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Check {
+            domains,
+            json,
+            config,
+        } => run_async(check(domains, json, config.config)),
+        Command::CheckConfig { file, config } => check_config(file.or(config.config)),
+    }
+}
+
+fn run_async(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("nta7516-milter: cannot start the async runtime: {e}");
+            ExitCode::from(exit::TEMPORARY_OR_USAGE)
+        }
+    }
+}
+
+/// `--config FILE`, else the packaged file when present, else the embedded defaults.
+pub fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
+    let path = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let p = PathBuf::from(DEFAULT_CONFIG_PATH);
+            p.exists().then_some(p)
+        }
+    };
+    Config::load(path.as_deref()).map_err(|e| e.to_string())
+}
+
+fn check_config(file: Option<PathBuf>) -> ExitCode {
+    let path = file.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    match Config::load(Some(&path)) {
+        Ok(_) => {
+            println!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn resolver_setup(config: &Config) -> ResolverSetup {
+    ResolverSetup {
+        nameservers: config.dns.nameservers.clone(),
+        trust_anchor_file: config.dns.trust_anchor_file.clone(),
+    }
+}
+
+async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> ExitCode {
+    let usage = ExitCode::from(exit::TEMPORARY_OR_USAGE);
+    let config = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return usage;
+        }
+    };
+    let mut names = Vec::new();
+    for d in &domains {
+        match DomainName::parse(d) {
+            Ok(n) => names.push(n),
+            Err(e) => {
+                eprintln!("nta7516-milter: {d:?} is not a domain name: {e}");
+                return usage;
+            }
+        }
+    }
+    let resolver = match HickoryResolver::new(&resolver_setup(&config)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nta7516-milter: {e}");
+            return usage;
+        }
+    };
+    let engine = Engine::new(
+        Arc::new(resolver),
+        config.policy.clone(),
+        config.dns.timeout,
+    );
+    let results = futures::future::join_all(names.iter().map(|n| engine.check(n))).await;
+    let mut code = exit::COMPLIANT;
+    let mut reports = Vec::new();
+    for (facts, verdict) in &results {
+        code = code.max(match verdict {
+            Verdict::Compliant(_) => exit::COMPLIANT,
+            Verdict::NotCompliant { .. } => exit::NOT_COMPLIANT,
+            Verdict::Temporary { .. } => exit::TEMPORARY_OR_USAGE,
+        });
+        reports.push(report::build(facts, verdict, &config.policy));
+    }
+    if json {
+        let doc = report::Document {
+            version: report::REPORT_VERSION,
+            results: reports,
+        };
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nta7516-milter: cannot serialise the report: {e}");
+                return usage;
+            }
+        }
+    } else {
+        let texts: Vec<String> = reports.iter().map(report::render_text).collect();
+        print!("{}", texts.join("\n"));
+    }
+    ExitCode::from(code)
+}

@@ -1,0 +1,4 @@
+//! Message changes on outbound mail: the MIME-aware footer and the DKIM signature.
+
+pub mod dkim;
+pub mod footer;
