@@ -1,0 +1,147 @@
+//! The binary's contract on odd and bad input: domain names (case, trailing dot, IDN,
+//! length limits), malformed configuration, and `check-config` exit codes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::dnsbed::DnsBed;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nta7516-milter"))
+}
+
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} / {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+async fn check(cfg: &Path, domain: &str) -> Output {
+    let mut c = bin();
+    c.args(["check", "--json", "--config"]).arg(cfg).arg(domain);
+    run(c).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_domain_names() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, bed.config_toml()).unwrap();
+
+    // Upper case and a trailing dot name the same domain.
+    let out = check(&cfg, "COMPLIANT.Test.").await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["results"][0]["domain"], "compliant.test");
+
+    // IDN: converted to punycode, then an ordinary (securely non-existent) name.
+    let out = check(&cfg, "zörg.test").await;
+    assert_eq!(out.status.code(), Some(1));
+    let j = json(&out);
+    assert_eq!(j["results"][0]["domain"], "xn--zrg-sna.test");
+    assert_eq!(j["results"][0]["reasons"][0]["code"], "nta_record_absent");
+
+    // 253 characters is the longest valid name: a verdict within the deadline.
+    let long = format!(
+        "{}.{}.{}.{}.test",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(56)
+    );
+    assert_eq!(long.len(), 253);
+    let started = Instant::now();
+    let out = check(&cfg, &long).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{out:?}");
+    assert_eq!(json(&out)["results"][0]["domain"], long);
+
+    // Invalid names are usage errors (exit 2) with a message, never a panic.
+    for bad in [
+        format!("x{long}"),
+        String::new(),
+        "a..b".into(),
+        "foo bar.nl".into(),
+        format!("{}.nl", "ü".repeat(300)),
+    ] {
+        let out = check(&cfg, &bad).await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a domain name"), "{bad:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_reports_every_problem_with_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nmilter = \"tcp:1.2.3.4\"\n\n[dns]\ntimeout = \"5 parsecs\"\nbogus = 1\n\n[policy]\nnon_compliant = \"fallback\"\n",
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("check-config").arg(&cfg);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = cfg.display().to_string();
+    for (line, key) in [
+        (2, "server.milter"),
+        (5, "dns.timeout"),
+        (6, "dns.bogus"),
+        (9, "policy.fallback_relay"),
+    ] {
+        let prefix = format!("{file}:{line}: {key}");
+        assert!(err.contains(&prefix), "missing {prefix:?} in:\n{err}");
+    }
+
+    // The same file given to `check` is a usage error, not a silent default.
+    let mut c = bin();
+    c.args(["check", "--config"]).arg(&cfg).arg("example.nl");
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dns.timeout"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_accepts_the_sample_and_rejects_a_missing_file() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/config/config.toml");
+    let mut c = bin();
+    c.args(["check-config", sample]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let mut c = bin();
+    c.args(["check-config", "/nonexistent/nta.toml"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/nta.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_errors_exit_2() {
+    for args in [
+        &["check"][..],
+        &["frobnicate"],
+        &["check", "--bogus", "x.nl"],
+    ] {
+        let mut c = bin();
+        c.args(args);
+        let out = run(c).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
