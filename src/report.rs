@@ -331,7 +331,7 @@ fn criteria(
     });
     out.push(Criterion {
         id: "dane",
-        title: "DANE: a secure TLSA record with usage 2 or 3 on a target",
+        title: "DANE: secure TLSA (usage 2 or 3) on a target",
         result: pass(dane_ok),
         detail: if dane.is_empty() {
             "no targets".into()
