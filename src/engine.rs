@@ -48,6 +48,9 @@ pub struct Engine<R: Resolver> {
     timeout: Duration,
     cache: Mutex<LruCache<DomainName, Arc<Decision>>>,
     pending: Mutex<HashMap<DomainName, Pending>>,
+    /// Hosts that are DANE targets of a compliant domain, until that verdict expires: the
+    /// `tls` map must answer `dane-only` for an `ntamx` next hop too.
+    dane_targets: Mutex<LruCache<DomainName, Instant>>,
 }
 
 impl<R: Resolver> Engine<R> {
@@ -68,6 +71,7 @@ impl<R: Resolver> Engine<R> {
             timeout,
             cache: Mutex::new(LruCache::new(cap)),
             pending: Mutex::new(HashMap::new()),
+            dane_targets: Mutex::new(LruCache::new(cap)),
         })
     }
 
@@ -120,6 +124,27 @@ impl<R: Resolver> Engine<R> {
         (facts, verdict)
     }
 
+    /// Is `host` a DANE target of a domain found compliant (and not yet expired)?
+    pub fn is_dane_target(&self, host: &DomainName) -> bool {
+        let mut targets = lock(&self.dane_targets);
+        match targets.get(host) {
+            Some(expires) if *expires > Instant::now() => true,
+            Some(_) => {
+                targets.pop(host);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn cache_len(&self) -> usize {
         lock(&self.cache).len()
     }
@@ -147,6 +172,15 @@ impl<R: Resolver> Engine<R> {
                     expires: Instant::now() + TEMPORARY_VERDICT_TTL,
                 },
             };
+            if let Verdict::Compliant(c) = &decision.verdict {
+                let mut targets = lock(&self.dane_targets);
+                for t in &c.targets {
+                    let later = targets.get(t).is_some_and(|e| *e > decision.expires);
+                    if !later {
+                        targets.put(t.clone(), decision.expires);
+                    }
+                }
+            }
             let decision = Arc::new(decision);
             lock(&self.cache).put(domain.clone(), decision.clone());
             lock(&self.pending).remove(&domain);

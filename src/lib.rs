@@ -14,3 +14,5 @@ pub mod message;
 pub mod nta;
 pub mod policy;
 pub mod report;
+pub mod server;
+pub mod state;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::domain::DomainName;
 
-pub use hickory::{HickoryResolver, ResolverSetup};
+pub use hickory::{HickoryResolver, ResolverSetup, SetupError};
 
 /// DNSSEC status of an answer, as validated by this process (never by trusting an AD bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -1,0 +1,285 @@
+//! Socketmap requests and replies, and the pure mapping from a verdict to a reply.
+//!
+//! Requests are `route <address>` (transport_maps) and `tls <next hop>`
+//! (smtp_tls_policy_maps). Replies are the fixed forms of DESIGN §2:
+//! `OK <transport>:<nexthop>`, `OK dane-only`, `NOTFOUND `, `TEMP <reason>`, `PERM <reason>`.
+
+use std::fmt;
+
+use crate::config::{Config, NonCompliantAction};
+use crate::domain::{DomainName, address_domain};
+use crate::policy::Verdict;
+
+/// Transport names the shipped master.cf defines (DESIGN §2, fixed; postfix/master.cf).
+pub const TRANSPORT_DANE: &str = "nta-dane";
+pub const TRANSPORT_FALLBACK: &str = "nta-fallback";
+/// Runs Postfix's error(8) agent: accepted at RCPT, bounced by the queue manager, so a
+/// trusted sender's bypass mark (known only at end of data) can still rescue the message.
+pub const TRANSPORT_BOUNCE: &str = "nta-bounce";
+/// Runs error(8) under the service name `retry` (error(8) defers only under that name).
+pub const TRANSPORT_DEFER: &str = "nta-defer";
+/// Longest reason text put into a reply or a DSN: a DSN line stays readable and far
+/// below Postfix's reply limit (netstring::MAX_REPLY_SIZE).
+pub const MAX_REASON_LEN: usize = 400;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    Route(String),
+    Tls(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request is not UTF-8")]
+    NotUtf8,
+    #[error("request has no key (expected \"<map> <key>\")")]
+    NoKey,
+    #[error("unknown map {0:?} (expected route or tls)")]
+    UnknownMap(String),
+}
+
+pub fn parse(payload: &[u8]) -> Result<Query, RequestError> {
+    let text = std::str::from_utf8(payload).map_err(|_| RequestError::NotUtf8)?;
+    let (map, key) = text.split_once(' ').ok_or(RequestError::NoKey)?;
+    let key = key.trim().to_string();
+    if key.is_empty() {
+        return Err(RequestError::NoKey);
+    }
+    match map {
+        "route" => Ok(Query::Route(key)),
+        "tls" => Ok(Query::Tls(key)),
+        other => Err(RequestError::UnknownMap(sanitize(other, 40))),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok(String),
+    NotFound,
+    Temp(String),
+    Perm(String),
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Ok(d) => write!(f, "OK {d}"),
+            // The trailing space is part of the protocol's NOTFOUND reply.
+            Reply::NotFound => f.write_str("NOTFOUND "),
+            Reply::Temp(r) => write!(f, "TEMP {r}"),
+            Reply::Perm(r) => write!(f, "PERM {r}"),
+        }
+    }
+}
+
+/// Which domain a `route` key asks about, or `None` when the key is none of our
+/// business: not an address (`*`, `.domain` patterns, bare local parts), an address
+/// literal, or one of our own domains.
+pub fn route_domain(config: &Config, key: &str) -> Option<DomainName> {
+    let d = address_domain(key)?;
+    (!config.is_own_domain(&d)).then_some(d)
+}
+
+/// The domain or host a `tls` key names: `domain`, `host:port`, `[host]` or `[host]:port`.
+pub fn tls_name(key: &str) -> Option<DomainName> {
+    let k = key.trim();
+    let host = if let Some(rest) = k.strip_prefix('[') {
+        rest.split_once(']')?.0
+    } else {
+        k.split_once(':').map_or(k, |(h, _)| h)
+    };
+    DomainName::parse(host).ok()
+}
+
+/// The `route` reply for a recipient domain and its verdict under the configured policy.
+pub fn route_reply(config: &Config, domain: &DomainName, verdict: &Verdict) -> Reply {
+    match verdict {
+        Verdict::Compliant(c) if c.via_ntamx => {
+            // Bracketed hosts: no MX lookup on an ntamx host, so DNS cannot redirect
+            // the delivery away from the hosts the signed record names.
+            let hops: Vec<String> = c.targets.iter().map(|h| format!("[{h}]:25")).collect();
+            Reply::Ok(format!("{TRANSPORT_DANE}:{}", hops.join(", ")))
+        }
+        Verdict::Compliant(_) => Reply::Ok(format!("{TRANSPORT_DANE}:{domain}")),
+        Verdict::NotCompliant { reasons } => {
+            let why: Vec<&str> = reasons.iter().map(|r| r.message.as_str()).collect();
+            let why = sanitize(&why.join("; "), MAX_REASON_LEN);
+            match config.policy.non_compliant {
+                NonCompliantAction::Fallback => match &config.policy.fallback_relay {
+                    Some(relay) => Reply::Ok(format!("{TRANSPORT_FALLBACK}:{relay}")),
+                    // Config validation requires a relay for fallback; if one is still
+                    // missing, deferring is the only safe answer.
+                    None => Reply::Temp("NTA 7516: no fallback_relay configured".into()),
+                },
+                NonCompliantAction::Bounce => Reply::Ok(format!(
+                    "{TRANSPORT_BOUNCE}:5.7.1 NTA 7516: {domain} cannot receive secure mail directly and no secure alternative is configured: {why}"
+                )),
+                NonCompliantAction::Defer => Reply::Ok(format!(
+                    "{TRANSPORT_DEFER}:4.7.1 NTA 7516: {domain} cannot receive secure mail directly; held until it can: {why}"
+                )),
+            }
+        }
+        Verdict::Temporary { reason } => Reply::Temp(sanitize(
+            &format!(
+                "NTA 7516: cannot decide the route for {domain}: {}",
+                reason.message
+            ),
+            MAX_REASON_LEN,
+        )),
+    }
+}
+
+/// Reply text must be one line of printable ASCII: it ends up in SMTP replies, DSNs and
+/// Postfix logs. Anything else becomes `?`; long text is cut.
+pub fn sanitize(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(max)
+        .collect();
+    if s.chars().count() > max {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::Dnssec;
+    use crate::policy::{Code, Compliance, Evidence, Reason};
+
+    fn dn(s: &str) -> DomainName {
+        DomainName::parse(s).unwrap()
+    }
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml_str(&format!("[domains]\nown = [\"zkh.nl\"]\n{extra}"), "t").unwrap()
+    }
+
+    fn compliant(via_ntamx: bool, targets: &[&str]) -> Verdict {
+        Verdict::Compliant(Compliance {
+            targets: targets.iter().map(|t| dn(t)).collect(),
+            via_ntamx,
+            provider: "P".into(),
+            valid_until: time::macros::date!(2027 - 01 - 31),
+            evidence: Evidence {
+                txt: Dnssec::Secure,
+                mx: None,
+                tlsa: vec![],
+            },
+        })
+    }
+
+    fn not_compliant() -> Verdict {
+        Verdict::NotCompliant {
+            reasons: vec![Reason {
+                code: Code::NtaRecordAbsent,
+                message: "gmail.test publishes no NTA 7516 TXT record".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn requests() {
+        assert_eq!(parse(b"route a@b.nl"), Ok(Query::Route("a@b.nl".into())));
+        assert_eq!(parse(b"tls [h]:25"), Ok(Query::Tls("[h]:25".into())));
+        assert_eq!(parse(b"route"), Err(RequestError::NoKey));
+        assert_eq!(parse(b"route "), Err(RequestError::NoKey));
+        assert!(matches!(
+            parse(b"virtual x"),
+            Err(RequestError::UnknownMap(_))
+        ));
+        assert_eq!(parse(&[0xff, b' ', b'x']), Err(RequestError::NotUtf8));
+    }
+
+    #[test]
+    fn route_keys() {
+        let c = config("");
+        assert_eq!(route_domain(&c, "Jan@Huisarts.NL"), Some(dn("huisarts.nl")));
+        for key in [
+            "*",
+            ".huisarts.nl",
+            "postmaster",
+            "a@zkh.nl",
+            "a@afd.zkh.nl",
+            "a@[192.0.2.1]",
+        ] {
+            assert_eq!(route_domain(&c, key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn tls_keys() {
+        for key in [
+            "zkh.test",
+            "[mx.zkh.test]:25",
+            "[mx.zkh.test]",
+            "mx.zkh.test:25",
+        ] {
+            assert!(tls_name(key).is_some(), "{key}");
+        }
+        assert_eq!(tls_name("[mx.zkh.test]:25"), Some(dn("mx.zkh.test")));
+        assert_eq!(tls_name("[unclosed"), None);
+    }
+
+    #[test]
+    fn replies_per_verdict_and_policy() {
+        let d = dn("ggd.test");
+        let c = config("");
+        assert_eq!(
+            route_reply(&c, &d, &compliant(false, &["mx.ggd.test"])).to_string(),
+            "OK nta-dane:ggd.test"
+        );
+        assert_eq!(
+            route_reply(&c, &d, &compliant(true, &["a.prov.test", "b.prov.test"])).to_string(),
+            "OK nta-dane:[a.prov.test]:25, [b.prov.test]:25"
+        );
+        let bounce = route_reply(&c, &d, &not_compliant()).to_string();
+        assert!(
+            bounce.starts_with("OK nta-bounce:5.7.1 NTA 7516: ggd.test "),
+            "{bounce}"
+        );
+        assert!(bounce.contains("publishes no NTA 7516 TXT record"));
+
+        let c = config("[policy]\nnon_compliant = \"defer\"\n");
+        let defer = route_reply(&c, &d, &not_compliant()).to_string();
+        assert!(
+            defer.starts_with("OK nta-defer:4.7.1 NTA 7516: ggd.test "),
+            "{defer}"
+        );
+
+        let c = config(
+            "[policy]\nnon_compliant = \"fallback\"\nfallback_relay = \"[relay.test]:25\"\n",
+        );
+        assert_eq!(
+            route_reply(&c, &d, &not_compliant()).to_string(),
+            "OK nta-fallback:[relay.test]:25"
+        );
+
+        let temp = Verdict::Temporary {
+            reason: Reason {
+                code: Code::DnsTimeout,
+                message: "TXT lookup for ggd.test: DNS timeout".into(),
+            },
+        };
+        assert_eq!(
+            route_reply(&c, &d, &temp).to_string(),
+            "TEMP NTA 7516: cannot decide the route for ggd.test: TXT lookup for ggd.test: DNS timeout"
+        );
+        assert_eq!(Reply::NotFound.to_string(), "NOTFOUND ");
+    }
+
+    #[test]
+    fn reasons_are_one_line_of_ascii_and_bounded() {
+        assert_eq!(sanitize("a\r\nb\tç", 100), "a??b??");
+        let long = "x".repeat(10_000);
+        assert_eq!(sanitize(&long, MAX_REASON_LEN).len(), MAX_REASON_LEN + 3);
+    }
+}

@@ -1,0 +1,199 @@
+//! The socketmap server: persistent connections from Postfix (many requests each) and
+//! one-request-then-half-close connections from Exim's `${readsocket}`, both served by
+//! the same loop: answer every complete request, then read more; close at EOF.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::netstring::{self, MAX_QUERY_SIZE, MAX_REPLY_SIZE};
+use super::reply::{self, Query, Reply};
+use crate::policy::Verdict;
+use crate::server::listen::Bound;
+use crate::server::stream::Stream;
+use crate::state::{Generation, Shared};
+
+/// Read size per `read` call.
+pub const READ_CHUNK: usize = 4096;
+/// A connection idle this long is closed. Postfix itself closes idle socketmap
+/// connections after 10 s; this only bounds clients that never do.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Concurrent connections; more are closed at once (Postfix retries the lookup).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// On shutdown, requests in flight get this long to finish before they are cut off.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` becomes true, then drains within [`DRAIN_TIMEOUT`].
+pub async fn serve(
+    mut listener: Bound,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    let for_connections = shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => match slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (shared, shutdown) = (shared.clone(), for_connections.clone());
+                        tasks.spawn(async move {
+                            connection(stream, shared, shutdown).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => tracing::warn!(peer = %stream.peer(), limit = MAX_CONNECTIONS, "map server: too many connections, closing one"),
+                },
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::error!(error = %e, "map server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = tasks.len(),
+            "map server: requests still running after the drain time; cutting them off"
+        );
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+async fn connection(mut stream: Stream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        loop {
+            match netstring::decode(&mut buf, MAX_QUERY_SIZE) {
+                Ok(Some(payload)) => {
+                    let reply = answer(&payload, &shared.current()).await;
+                    if let Err(e) = write_reply(&mut stream, &reply).await {
+                        tracing::debug!(%peer, error = %e, "map server: client went away");
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // A netstring stream cannot be resynchronised: say why, then close.
+                    tracing::warn!(%peer, error = %e, "map server: malformed request; closing the connection");
+                    let _ = write_reply(&mut stream, &Reply::Perm(e.to_string())).await;
+                    return;
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, stream.read_buf(&mut buf)) => match r {
+                Ok(Ok(0)) => {
+                    if !buf.is_empty() {
+                        tracing::warn!(%peer, error = %netstring::NetstringError::Truncated, "map server: incomplete request at end of connection");
+                    }
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "map server: read failed");
+                    return;
+                }
+                Err(_) => return,
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn write_reply(stream: &mut Stream, reply: &Reply) -> io::Result<()> {
+    let text = reply.to_string();
+    debug_assert!(text.len() <= MAX_REPLY_SIZE);
+    let text = if text.len() > MAX_REPLY_SIZE {
+        "TEMP reply too long".to_string()
+    } else {
+        text
+    };
+    stream
+        .write_all(&netstring::encode(text.as_bytes()))
+        .await?;
+    stream.flush().await
+}
+
+/// One request against one configuration generation.
+pub async fn answer(payload: &[u8], g: &Generation) -> Reply {
+    let reply = match reply::parse(payload) {
+        Err(e) => {
+            tracing::warn!(error = %e, "map server: bad request");
+            return Reply::Perm(e.to_string());
+        }
+        Ok(Query::Route(key)) => route(g, &key).await,
+        Ok(Query::Tls(key)) => tls(g, &key).await,
+    };
+    if g.config.server.dry_run {
+        tracing::info!(would_reply = %reply, "dry run: answering NOTFOUND instead");
+        return Reply::NotFound;
+    }
+    reply
+}
+
+async fn route(g: &Generation, key: &str) -> Reply {
+    let Some(domain) = reply::route_domain(&g.config, key) else {
+        return Reply::NotFound;
+    };
+    let decision = g.engine.decide(&domain).await;
+    let reply = reply::route_reply(&g.config, &domain, &decision.verdict);
+    let reasons: Vec<&str> = decision
+        .verdict
+        .reasons()
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect();
+    tracing::info!(
+        rcpt_domain = %domain,
+        verdict = decision.verdict.label(),
+        reasons = %reasons.join(","),
+        evidence = %match &decision.verdict { Verdict::Compliant(c) => c.evidence.to_string(), _ => String::new() },
+        route = %reply,
+        "route decision"
+    );
+    reply
+}
+
+async fn tls(g: &Generation, key: &str) -> Reply {
+    let Some(name) = reply::tls_name(key) else {
+        return Reply::NotFound;
+    };
+    // An ntamx host of a compliant domain: known from that domain's verdict.
+    if g.engine.is_dane_target(&name) {
+        return Reply::Ok("dane-only".into());
+    }
+    if g.config.is_own_domain(&name) {
+        return Reply::NotFound;
+    }
+    let decision = g.engine.decide(&name).await;
+    match &decision.verdict {
+        Verdict::Compliant(_) => Reply::Ok("dane-only".into()),
+        // Unknown status of a next hop: deferring this delivery is safer than sending
+        // with a weaker TLS policy than the route may require.
+        Verdict::Temporary { reason } => Reply::Temp(reply::sanitize(
+            &format!("NTA 7516: TLS policy for {name}: {}", reason.message),
+            reply::MAX_REASON_LEN,
+        )),
+        Verdict::NotCompliant { .. } => Reply::NotFound,
+    }
+}

@@ -1,0 +1,4 @@
+//! Sockets shared by the milter and the map server.
+
+pub mod listen;
+pub mod stream;
