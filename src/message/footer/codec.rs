@@ -1,0 +1,240 @@
+//! Content-Transfer-Encoding *encoders* (RFC 2045 §6.7 quoted-printable, §6.8 base64).
+//!
+//! Decoding uses mail-parser's public decoders; mail-parser has no encoders, and the
+//! crate that has them (mail-builder, pulled in by mail-auth) is neither a direct
+//! dependency nor re-exported, so these two small encoders live here.
+
+/// Longest encoded line RFC 2045 allows for quoted-printable and base64, excluding the line break.
+pub(super) const MAX_ENCODED_LINE: usize = 76;
+
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Base64 with `=` padding, `eol` after every 76 characters (57 input octets).
+///
+/// `trailing_eol` decides whether the last line is terminated too: the encoded text
+/// replaces a region that either ended with a line break (a single-part body) or was
+/// followed by the CRLF that belongs to the next boundary delimiter (RFC 2046 §5.1.1).
+pub(super) fn base64_encode(data: &[u8], eol: &[u8], trailing_eol: bool) -> Vec<u8> {
+    const CHUNK: usize = MAX_ENCODED_LINE / 4 * 3; // 57 octets → 76 characters
+    let lines = data.len().div_ceil(CHUNK);
+    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4 + (lines + 1) * eol.len());
+    for (i, line) in data.chunks(CHUNK).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(eol);
+        }
+        for group in line.chunks(3) {
+            let b0 = group[0];
+            let b1 = group.get(1).copied().unwrap_or(0);
+            let b2 = group.get(2).copied().unwrap_or(0);
+            let n = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
+            out.push(BASE64_ALPHABET[(n >> 18) as usize & 63]);
+            out.push(BASE64_ALPHABET[(n >> 12) as usize & 63]);
+            out.push(if group.len() > 1 {
+                BASE64_ALPHABET[(n >> 6) as usize & 63]
+            } else {
+                b'='
+            });
+            out.push(if group.len() > 2 {
+                BASE64_ALPHABET[n as usize & 63]
+            } else {
+                b'='
+            });
+        }
+    }
+    if trailing_eol && !data.is_empty() {
+        out.extend_from_slice(eol);
+    }
+    out
+}
+
+/// Quoted-printable for text: every CRLF or lone LF in `data` is a hard line break and
+/// becomes `eol`; a lone CR is encoded (`=0D`) so the output never has a bare CR or LF.
+///
+/// Encoded lines never exceed 76 characters: soft line breaks (`=` + `eol`) are
+/// inserted before that, never inside an `=XX` triplet. Whitespace before a hard line
+/// break or at the very end is encoded, because transports and decoders strip trailing
+/// whitespace (RFC 2045 §6.7 rule 3).
+pub(super) fn qp_encode(data: &[u8], eol: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 16);
+    let mut line_len = 0usize;
+    let mut i = 0usize;
+    while let Some(&b) = data.get(i) {
+        let crlf = b == b'\r' && data.get(i + 1) == Some(&b'\n');
+        if b == b'\n' || crlf {
+            out.extend_from_slice(eol);
+            line_len = 0;
+            i += if crlf { 2 } else { 1 };
+            continue;
+        }
+        let at_line_end = match data.get(i + 1) {
+            None | Some(b'\n') => true,
+            Some(b'\r') => data.get(i + 2) == Some(&b'\n'),
+            Some(_) => false,
+        };
+        let literal =
+            matches!(b, b'!'..=b'<' | b'>'..=b'~') || (matches!(b, b' ' | b'\t') && !at_line_end);
+        let width = if literal { 1 } else { 3 };
+        // A unit that is not the last on its line must leave room for the soft-break '='.
+        let limit = if at_line_end {
+            MAX_ENCODED_LINE
+        } else {
+            MAX_ENCODED_LINE - 1
+        };
+        if line_len + width > limit {
+            out.push(b'=');
+            out.extend_from_slice(eol);
+            line_len = 0;
+        }
+        if literal {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+        line_len += width;
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+
+    fn max_line(encoded: &[u8]) -> usize {
+        encoded
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn no_bare_lf_or_cr(encoded: &[u8]) -> bool {
+        encoded.iter().enumerate().all(|(i, &b)| match b {
+            b'\n' => i > 0 && encoded[i - 1] == b'\r',
+            b'\r' => encoded.get(i + 1) == Some(&b'\n'),
+            _ => true,
+        })
+    }
+
+    #[test]
+    fn base64_known_vectors() {
+        // RFC 4648 §10.
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(
+                base64_encode(input.as_bytes(), b"\r\n", false),
+                expected.as_bytes()
+            );
+        }
+        assert_eq!(base64_encode(b"", b"\r\n", true), b"");
+        assert_eq!(base64_encode(b"foo", b"\r\n", true), b"Zm9v\r\n");
+    }
+
+    #[test]
+    fn base64_line_length_and_round_trip() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+        for n in [0, 1, 56, 57, 58, 113, 114, 115, 1000, 10_000] {
+            let enc = base64_encode(&data[..n], b"\r\n", true);
+            assert!(max_line(&enc) <= MAX_ENCODED_LINE);
+            assert!(no_bare_lf_or_cr(&enc));
+            if n == 114 {
+                // Exactly two full lines.
+                assert_eq!(enc.len(), 76 * 2 + 4);
+            }
+            assert_eq!(base64_decode(&enc).unwrap(), &data[..n]);
+            let lf = base64_encode(&data[..n], b"\n", false);
+            assert!(!lf.contains(&b'\r'));
+            assert_eq!(base64_decode(&lf).unwrap(), &data[..n]);
+        }
+    }
+
+    #[test]
+    fn qp_basic() {
+        assert_eq!(qp_encode(b"Hello", b"\r\n"), b"Hello");
+        assert_eq!(qp_encode(b"a=b", b"\r\n"), b"a=3Db");
+        assert_eq!(
+            qp_encode("caf\u{e9}\r\n".as_bytes(), b"\r\n"),
+            b"caf=C3=A9\r\n"
+        );
+        // Trailing whitespace before a line break and at the end is encoded.
+        assert_eq!(qp_encode(b"a \r\nb\t", b"\r\n"), b"a=20\r\nb=09");
+        // Inner whitespace stays literal; LF-only input gets the requested line break.
+        assert_eq!(qp_encode(b"a b\nc", b"\r\n"), b"a b\r\nc");
+        assert_eq!(qp_encode(b"a b\r\nc", b"\n"), b"a b\nc");
+        // A lone CR cannot be a line break in text: encoded.
+        assert_eq!(qp_encode(b"a\rb", b"\r\n"), b"a=0Db");
+        assert_eq!(qp_encode(b"\r", b"\r\n"), b"=0D");
+    }
+
+    #[test]
+    fn qp_soft_breaks_keep_lines_short_and_round_trip() {
+        let long_ascii = "x".repeat(300);
+        let long_spaces = "a ".repeat(200);
+        let long_8bit = "\u{e9}".repeat(200);
+        let mixed = format!(
+            "{}=\u{e9} \t\r\n{}\r\n\r\n  \r\n",
+            "y".repeat(74),
+            "z".repeat(75)
+        );
+        for text in [
+            long_ascii.as_str(),
+            long_spaces.as_str(),
+            long_8bit.as_str(),
+            mixed.as_str(),
+            "exactly seventy-six characters long line, not a single one more, promised!!",
+        ] {
+            let mut text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+            for suffix in ["", "\r\n", " ", "="] {
+                text.push_str(suffix);
+                let enc = qp_encode(text.as_bytes(), b"\r\n");
+                assert!(
+                    max_line(&enc) <= MAX_ENCODED_LINE,
+                    "{}",
+                    String::from_utf8_lossy(&enc)
+                );
+                assert!(no_bare_lf_or_cr(&enc));
+                assert!(
+                    enc.iter()
+                        .all(|&b| b == b'\r' || b == b'\n' || (b' '..=b'~').contains(&b))
+                );
+                assert_eq!(quoted_printable_decode(&enc).unwrap(), text.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn qp_76_char_line_is_not_broken() {
+        let line = "x".repeat(76);
+        assert_eq!(qp_encode(line.as_bytes(), b"\r\n"), line.as_bytes());
+        let line77 = "x".repeat(77);
+        let enc = qp_encode(line77.as_bytes(), b"\r\n");
+        assert_eq!(enc, format!("{}=\r\nxx", "x".repeat(75)).as_bytes());
+    }
+
+    #[test]
+    fn qp_all_bytes_round_trip() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let enc = qp_encode(&data, b"\r\n");
+        assert!(max_line(&enc) <= MAX_ENCODED_LINE);
+        assert!(no_bare_lf_or_cr(&enc));
+        // LF and CRLF are line breaks, so compare against the CRLF-canonical form.
+        let mut canonical = Vec::new();
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+                canonical.push(b'\r');
+            }
+            canonical.push(b);
+        }
+        assert_eq!(quoted_printable_decode(&enc).unwrap(), canonical);
+    }
+}
