@@ -6,13 +6,19 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod dns;
 pub mod domain;
 pub mod engine;
+pub mod logging;
 pub mod map;
 pub mod message;
+pub mod milter;
+pub mod notify;
 pub mod nta;
 pub mod policy;
 pub mod report;
 pub mod server;
 pub mod state;
+
+pub use daemon::run;

@@ -39,7 +39,7 @@ pub async fn serve(
     let for_connections = shutdown.clone();
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = crate::daemon::stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok(stream) => match slots.clone().try_acquire_owned() {
                     Ok(permit) => {
@@ -115,7 +115,7 @@ async fn connection(mut stream: Stream, shared: Arc<Shared>, mut shutdown: watch
                 }
                 Err(_) => return,
             },
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = crate::daemon::stopped(&mut shutdown) => return,
         }
     }
 }

@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn backlog_exceeds_postfix_process_limit() {
-        assert!(LISTEN_BACKLOG >= 1024);
+        assert_eq!(LISTEN_BACKLOG, 1024);
     }
 
     #[tokio::test]

@@ -1,0 +1,313 @@
+//! The milter front-end (indymilter): collects each message, asks `plan` what to do at
+//! end of data, applies it, and answers 4xx on any failure.
+//!
+//! Per connection the configuration generation is taken once at connect, so a reload
+//! never changes the rules in the middle of a message.
+
+pub mod classify;
+pub mod plan;
+
+use std::ffi::{CStr, CString};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use indymilter::{
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
+    ProtoOpts, SetErrorReply, SocketInfo, Status,
+};
+use tokio::sync::watch;
+
+use crate::domain::address_domain;
+use crate::message::footer::MAX_MESSAGE_SIZE;
+use crate::server::listen::Bound;
+use crate::state::{Generation, Shared};
+use plan::{PlanError, Received};
+
+/// The actions we need; a Postfix that does not offer all of them is refused at
+/// negotiation (the session ends and `milter_default_action = tempfail` applies).
+pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
+    .union(Actions::CHANGE_HEADER)
+    .union(Actions::REPLACE_BODY);
+/// Concurrent milter connections (one per smtpd/cleanup process that uses us).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Header fields kept per message; Postfix's `header_size_limit` bounds the rest.
+pub const MAX_HEADERS: usize = 10_000;
+
+/// Connection state, kept in indymilter's per-connection `data`.
+pub struct Conn {
+    generation: Arc<Generation>,
+    client: Option<IpAddr>,
+    client_name: String,
+    msg: Msg,
+}
+
+#[derive(Default)]
+struct Msg {
+    queue_id: Option<String>,
+    auth_user: Option<String>,
+    received: Received,
+    header_overflow: bool,
+}
+
+fn macro_str<T: Send>(cx: &Context<T>, name: &CStr) -> Option<String> {
+    cx.macros
+        .get(name)
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn arg0(args: &[CString]) -> String {
+    args.first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}
+
+async fn negotiate(cx: &mut NegotiateContext<Conn>, actions: Actions, _opts: ProtoOpts) -> Status {
+    if !actions.contains(REQUIRED_ACTIONS) {
+        tracing::error!(
+            offered = ?actions,
+            required = ?REQUIRED_ACTIONS,
+            "milter: the MTA does not offer the actions nta7516-milter needs (add/change header, replace body); refusing the session"
+        );
+        return Status::Reject;
+    }
+    cx.requested_actions = REQUIRED_ACTIONS;
+    let macros = [
+        (MacroStage::Mail, "i {auth_authen} {mail_addr}"),
+        (MacroStage::Rcpt, "i {rcpt_addr} {rcpt_mailer}"),
+        (MacroStage::Eoh, "i"),
+        (MacroStage::Eom, "i"),
+    ];
+    for (stage, list) in macros {
+        if let Ok(s) = CString::new(list) {
+            cx.requested_macros.insert(stage, s);
+        }
+    }
+    Status::Continue
+}
+
+async fn connect(
+    cx: &mut Context<Conn>,
+    shared: Arc<Shared>,
+    hostname: CString,
+    socket: SocketInfo,
+) -> Status {
+    let client = match socket {
+        SocketInfo::Inet(a) => Some(a.ip()),
+        _ => None,
+    };
+    cx.data = Some(Conn {
+        generation: shared.current(),
+        client,
+        client_name: hostname.to_string_lossy().into_owned(),
+        msg: Msg::default(),
+    });
+    Status::Continue
+}
+
+async fn mail(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
+    let auth_user = macro_str(cx, c"{auth_authen}");
+    let queue_id = macro_str(cx, c"i");
+    let Some(conn) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    conn.msg = Msg {
+        queue_id,
+        auth_user,
+        received: Received {
+            sender: arg0(&args),
+            ..Received::default()
+        },
+        header_overflow: false,
+    };
+    Status::Continue
+}
+
+async fn rcpt(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
+    let mailer = macro_str(cx, c"{rcpt_mailer}");
+    let queue_id = macro_str(cx, c"i");
+    let Some(conn) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    let rcpt = arg0(&args);
+    if conn.msg.queue_id.is_none() {
+        conn.msg.queue_id = queue_id;
+    }
+    conn.msg.received.rcpt_mailers.push(mailer);
+    // Warm the verdict cache: the queue manager asks the map server for this domain
+    // again at delivery, and then the answer is already there.
+    if let Some(domain) = address_domain(&rcpt)
+        && !conn.generation.config.is_own_domain(&domain)
+    {
+        let engine = conn.generation.engine.clone();
+        tokio::spawn(async move {
+            engine.decide(&domain).await;
+        });
+    }
+    Status::Continue
+}
+
+async fn header(cx: &mut Context<Conn>, name: CString, value: CString) -> Status {
+    let Some(conn) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    let msg = &mut conn.msg;
+    if msg.received.headers.len() >= MAX_HEADERS {
+        msg.header_overflow = true;
+    } else {
+        msg.received.headers.push((
+            name.to_string_lossy().into_owned(),
+            value.to_string_lossy().into_owned(),
+        ));
+    }
+    Status::Continue
+}
+
+async fn body(cx: &mut Context<Conn>, chunk: Bytes) -> Status {
+    let Some(conn) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    let r = &mut conn.msg.received;
+    if r.body.len() + chunk.len() > MAX_MESSAGE_SIZE {
+        r.body_overflow = true;
+        r.body = Vec::new();
+    } else if !r.body_overflow {
+        r.body.extend_from_slice(&chunk);
+    }
+    Status::Continue
+}
+
+/// Every failure ends here: one 451 reply with the reason, and the MTA keeps the
+/// message (NTA 7516 6.1.4: no loss).
+fn tempfail(reply: &mut indymilter::SmtpReply, code: &str, text: &str, queue_id: &str) -> Status {
+    let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
+    tracing::warn!(queue_id, reason = %text, "milter: deferring message (451)");
+    // A refused text (impossible for sanitized ASCII) still leaves a bare tempfail,
+    // which keeps the message all the same.
+    let _ = reply.set_error_reply("451", Some(code), [text.as_str()]);
+    Status::Tempfail
+}
+
+async fn eom(cx: &mut EomContext<Conn>) -> Status {
+    let queue_id = cx
+        .macros
+        .get(c"i")
+        .map(|v| v.to_string_lossy().into_owned());
+    let Some(conn) = cx.data.as_mut() else {
+        return tempfail(
+            &mut cx.reply,
+            "4.3.0",
+            "internal error: no connection state",
+            "?",
+        );
+    };
+    let msg = std::mem::take(&mut conn.msg);
+    let qid = queue_id
+        .or(msg.queue_id.clone())
+        .unwrap_or_else(|| "?".into());
+    let g = conn.generation.clone();
+    let direction = classify::direction(&g.config, conn.client, msg.auth_user.as_deref());
+    if msg.header_overflow {
+        return tempfail(&mut cx.reply, "4.3.0", "too many header fields", &qid);
+    }
+    let plan = match plan::plan(&g, &direction, &msg.received) {
+        Ok(p) => p,
+        Err(e) => return tempfail(&mut cx.reply, e.status_code(), &e.to_string(), &qid),
+    };
+    let (class, source) = match &plan.classification {
+        Some((c, s)) => (c.as_str(), s.to_string()),
+        None => ("-", "-".to_string()),
+    };
+    tracing::info!(
+        queue_id = %qid,
+        client = %conn.client.map_or(conn.client_name.clone(), |c| c.to_string()),
+        sender = %msg.received.sender,
+        direction = %direction,
+        classification = class,
+        classified_by = %source,
+        removed_headers = plan.delete.len(),
+        notes = %plan.notes.join("; "),
+        dry_run = g.config.server.dry_run,
+        "message processed"
+    );
+    if g.config.server.dry_run {
+        return Status::Continue;
+    }
+    if let Err(e) = apply(cx, &plan).await {
+        return tempfail(
+            &mut cx.reply,
+            "4.3.0",
+            &format!("cannot modify the message: {e}"),
+            &qid,
+        );
+    }
+    Status::Continue
+}
+
+async fn apply(cx: &mut EomContext<Conn>, plan: &plan::Plan) -> Result<(), String> {
+    let err = |e: indymilter::ActionError| e.to_string();
+    for (name, idx) in &plan.delete {
+        cx.actions
+            .change_header(name.as_str(), *idx, None::<&str>)
+            .await
+            .map_err(err)?;
+    }
+    for (name, value) in &plan.add {
+        cx.actions
+            .add_header(name.as_str(), value.as_str())
+            .await
+            .map_err(err)?;
+    }
+    if let Some(body) = &plan.body {
+        cx.actions.replace_body(body).await.map_err(err)?;
+    }
+    if let Some(sig) = &plan.dkim {
+        cx.actions
+            .insert_header(0, "DKIM-Signature", sig.as_str())
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+async fn abort(cx: &mut Context<Conn>) -> Status {
+    if let Some(conn) = cx.data.as_mut() {
+        conn.msg = Msg::default();
+    }
+    Status::Continue
+}
+
+/// Serves the milter protocol until `shutdown` becomes true. Commands in progress finish
+/// (indymilter's graceful shutdown); idle sessions are aborted.
+pub async fn serve(
+    listener: Bound,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let callbacks = Callbacks::new()
+        .on_negotiate(|cx, actions, opts| Box::pin(negotiate(cx, actions, opts)))
+        .on_connect(move |cx, host, socket| Box::pin(connect(cx, shared.clone(), host, socket)))
+        .on_mail(|cx, args| Box::pin(mail(cx, args)))
+        .on_rcpt(|cx, args| Box::pin(rcpt(cx, args)))
+        .on_header(|cx, name, value| Box::pin(header(cx, name, value)))
+        .on_body(|cx, chunk| Box::pin(body(cx, chunk)))
+        .on_eom(|cx| Box::pin(eom(cx)))
+        .on_abort(|cx| Box::pin(abort(cx)));
+    let config = indymilter::Config {
+        max_connections: MAX_CONNECTIONS,
+        ..Default::default()
+    };
+    indymilter::run(listener, callbacks, config, async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    })
+    .await
+}
+
+/// Why `eom` deferred, exposed for tests of the reply texts.
+pub fn deferral_text(e: &PlanError) -> String {
+    format!("451 {} NTA 7516: {e}", e.status_code())
+}

@@ -1,0 +1,199 @@
+//! What the milter does to a message at end of data, computed without touching the MTA.
+//!
+//! `plan` takes the message as received and the configuration generation and returns
+//! the header deletions, added headers, new body and DKIM signature to apply, or the
+//! reason the message must be deferred. Keeping this free of milter I/O is what lets it
+//! be tested message by message; `milter::eom` only applies the plan.
+
+use std::collections::HashMap;
+
+use crate::config::Classification;
+use crate::domain::DomainName;
+use crate::message::dkim;
+use crate::message::footer::{self, Footer, Outcome};
+use crate::milter::classify::{self, Direction, Source, all_remote, is_own_header};
+use crate::state::Generation;
+
+pub const HEADER_CLASSIFICATION: &str = "X-NTA7516-Classification";
+pub const HEADER_ROUTE: &str = "X-NTA7516-Route";
+
+/// The message as the milter collected it.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    /// Envelope sender without angle brackets (empty for the null sender).
+    pub sender: String,
+    /// Header fields in order, values as Postfix sent them (LF folding, no leading space).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body exceeded [`footer::MAX_MESSAGE_SIZE`] and was not kept whole.
+    pub body_overflow: bool,
+    /// `{rcpt_mailer}` of each recipient.
+    pub rcpt_mailers: Vec<Option<String>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// (header name, 1-based index among headers of that name), highest index first per
+    /// name so that deleting one never shifts the index of the next.
+    pub delete: Vec<(String, i32)>,
+    /// Header fields to append.
+    pub add: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// DKIM-Signature value, to insert at the top.
+    pub dkim: Option<String>,
+    pub classification: Option<(Classification, Source)>,
+    /// Human-readable notes for the log (why a footer was skipped, why routing stays
+    /// secure, which key signed).
+    pub notes: Vec<String>,
+}
+
+/// Why a message cannot leave now. Each maps to one 4xx reply (see `milter::tempfail`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no DKIM key is configured for own domain {0}; refusing to send unsigned")]
+    DkimKeyMissing(DomainName),
+    #[error("the DKIM key for {domain} cannot be used: {error}")]
+    DkimKeyUnusable { domain: DomainName, error: String },
+    #[error("DKIM signing failed: {0}")]
+    Sign(String),
+    #[error(
+        "message larger than {} bytes cannot be processed",
+        footer::MAX_MESSAGE_SIZE
+    )]
+    TooLarge,
+}
+
+impl PlanError {
+    /// Enhanced status code (RFC 3463) for the 451 reply.
+    pub fn status_code(&self) -> &'static str {
+        match self {
+            PlanError::DkimKeyMissing(_) | PlanError::DkimKeyUnusable { .. } => "4.7.0",
+            PlanError::Sign(_) => "4.3.0",
+            PlanError::TooLarge => "4.3.4",
+        }
+    }
+}
+
+pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Plan, PlanError> {
+    let config = &g.config;
+    let mut p = Plan::default();
+
+    // Header hygiene, both directions: the client's copies of our headers and of the
+    // bypass header go first; a trusted client's bypass value is read before deletion.
+    let mut seen: HashMap<String, i32> = HashMap::new();
+    let mut bypass_values = Vec::new();
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut deletes = Vec::new();
+    for (name, value) in &msg.headers {
+        let idx = seen.entry(name.to_ascii_lowercase()).or_insert(0);
+        *idx += 1;
+        if is_own_header(name, &config.policy.bypass_header) {
+            if name
+                .trim()
+                .eq_ignore_ascii_case(&config.policy.bypass_header)
+            {
+                bypass_values.push(value.trim().to_string());
+            }
+            deletes.push((name.clone(), *idx));
+        } else {
+            kept.push((name.clone(), value.clone()));
+        }
+    }
+    deletes.sort_by(|a, b| {
+        a.0.to_ascii_lowercase()
+            .cmp(&b.0.to_ascii_lowercase())
+            .then(b.1.cmp(&a.1))
+    });
+    p.delete = deletes;
+    if !direction.is_outbound() {
+        if !bypass_values.is_empty() {
+            p.notes.push(format!(
+                "bypass header {} from an untrusted client ignored and removed",
+                config.policy.bypass_header
+            ));
+        }
+        return Ok(p);
+    }
+    if msg.body_overflow {
+        return Err(PlanError::TooLarge);
+    }
+
+    let (class, source) = classify::classify(config, &msg.sender, &bypass_values);
+    p.add.push((
+        HEADER_CLASSIFICATION.to_string(),
+        class.as_str().to_string(),
+    ));
+    if class == Classification::Standard {
+        match all_remote(&msg.rcpt_mailers) {
+            Ok(()) => p.add.push((HEADER_ROUTE.to_string(), "standard".to_string())),
+            Err(t) => p.notes.push(format!(
+                "not sensitive, but recipient transport {t} is not remote SMTP: keeping the secure per-recipient routing"
+            )),
+        }
+    }
+    p.classification = Some((class, source));
+
+    let mut body = msg.body.clone();
+    if class == Classification::Secure {
+        let f = Footer {
+            text: &config.footer.text,
+            html: &config.footer.html,
+        };
+        match footer::add_footer(&kept, &msg.body, &f) {
+            Outcome::Added { body: b, parts } => {
+                p.notes.push(format!("footer added to {parts} part(s)"));
+                body = b.clone();
+                p.body = Some(b);
+            }
+            Outcome::Skipped(why) => p.notes.push(format!("footer skipped: {why}")),
+        }
+    }
+
+    // DKIM last, over the message exactly as it will leave: kept headers + ours + body.
+    let from = from_domain(&kept);
+    let slot = from.as_ref().and_then(|d| g.dkim_key(d).map(|s| (d, s)));
+    match (slot, &from) {
+        (Some((_, Ok(key))), _) => {
+            let mut headers = kept.clone();
+            headers.extend(p.add.iter().cloned());
+            let sig =
+                dkim::sign(key, &headers, &body).map_err(|e| PlanError::Sign(e.to_string()))?;
+            p.notes.push(format!(
+                "DKIM signed d={} s={}",
+                key.domain(),
+                key.selector()
+            ));
+            p.dkim = Some(sig);
+        }
+        (Some((d, Err(e))), _) => {
+            return Err(PlanError::DkimKeyUnusable {
+                domain: d.clone(),
+                error: e.to_string(),
+            });
+        }
+        (None, Some(d)) if config.is_own_domain(d) => {
+            return Err(PlanError::DkimKeyMissing(d.clone()));
+        }
+        (None, _) => p.notes.push(format!(
+            "not DKIM-signed: no [[dkim]] key for From domain {}",
+            from.map_or("(none)".to_string(), |d| d.to_string())
+        )),
+    }
+    Ok(p)
+}
+
+/// The domain of the (first) From address, parsed by mail-parser so that display names,
+/// comments and encoded words are handled as RFC 5322 says.
+pub fn from_domain(headers: &[(String, String)]) -> Option<DomainName> {
+    let (_, value) = headers
+        .iter()
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("from"))?;
+    let unfolded = value.replace("\r\n", "\n").replace('\n', "\r\n");
+    let raw = format!("From: {unfolded}\r\n\r\n");
+    let parsed = mail_parser::MessageParser::default().parse_headers(raw.as_bytes())?;
+    let addr = parsed.from()?.first()?.address()?;
+    crate::domain::address_domain(addr)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! The end-of-message plan, message by message, without an MTA.
+
+use std::process::Command;
+
+use super::*;
+use crate::config::Config;
+
+fn generation(extra: &str) -> Generation {
+    let toml =
+        format!("[dns]\nnameservers = [\"127.0.0.1:9\"]\n[domains]\nown = [\"zkh.test\"]\n{extra}");
+    Generation::build(Config::from_toml_str(&toml, "t").unwrap(), None).unwrap()
+}
+
+fn msg(headers: &[(&str, &str)], mailers: &[&str]) -> Received {
+    Received {
+        sender: "jan@zkh.test".into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        body: b"Beste collega,\r\n\r\nZie bijlage.\r\n".to_vec(),
+        body_overflow: false,
+        rcpt_mailers: mailers.iter().map(|m| Some(m.to_string())).collect(),
+    }
+}
+
+const BASIC: &[(&str, &str)] = &[
+    ("From", "Jan <jan@extern.test>"),
+    ("To", "ggd@ggd.test"),
+    ("Subject", "Uitslag"),
+];
+
+fn outbound() -> Direction {
+    Direction::Authenticated("jan".into())
+}
+
+#[tokio::test]
+async fn inbound_mail_loses_forged_headers_and_is_not_classified() {
+    let g = generation("");
+    let mut headers = BASIC.to_vec();
+    headers.extend([
+        ("X-NTA7516-Route", "standard"),
+        ("X-NTA7516-Bypass", "true"),
+        ("x-nta7516-route", "standard"),
+        ("X-NTA7516-Inbound", "secure"),
+    ]);
+    let p = plan(&g, &Direction::Inbound, &msg(&headers, &["local"])).unwrap();
+    assert_eq!(
+        p.delete,
+        vec![
+            ("X-NTA7516-Bypass".to_string(), 1),
+            ("X-NTA7516-Inbound".to_string(), 1),
+            ("x-nta7516-route".to_string(), 2),
+            ("X-NTA7516-Route".to_string(), 1),
+        ]
+    );
+    assert!(p.add.is_empty() && p.body.is_none() && p.dkim.is_none());
+    assert!(p.classification.is_none());
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("untrusted client ignored"))
+    );
+}
+
+#[tokio::test]
+async fn outbound_default_is_secure_with_footer() {
+    let g = generation("");
+    let p = plan(&g, &outbound(), &msg(BASIC, &["nta-dane"])).unwrap();
+    assert_eq!(
+        p.add,
+        vec![(HEADER_CLASSIFICATION.to_string(), "secure".to_string())]
+    );
+    assert_eq!(
+        p.classification,
+        Some((Classification::Secure, Source::Default))
+    );
+    let body = String::from_utf8(p.body.unwrap()).unwrap();
+    assert!(body.starts_with("Beste collega,"));
+    assert!(body.contains("NTA 7516"), "{body}");
+    // From a domain that is not ours and has no key: unsigned, and said so.
+    assert!(p.dkim.is_none());
+    assert!(p.notes.iter().any(|n| n.contains("not DKIM-signed")));
+}
+
+#[tokio::test]
+async fn trusted_bypass_marks_standard_and_routes_ordinarily() {
+    let g = generation("");
+    let mut headers = BASIC.to_vec();
+    headers.push(("X-NTA7516-Bypass", "TRUE"));
+    let p = plan(&g, &outbound(), &msg(&headers, &["nta-fallback", "smtp"])).unwrap();
+    assert_eq!(
+        p.add,
+        vec![
+            (HEADER_CLASSIFICATION.to_string(), "standard".to_string()),
+            (HEADER_ROUTE.to_string(), "standard".to_string())
+        ]
+    );
+    assert_eq!(p.delete, vec![("X-NTA7516-Bypass".to_string(), 1)]);
+    assert!(p.body.is_none(), "no footer on mail marked not sensitive");
+}
+
+#[tokio::test]
+async fn bypass_with_a_local_recipient_keeps_secure_routing() {
+    let g = generation("");
+    let mut headers = BASIC.to_vec();
+    headers.push(("X-NTA7516-Bypass", "true"));
+    let p = plan(&g, &outbound(), &msg(&headers, &["smtp", "local"])).unwrap();
+    assert_eq!(p.add.len(), 1);
+    assert!(p.notes.iter().any(|n| n.contains("transport local")));
+}
+
+#[tokio::test]
+async fn sender_rule_classifies() {
+    let g = generation(
+        "[[policy.senders]]\nmatch = [\"jan@zkh.test\"]\nclassification = \"standard\"\n",
+    );
+    let p = plan(&g, &outbound(), &msg(BASIC, &["smtp"])).unwrap();
+    assert_eq!(
+        p.classification,
+        Some((Classification::Standard, Source::SenderRule))
+    );
+}
+
+#[tokio::test]
+async fn own_domain_without_key_is_deferred() {
+    let g = generation("");
+    let mut headers = BASIC.to_vec();
+    headers[0] = ("From", "\"Jan, afd. Cardiologie\" <jan@ZKH.test>");
+    let err = plan(&g, &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::DkimKeyMissing(DomainName::parse("zkh.test").unwrap())
+    );
+    assert_eq!(err.status_code(), "4.7.0");
+}
+
+#[tokio::test]
+async fn unreadable_key_is_deferred() {
+    let g = generation(
+        "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"s1\"\nkey = \"/nonexistent/key.pem\"\n",
+    );
+    let mut headers = BASIC.to_vec();
+    headers[0] = ("From", "jan@zkh.test");
+    let err = plan(&g, &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    assert!(matches!(err, PlanError::DkimKeyUnusable { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn signs_with_the_from_domain_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ed.pem");
+    let ok = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .expect("openssl is needed for this test (apt-get install openssl)");
+    assert!(ok.success());
+    let g = generation(&format!(
+        "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed1\"\nkey = \"{}\"\n",
+        key.display()
+    ));
+    let mut headers = BASIC.to_vec();
+    headers[0] = ("From", "Jan <jan@zkh.test>");
+    let p = plan(&g, &outbound(), &msg(&headers, &["nta-dane"])).unwrap();
+    let sig = p.dkim.unwrap();
+    assert!(sig.contains("d=zkh.test") && sig.contains("s=ed1"), "{sig}");
+    assert!(
+        sig.to_ascii_lowercase()
+            .contains("x-nta7516-classification")
+    );
+}
+
+#[tokio::test]
+async fn oversized_outbound_body_is_deferred() {
+    let g = generation("");
+    let mut m = msg(BASIC, &["smtp"]);
+    m.body_overflow = true;
+    assert_eq!(plan(&g, &outbound(), &m), Err(PlanError::TooLarge));
+    // Inbound mail is not rewritten, so its size does not matter here.
+    assert!(plan(&g, &Direction::Inbound, &m).is_ok());
+}
+
+#[test]
+fn from_domains() {
+    let h = |v: &str| vec![("From".to_string(), v.to_string())];
+    let d = |s: &str| DomainName::parse(s).ok();
+    assert_eq!(from_domain(&h("jan@zkh.test")), d("zkh.test"));
+    assert_eq!(
+        from_domain(&h("\"A <b@c.test>\" <jan@zkh.test>")),
+        d("zkh.test")
+    );
+    assert_eq!(
+        from_domain(&h("=?utf-8?q?J=C3=A1n?= <jan@zkh.test>")),
+        d("zkh.test")
+    );
+    assert_eq!(from_domain(&h("Jan\n\t<jan@zkh.test>")), d("zkh.test"));
+    assert_eq!(from_domain(&h("undisclosed-recipients:;")), None);
+    assert_eq!(from_domain(&[]), None);
+}
