@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests. Each test binary uses only part of them.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod dnsbed;

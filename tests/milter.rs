@@ -1,0 +1,249 @@
+//! The milter over the real protocol (indymilter-test as the MTA), running inside the
+//! whole daemon (`nta7516_milter::run`) against the signed test DNS.
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon;
+use common::dnsbed::DnsBed;
+use indymilter_test::{Actions, EomAction, MacroStage, Status, TestConnection};
+
+const BODY: &[u8] = b"Beste collega,\r\n\r\nDe uitslag volgt.\r\n";
+
+async fn open(addr: std::net::SocketAddr, actions: Actions) -> TestConnection {
+    TestConnection::configure()
+        .read_timeout(Duration::from_secs(10))
+        .write_timeout(Duration::from_secs(10))
+        .available_actions(actions)
+        .open_tcp(addr)
+        .await
+        .unwrap()
+}
+
+fn all_actions() -> Actions {
+    Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::REPLACE_BODY | Actions::ADD_RCPT
+}
+
+/// One message through the milter; returns the eom actions and status.
+async fn send(
+    conn: &mut TestConnection,
+    client: [u8; 4],
+    rcpts: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> (indymilter_test::EomActions, Status) {
+    assert_eq!(
+        conn.connect("client.test", client).await.unwrap(),
+        Status::Continue
+    );
+    conn.macros(MacroStage::Mail, [("i", "4ABC123DEF")])
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.mail(["<jan@zkh.test>"]).await.unwrap(),
+        Status::Continue
+    );
+    for (rcpt, mailer) in rcpts {
+        conn.macros(MacroStage::Rcpt, [("{rcpt_mailer}", *mailer)])
+            .await
+            .unwrap();
+        assert_eq!(
+            conn.rcpt([format!("<{rcpt}>")]).await.unwrap(),
+            Status::Continue
+        );
+    }
+    for (n, v) in headers {
+        assert_eq!(conn.header(*n, *v).await.unwrap(), Status::Continue);
+    }
+    assert_eq!(conn.body(BODY).await.unwrap(), Status::Continue);
+    conn.eom().await.unwrap()
+}
+
+fn config(bed: &DnsBed, extra: &str) -> String {
+    format!(
+        "{}\n[domains]\nown = [\"zkh.test\"]\n{extra}",
+        bed.config_toml()
+    )
+}
+
+fn added<'a>(actions: &'a indymilter_test::EomActions, name: &str) -> Vec<&'a str> {
+    actions
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::AddHeader { name: n, value } if n.to_str().unwrap() == name => {
+                Some(value.to_str().unwrap())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+const HEADERS: &[(&str, &str)] = &[
+    ("From", "Jan <jan@extern.test>"),
+    ("To", "a@compliant.test"),
+    ("Subject", "Uitslag"),
+    ("X-NTA7516-Route", "standard"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbound_secure_mail_is_classified_footered_and_cleaned() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        HEADERS,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(added(&actions, "X-NTA7516-Classification"), ["secure"]);
+    assert!(added(&actions, "X-NTA7516-Route").is_empty());
+    assert!(actions.has_delete_header("X-NTA7516-Route", 1));
+    let body = actions
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            EomAction::ReplaceBody { chunk } => Some(String::from_utf8_lossy(chunk).into_owned()),
+            _ => None,
+        })
+        .expect("footer replaces the body");
+    assert!(
+        body.starts_with("Beste collega,") && body.contains("NTA 7516"),
+        "{body}"
+    );
+    conn.close().await.unwrap();
+    // The recipient domain was prefetched at RCPT.
+    let cached = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        d.shared
+            .current()
+            .engine
+            .cached(&"compliant.test".parse().unwrap())
+            .is_some()
+    });
+    assert!(cached, "RCPT prefetch filled the verdict cache");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bypass_is_honoured_from_inside_and_stripped_from_outside() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let mut headers = HEADERS.to_vec();
+    headers.push(("X-NTA7516-Bypass", "true"));
+
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, _) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@expired.test", "nta-bounce")],
+        &headers,
+    )
+    .await;
+    assert_eq!(added(&actions, "X-NTA7516-Classification"), ["standard"]);
+    assert_eq!(added(&actions, "X-NTA7516-Route"), ["standard"]);
+    assert!(actions.has_delete_header("X-NTA7516-Bypass", 1));
+    conn.close().await.unwrap();
+
+    // The same header from an outside client: removed, and nothing classified.
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [192, 0, 2, 7],
+        &[("jan@zkh.test", "local")],
+        &headers,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.has_delete_header("X-NTA7516-Bypass", 1));
+    assert!(actions.has_delete_header("X-NTA7516-Route", 1));
+    assert!(added(&actions, "X-NTA7516-Classification").is_empty());
+    assert!(added(&actions, "X-NTA7516-Route").is_empty());
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_domain_without_key_is_tempfailed_with_a_reason() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let mut headers = HEADERS.to_vec();
+    headers[0] = ("From", "jan@zkh.test");
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &headers,
+    )
+    .await;
+    let Status::Tempfail { message: Some(m) } = status else {
+        panic!("{status:?}")
+    };
+    let m = m.to_str().unwrap();
+    assert!(m.starts_with("451 4.7.0 NTA 7516: no DKIM key"), "{m}");
+    assert!(
+        actions.actions.is_empty(),
+        "nothing changed on a deferred message"
+    );
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_changes_nothing() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "[server]\ndry_run = true\n")).await;
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        HEADERS,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mta_without_the_needed_actions_is_refused() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let refused = TestConnection::configure()
+        .read_timeout(Duration::from_secs(5))
+        .available_actions(Actions::ADD_HEADER)
+        .open_tcp(d.milter)
+        .await;
+    assert!(
+        refused.is_err(),
+        "negotiation must fail without REPLACE_BODY/CHANGE_HEADER"
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_applies_to_new_connections_and_a_bad_reload_keeps_the_old_config() {
+    let bed = DnsBed::start().await;
+    let mut d = daemon::start(&config(&bed, "")).await;
+    std::fs::write(&d.config_file, config(&bed, "[server]\ndry_run = true\n")).unwrap();
+    d.reload.send(()).await.unwrap();
+    assert_eq!(d.reloads.recv().await.unwrap(), Ok(1));
+    assert!(d.shared.current().config.server.dry_run);
+    // Policy and DNS unchanged: the verdict cache (engine) is carried over.
+    std::fs::write(&d.config_file, "[dns]\ntimeout = \"forever\"\n").unwrap();
+    d.reload.send(()).await.unwrap();
+    let err = d.reloads.recv().await.unwrap().unwrap_err();
+    assert!(err.contains("dns.timeout"), "{err}");
+    assert_eq!(
+        d.shared.current().number,
+        1,
+        "old generation still in force"
+    );
+    d.shutdown().await;
+}
