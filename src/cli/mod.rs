@@ -9,14 +9,20 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+mod audit;
+mod explain;
+mod filter;
+mod keygen;
+mod record;
+mod selfcheck;
+mod serve;
+
 use crate::config::Config;
 use crate::dns::{HickoryResolver, ResolverSetup};
 use crate::domain::DomainName;
 use crate::engine::Engine;
 use crate::policy::Verdict;
 use crate::report;
-use crate::server::listen::bind;
-use crate::state::{Generation, Shared};
 
 /// Where the packaged configuration lives (DESIGN §2, fixed).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nta7516-milter/config.toml";
@@ -63,6 +69,23 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Audit log tools (`audit verify FILE...`).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Generate a DKIM key pair and print the DNS TXT record to publish.
+    DkimKeygen(keygen::Args),
+    /// Print a valid NTA 7516 TXT record for your own domain.
+    NtaRecord(record::Args),
+    /// Check every own domain the way a peer will see it (DNSSEC, NTA record, DKIM, SPF,
+    /// DMARC, DANE). Exit 0 all good, 1 problems, 2 temporary failure.
+    SelfCheck(selfcheck::Args),
+    /// Print the route the map server would answer for ADDRESS, with every reason.
+    Explain(explain::Args),
+    /// Exim transport_filter: read a message on stdin, write it with footer and
+    /// classification header on stdout; exit non-zero on any error (Exim defers).
+    Filter(filter::Args),
     /// Validate a configuration file and print every problem (exit 0 valid, 1 invalid).
     CheckConfig {
         /// File to check [default: --config, else /etc/nta7516-milter/config.toml].
@@ -85,13 +108,19 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve { config } => run_async(serve(config.config)),
+        Command::Serve { config } => run_async(serve::serve(config.config)),
         Command::Check {
             domains,
             json,
             config,
         } => run_async(check(domains, json, config.config)),
         Command::CheckConfig { file, config } => check_config(file.or(config.config)),
+        Command::Audit { command } => audit::run(command),
+        Command::DkimKeygen(a) => keygen::run(a),
+        Command::NtaRecord(a) => record::run(a),
+        Command::SelfCheck(a) => run_async(selfcheck::run(a)),
+        Command::Explain(a) => run_async(explain::run(a)),
+        Command::Filter(a) => filter::run(a),
     }
 }
 
@@ -212,122 +241,4 @@ async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> Exi
         print!("{}", texts.join("\n"));
     }
     ExitCode::from(code)
-}
-
-/// Exit status of `serve` when it cannot start (bad configuration, socket in use).
-pub const SERVE_STARTUP_FAILURE: u8 = 1;
-
-async fn serve(config_path: Option<PathBuf>) -> ExitCode {
-    let fail = ExitCode::from(SERVE_STARTUP_FAILURE);
-    let backend = crate::logging::init("info");
-    let config = match load_config(config_path.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            eprintln!("nta7516-milter: cannot start:\n{e}");
-            return fail;
-        }
-    };
-    let source = config
-        .source
-        .as_ref()
-        .map_or("embedded defaults".to_string(), |p| p.display().to_string());
-    let generation = match Generation::build(config, None) {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            eprintln!("nta7516-milter: cannot start: {e}");
-            return fail;
-        }
-    };
-    log_key_problems(&generation);
-    let server = &generation.config.server;
-    let bound = bind(&server.milter, server).and_then(|milter| {
-        bind(&server.map, server).map(|map| crate::daemon::Listeners { milter, map })
-    });
-    let listeners = match bound {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            eprintln!("nta7516-milter: cannot start: {e}");
-            return fail;
-        }
-    };
-    tracing::info!(
-        config = %source,
-        milter = %server.milter,
-        map = %server.map,
-        log = backend,
-        dry_run = server.dry_run,
-        "listening"
-    );
-    let shared = Shared::new(generation);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-    if let Err(e) = spawn_signal_handlers(stop_tx, reload_tx) {
-        tracing::error!("cannot install signal handlers: {e}");
-        return fail;
-    }
-    let path = config_path.clone();
-    let loader: crate::daemon::Loader = Box::new(move |current| {
-        let config = load_config(path.as_deref())?;
-        if config.server.milter != current.config.server.milter
-            || config.server.map != current.config.server.map
-        {
-            tracing::warn!(
-                "listener addresses changed in the configuration; they take effect only after a restart"
-            );
-        }
-        let g = Generation::build(config, Some(current)).map_err(|e| e.to_string())?;
-        log_key_problems(&g);
-        Ok(g)
-    });
-    let observer: crate::daemon::ReloadObserver = Box::new(|outcome| match outcome {
-        Ok(n) => crate::notify::notify(&format!("READY=1\nSTATUS=configuration generation {n}")),
-        Err(e) => crate::notify::notify(&format!("READY=1\nSTATUS=reload refused: {e}")),
-    });
-    crate::notify::notify("READY=1\nSTATUS=serving");
-    let result = crate::daemon::run(listeners, shared, stop_rx, reload_rx, loader, observer).await;
-    crate::notify::notify("STOPPING=1");
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("stopped with an error: {e}");
-            fail
-        }
-    }
-}
-
-fn log_key_problems(g: &Generation) {
-    for (domain, slot) in &g.dkim {
-        if let Err(e) = slot {
-            tracing::error!(%domain, error = %e, "DKIM key unusable: outbound mail from this domain will be deferred (451) until it is fixed");
-        }
-    }
-}
-
-fn spawn_signal_handlers(
-    stop: tokio::sync::watch::Sender<bool>,
-    reload: tokio::sync::mpsc::Sender<()>,
-) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
-                _ = int.recv() => { tracing::info!("SIGINT received"); break; }
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP received: reloading the configuration");
-                    crate::notify::notify("RELOADING=1");
-                    // A reload already queued covers this one too.
-                    let _ = reload.try_send(());
-                }
-            }
-        }
-        let _ = stop.send(true);
-    });
-    Ok(())
 }

@@ -1,0 +1,14 @@
+//! `nta-record` (being written).
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: super::ConfigArg,
+}
+
+pub fn run(_args: Args) -> ExitCode {
+    eprintln!("nta7516-milter: record is not available yet");
+    ExitCode::from(super::exit::TEMPORARY_OR_USAGE)
+}

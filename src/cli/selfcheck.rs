@@ -1,0 +1,14 @@
+//! `self-check` (being written).
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: super::ConfigArg,
+}
+
+pub async fn run(_args: Args) -> ExitCode {
+    eprintln!("nta7516-milter: selfcheck is not available yet");
+    ExitCode::from(super::exit::TEMPORARY_OR_USAGE)
+}
