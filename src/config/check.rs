@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue, Deserializer};
 
 use super::error::Report;
 use super::raw::{
-    RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawOutbound, RawPolicy,
+    RawAudit, RawConfig, RawInbound, RawDkim, RawDns, RawDomains, RawFooter, RawOutbound, RawPolicy,
     RawSenderRule, RawServer,
 };
 
@@ -42,6 +42,7 @@ pub(crate) fn check_document(root: &mut DeTable<'_>, report: &mut Report<'_>) {
             "dkim" => check_array_of_tables::<RawDkim>(value, &name, report),
             "footer" => check_table::<RawFooter>(value, &name, report),
             "audit" => check_table::<RawAudit>(value, &name, report),
+            "inbound" => check_table::<RawInbound>(value, &name, report),
             // Not a section we know: let serde word the error (it lists the sections).
             _ => try_one::<RawConfig>(&name, &name_span, value, "", &(0..0), report),
         };

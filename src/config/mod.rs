@@ -12,6 +12,7 @@
 mod check;
 mod duration;
 mod error;
+mod inbound;
 mod policy;
 mod raw;
 mod relay;
@@ -33,6 +34,7 @@ use crate::domain::DomainName;
 
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors};
+pub use inbound::{DmarcEnforcement, InboundConfig, TempErrorAction};
 pub use policy::{Classification, NonCompliantAction, PolicyConfig, SenderPattern, SenderRule};
 pub use sections::{
     AuditConfig, DkimConfig, DnsConfig, DomainsConfig, FooterConfig, OutboundConfig, ServerConfig,
@@ -62,6 +64,7 @@ pub struct Config {
     pub dkim: Vec<DkimConfig>,
     pub footer: FooterConfig,
     pub audit: AuditConfig,
+    pub inbound: InboundConfig,
 }
 
 impl Config {

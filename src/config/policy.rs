@@ -80,7 +80,7 @@ impl FromStr for NonCompliantAction {
 
 /// Exact, case-sensitive match (the sample config and docs spell them in lower case), with
 /// an error that lists what is allowed.
-fn choose<T: Copy>(s: &str, choices: &[(&str, T)]) -> Result<T, String> {
+pub(crate) fn choose<T: Copy>(s: &str, choices: &[(&str, T)]) -> Result<T, String> {
     if let Some((_, v)) = choices.iter().find(|(name, _)| *name == s) {
         return Ok(*v);
     }

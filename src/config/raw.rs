@@ -56,6 +56,7 @@ pub(crate) struct RawConfig {
     pub dkim: Vec<Spanned<RawDkim>>,
     pub footer: RawFooter,
     pub audit: RawAudit,
+    pub inbound: RawInbound,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,4 +191,29 @@ impl Default for RawFooter {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawAudit {
     pub file: Option<Str>,
+}
+
+pub(crate) const DEFAULT_DMARC_ENFORCEMENT: &str = "none";
+pub(crate) const DEFAULT_TEMP_ERROR: &str = "annotate";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawInbound {
+    pub authserv_id: Option<Str>,
+    pub dmarc: Str,
+    pub temp_error: Str,
+    pub subject_tag_insecure: Str,
+    pub subject_tag_secure: Str,
+}
+
+impl Default for RawInbound {
+    fn default() -> Self {
+        Self {
+            authserv_id: None,
+            dmarc: unspanned(DEFAULT_DMARC_ENFORCEMENT.into()),
+            temp_error: unspanned(DEFAULT_TEMP_ERROR.into()),
+            subject_tag_insecure: unspanned(String::new()),
+            subject_tag_secure: unspanned(String::new()),
+        }
+    }
 }

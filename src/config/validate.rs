@@ -16,10 +16,11 @@ use super::policy::{
     Classification, NonCompliantAction, PolicyConfig, SenderPattern, SenderRule, check_header_name,
 };
 use super::raw::{
-    RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawOutbound, RawPolicy,
+    RawAudit, RawConfig, RawInbound, RawDkim, RawDns, RawDomains, RawFooter, RawOutbound, RawPolicy,
     RawSenderRule, RawServer,
 };
 use super::relay::check_next_hop;
+use super::inbound::InboundConfig;
 use super::sections::{
     AuditConfig, DkimConfig, DnsConfig, DomainsConfig, FooterConfig, OutboundConfig, ServerConfig,
 };
@@ -42,6 +43,7 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
     let dkim = dkim(raw.dkim, r);
     let footer = footer(raw.footer);
     let audit = audit(raw.audit, r);
+    let inbound = inbound(raw.inbound, r);
     Some(Config {
         source: None,
         server: server?,
@@ -52,6 +54,7 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
         dkim: dkim?,
         footer,
         audit: audit?,
+        inbound: inbound?,
     })
 }
 
@@ -408,6 +411,22 @@ fn footer(raw: RawFooter) -> FooterConfig {
 fn audit(raw: RawAudit, r: &mut Report<'_>) -> Option<AuditConfig> {
     let file = parse_opt(r, "audit.file", &raw.file, path)?;
     Some(AuditConfig { file })
+}
+
+fn inbound(raw: RawInbound, r: &mut Report<'_>) -> Option<InboundConfig> {
+    use super::inbound::{DmarcEnforcement, TempErrorAction, check_authserv_id, check_tag};
+    let authserv_id = parse_opt(r, "inbound.authserv_id", &raw.authserv_id, check_authserv_id);
+    let dmarc = parse(r, "inbound.dmarc", &raw.dmarc, str::parse::<DmarcEnforcement>);
+    let temp_error = parse(r, "inbound.temp_error", &raw.temp_error, str::parse::<TempErrorAction>);
+    let insecure = parse(r, "inbound.subject_tag_insecure", &raw.subject_tag_insecure, check_tag);
+    let secure = parse(r, "inbound.subject_tag_secure", &raw.subject_tag_secure, check_tag);
+    Some(InboundConfig {
+        authserv_id: authserv_id?,
+        dmarc: dmarc?,
+        temp_error: temp_error?,
+        subject_tag_insecure: insecure?,
+        subject_tag_secure: secure?,
+    })
 }
 
 #[cfg(test)]
