@@ -26,6 +26,8 @@ pub struct Generation {
     pub dkim: HashMap<DomainName, DkimSlot>,
     /// Counts reloads, for logs and audit events.
     pub number: u64,
+    /// RFC 8601 authserv-id: `[inbound] authserv_id`, else this host's name.
+    pub authserv_id: String,
 }
 
 impl Generation {
@@ -49,7 +51,13 @@ impl Generation {
             }
         };
         let dkim = load_dkim_keys(&config);
+        let authserv_id = config
+            .inbound
+            .authserv_id
+            .clone()
+            .unwrap_or_else(crate::message::inbound::host_name);
         Ok(Self {
+            authserv_id,
             config: Arc::new(config),
             engine,
             dkim,

@@ -71,8 +71,9 @@ fn added<'a>(actions: &'a indymilter_test::EomActions, name: &str) -> Vec<&'a st
         .actions
         .iter()
         .filter_map(|a| match a {
+            // LEADING_SPACE is negotiated: values carry the space after the colon.
             EomAction::AddHeader { name: n, value } if n.to_str().unwrap() == name => {
-                Some(value.to_str().unwrap())
+                Some(value.to_str().unwrap().trim_start())
             }
             _ => None,
         })
@@ -245,5 +246,75 @@ async fn reload_applies_to_new_connections_and_a_bad_reload_keeps_the_old_config
         1,
         "old generation still in force"
     );
+    d.shutdown().await;
+}
+
+fn inserted<'a>(actions: &'a indymilter_test::EomActions, name: &str) -> Vec<&'a str> {
+    actions
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::InsertHeader { name: n, value, .. } if n.to_str().unwrap() == name => {
+                Some(value.to_str().unwrap().trim_start())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_mail_is_verified_and_forged_results_removed() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(
+        &bed,
+        "[inbound]\nauthserv_id = \"mx.zkh.test\"\nsubject_tag_insecure = \"[ONVEILIG] \"\n",
+    ))
+    .await;
+    let mut conn = open(d.milter, all_actions()).await;
+    let headers = [
+        (
+            "Authentication-Results",
+            "mx.zkh.test; dkim=pass; spf=pass; dmarc=pass",
+        ),
+        ("Authentication-Results", "other.example; spf=fail"),
+        ("From", "Huisarts <arts@compliant.test>"),
+        ("To", "jan@zkh.test"),
+        ("Subject", "Verwijzing"),
+        ("X-NTA7516-Inbound", "secure (forged)"),
+    ];
+    let (actions, status) = send(
+        &mut conn,
+        [192, 0, 2, 7],
+        &[("jan@zkh.test", "local")],
+        &headers,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    // Our authserv-id from outside is a forgery; someone else's stays.
+    assert!(actions.has_delete_header("Authentication-Results", 1));
+    assert!(!actions.has_delete_header("Authentication-Results", 2));
+    assert!(actions.has_delete_header("X-NTA7516-Inbound", 1));
+    let ar = inserted(&actions, "Authentication-Results");
+    assert_eq!(ar.len(), 1, "{actions:?}");
+    assert!(ar[0].starts_with("mx.zkh.test;"), "{}", ar[0]);
+    // The envelope sender jan@zkh.test has no SPF record; nothing is DKIM-signed, so
+    // DMARC for the From domain (p=reject) fails.
+    assert!(ar[0].contains("spf=none"), "{}", ar[0]);
+    assert!(ar[0].contains("dmarc=fail"), "{}", ar[0]);
+    let verdict = added(&actions, "X-NTA7516-Inbound");
+    assert_eq!(verdict.len(), 1);
+    assert!(verdict[0].starts_with("insecure ("), "{}", verdict[0]);
+    assert!(
+        verdict[0].contains("not received over TLS"),
+        "{}",
+        verdict[0]
+    );
+    assert!(
+        verdict[0].contains("compliant.test is an NTA 7516 party"),
+        "{}",
+        verdict[0]
+    );
+    assert!(actions.has_change_header("Subject", 1, " [ONVEILIG] Verwijzing"));
+    conn.close().await.unwrap();
     d.shutdown().await;
 }

@@ -2,3 +2,4 @@
 
 pub mod dkim;
 pub mod footer;
+pub mod inbound;

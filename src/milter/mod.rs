@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::domain::address_domain;
 use crate::message::footer::MAX_MESSAGE_SIZE;
+use crate::message::inbound;
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
 use plan::{PlanError, Received};
@@ -39,7 +40,31 @@ pub struct Conn {
     generation: Arc<Generation>,
     client: Option<IpAddr>,
     client_name: String,
+    helo: String,
+    tls_version: Option<String>,
+    cipher: Option<String>,
+    /// Postfix sends header values verbatim (LEADING_SPACE negotiated): needed to verify
+    /// DKIM signatures with simple header canonicalisation byte for byte.
+    leading_space: bool,
+    /// The MTA offered QUARANTINE (used only for honoured DMARC p=quarantine).
+    can_quarantine: bool,
     msg: Msg,
+}
+
+impl Conn {
+    fn new(generation: Arc<Generation>) -> Self {
+        Self {
+            generation,
+            client: None,
+            client_name: String::new(),
+            helo: String::new(),
+            tls_version: None,
+            cipher: None,
+            leading_space: false,
+            can_quarantine: false,
+            msg: Msg::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -66,7 +91,12 @@ fn arg0(args: &[CString]) -> String {
         .to_string()
 }
 
-async fn negotiate(cx: &mut NegotiateContext<Conn>, actions: Actions, _opts: ProtoOpts) -> Status {
+async fn negotiate(
+    cx: &mut NegotiateContext<Conn>,
+    shared: Arc<Shared>,
+    actions: Actions,
+    opts: ProtoOpts,
+) -> Status {
     if !actions.contains(REQUIRED_ACTIONS) {
         tracing::error!(
             offered = ?actions,
@@ -75,8 +105,21 @@ async fn negotiate(cx: &mut NegotiateContext<Conn>, actions: Actions, _opts: Pro
         );
         return Status::Reject;
     }
-    cx.requested_actions = REQUIRED_ACTIONS;
+    let mut conn = Conn::new(shared.current());
+    conn.can_quarantine = actions.contains(Actions::QUARANTINE);
+    conn.leading_space = opts.contains(ProtoOpts::LEADING_SPACE);
+    cx.requested_actions = REQUIRED_ACTIONS
+        | if conn.can_quarantine {
+            Actions::QUARANTINE
+        } else {
+            Actions::empty()
+        };
+    if conn.leading_space {
+        cx.requested_opts |= ProtoOpts::LEADING_SPACE;
+    }
+    cx.data = Some(conn);
     let macros = [
+        (MacroStage::Helo, "{tls_version} {cipher}"),
         (MacroStage::Mail, "i {auth_authen} {mail_addr}"),
         (MacroStage::Rcpt, "i {rcpt_addr} {rcpt_mailer}"),
         (MacroStage::Eoh, "i"),
@@ -100,12 +143,22 @@ async fn connect(
         SocketInfo::Inet(a) => Some(a.ip()),
         _ => None,
     };
-    cx.data = Some(Conn {
-        generation: shared.current(),
-        client,
-        client_name: hostname.to_string_lossy().into_owned(),
-        msg: Msg::default(),
-    });
+    let conn = cx.data.get_or_insert_with(|| Conn::new(shared.current()));
+    conn.client = client;
+    conn.client_name = hostname.to_string_lossy().into_owned();
+    Status::Continue
+}
+
+async fn helo(cx: &mut Context<Conn>, name: CString) -> Status {
+    let tls_version = macro_str(cx, c"{tls_version}");
+    let cipher = macro_str(cx, c"{cipher}");
+    let Some(conn) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    // After STARTTLS the client says EHLO again, and then the TLS macros are set.
+    conn.helo = name.to_string_lossy().into_owned();
+    conn.tls_version = tls_version;
+    conn.cipher = cipher;
     Status::Continue
 }
 
@@ -214,10 +267,50 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     if msg.header_overflow {
         return tempfail(&mut cx.reply, "4.3.0", "too many header fields", &qid);
     }
-    let plan = match plan::plan(&g, &direction, &msg.received) {
+    let mut plan = match plan::plan(&g, &direction, &msg.received) {
         Ok(p) => p,
         Err(e) => return tempfail(&mut cx.reply, e.status_code(), &e.to_string(), &qid),
     };
+    let mut inbound_summary = String::new();
+    if !direction.is_outbound() {
+        let v = verify_inbound(conn, &g, &msg.received).await;
+        inbound_summary = format!(
+            "spf={} dkim={} dmarc={} {}",
+            v.spf,
+            v.dkim,
+            v.dmarc,
+            v.header_value()
+        );
+        match &v.action {
+            inbound::Action::Reject(text) => {
+                tracing::info!(queue_id = %qid, inbound = %inbound_summary, "rejecting inbound message (DMARC)");
+                let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
+                let _ = cx
+                    .reply
+                    .set_error_reply("550", Some("5.7.1"), [text.as_str()]);
+                return Status::Reject;
+            }
+            inbound::Action::Tempfail(text) => {
+                return tempfail(&mut cx.reply, "4.7.0", text, &qid);
+            }
+            inbound::Action::Quarantine(reason) if conn.can_quarantine => {
+                plan.quarantine = Some(reason.clone());
+            }
+            inbound::Action::Quarantine(reason) => {
+                tracing::warn!(queue_id = %qid, reason, "DMARC asks for quarantine but the MTA offers no QUARANTINE action; delivering with the verdict header");
+            }
+            inbound::Action::Deliver => {}
+        }
+        plan.insert_top.push((
+            inbound::HEADER_AUTH_RESULTS.to_string(),
+            v.auth_results.clone(),
+        ));
+        plan.add
+            .push((inbound::HEADER_INBOUND.to_string(), v.header_value()));
+        if let Some(tag) = &v.subject_tag {
+            plan.subject = Some(subject_with_tag(&msg.received.headers, tag));
+        }
+    }
     let (class, source) = match &plan.classification {
         Some((c, s)) => (c.as_str(), s.to_string()),
         None => ("-", "-".to_string()),
@@ -231,13 +324,15 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         classified_by = %source,
         removed_headers = plan.delete.len(),
         notes = %plan.notes.join("; "),
+        inbound = %inbound_summary,
         dry_run = g.config.server.dry_run,
         "message processed"
     );
     if g.config.server.dry_run {
         return Status::Continue;
     }
-    if let Err(e) = apply(cx, &plan).await {
+    let leading_space = conn.leading_space;
+    if let Err(e) = apply(cx, &plan, leading_space).await {
         return tempfail(
             &mut cx.reply,
             "4.3.0",
@@ -248,8 +343,21 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     Status::Continue
 }
 
-async fn apply(cx: &mut EomContext<Conn>, plan: &plan::Plan) -> Result<(), String> {
+async fn apply(
+    cx: &mut EomContext<Conn>,
+    plan: &plan::Plan,
+    leading_space: bool,
+) -> Result<(), String> {
     let err = |e: indymilter::ActionError| e.to_string();
+    // With LEADING_SPACE negotiated Postfix writes values verbatim: supply the space
+    // that normally follows the colon (deps.md §1).
+    let v = |s: &str| {
+        if leading_space {
+            format!(" {s}")
+        } else {
+            s.to_string()
+        }
+    };
     for (name, idx) in &plan.delete {
         cx.actions
             .change_header(name.as_str(), *idx, None::<&str>)
@@ -258,7 +366,26 @@ async fn apply(cx: &mut EomContext<Conn>, plan: &plan::Plan) -> Result<(), Strin
     }
     for (name, value) in &plan.add {
         cx.actions
-            .add_header(name.as_str(), value.as_str())
+            .add_header(name.as_str(), v(value))
+            .await
+            .map_err(err)?;
+    }
+    if let Some((idx, value)) = &plan.subject {
+        if *idx == 0 {
+            cx.actions
+                .add_header("Subject", v(value))
+                .await
+                .map_err(err)?;
+        } else {
+            cx.actions
+                .change_header("Subject", *idx, Some(v(value)))
+                .await
+                .map_err(err)?;
+        }
+    }
+    for (name, value) in plan.insert_top.iter().rev() {
+        cx.actions
+            .insert_header(0, name.as_str(), v(value))
             .await
             .map_err(err)?;
     }
@@ -267,11 +394,73 @@ async fn apply(cx: &mut EomContext<Conn>, plan: &plan::Plan) -> Result<(), Strin
     }
     if let Some(sig) = &plan.dkim {
         cx.actions
-            .insert_header(0, "DKIM-Signature", sig.as_str())
+            .insert_header(0, "DKIM-Signature", v(sig))
             .await
             .map_err(err)?;
     }
+    if let Some(reason) = &plan.quarantine {
+        cx.actions.quarantine(reason.as_str()).await.map_err(err)?;
+    }
     Ok(())
+}
+
+/// The message as received (header values verbatim when LEADING_SPACE was negotiated,
+/// LF folding turned back into CRLF), for SPF/DKIM/DMARC verification.
+fn reconstruct(r: &Received, leading_space: bool) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(r.body.len() + 4096);
+    for (name, value) in &r.headers {
+        raw.extend_from_slice(name.as_bytes());
+        raw.extend_from_slice(if leading_space { b":" } else { b": " });
+        raw.extend_from_slice(value.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes());
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(&r.body);
+    raw
+}
+
+async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::Verification {
+    if r.body_overflow {
+        return inbound::degraded(
+            &g.config,
+            &g.authserv_id,
+            "message too large to verify",
+            false,
+        );
+    }
+    let raw = reconstruct(r, conn.leading_space);
+    let transport = inbound::Transport {
+        client_ip: conn.client,
+        helo: conn.helo.clone(),
+        tls_version: conn.tls_version.clone(),
+        cipher: conn.cipher.clone(),
+    };
+    let auth = mail_auth::MessageAuthenticator(g.engine.resolver().hickory().clone());
+    inbound::verify(
+        &auth,
+        &g.engine,
+        &g.config,
+        &inbound::Request {
+            authserv_id: &g.authserv_id,
+            transport: &transport,
+            mail_from: &r.sender,
+            raw: &raw,
+            deadline: g.config.dns.timeout * 2,
+        },
+    )
+    .await
+}
+
+/// The Subject with `tag` in front: (index of the first Subject, new value), or (0, tag)
+/// when there is none.
+fn subject_with_tag(headers: &[(String, String)], tag: &str) -> (i32, String) {
+    match headers
+        .iter()
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("subject"))
+    {
+        Some((_, v)) => (1, format!("{tag}{}", v.trim_start())),
+        None => (0, tag.trim_end().to_string()),
+    }
 }
 
 async fn abort(cx: &mut Context<Conn>) -> Status {
@@ -289,8 +478,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let callbacks = Callbacks::new()
-        .on_negotiate(|cx, actions, opts| Box::pin(negotiate(cx, actions, opts)))
+        .on_negotiate({
+            let shared = shared.clone();
+            move |cx, actions, opts| Box::pin(negotiate(cx, shared.clone(), actions, opts))
+        })
         .on_connect(move |cx, host, socket| Box::pin(connect(cx, shared.clone(), host, socket)))
+        .on_helo(|cx, name| Box::pin(helo(cx, name)))
         .on_mail(|cx, args| Box::pin(mail(cx, args)))
         .on_rcpt(|cx, args| Box::pin(rcpt(cx, args)))
         .on_header(|cx, name, value| Box::pin(header(cx, name, value)))

@@ -11,6 +11,7 @@ use crate::config::Classification;
 use crate::domain::DomainName;
 use crate::message::dkim;
 use crate::message::footer::{self, Footer, Outcome};
+use crate::message::inbound::{HEADER_AUTH_RESULTS, claims_authserv_id};
 use crate::milter::classify::{self, Direction, Source, all_remote, is_own_header};
 use crate::state::Generation;
 
@@ -41,6 +42,12 @@ pub struct Plan {
     pub body: Option<Vec<u8>>,
     /// DKIM-Signature value, to insert at the top.
     pub dkim: Option<String>,
+    /// Header fields to insert at the top (inbound: our Authentication-Results).
+    pub insert_top: Vec<(String, String)>,
+    /// New Subject value (inbound subject tag): (1-based index or 0 when absent, value).
+    pub subject: Option<(i32, String)>,
+    /// Put the message on hold with this reason (inbound DMARC p=quarantine, honoured).
+    pub quarantine: Option<String>,
     pub classification: Option<(Classification, Source)>,
     /// Human-readable notes for the log (why a footer was skipped, why routing stays
     /// secure, which key signed).
@@ -87,7 +94,9 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     for (name, value) in &msg.headers {
         let idx = seen.entry(name.to_ascii_lowercase()).or_insert(0);
         *idx += 1;
-        if is_own_header(name, &config.policy.bypass_header) {
+        let forged_results = name.trim().eq_ignore_ascii_case(HEADER_AUTH_RESULTS)
+            && claims_authserv_id(value, &g.authserv_id);
+        if is_own_header(name, &config.policy.bypass_header) || forged_results {
             if name
                 .trim()
                 .eq_ignore_ascii_case(&config.policy.bypass_header)
