@@ -38,9 +38,11 @@ E2E_RESOLVER_ADDR=127.0.10.2
 E2E_PKGS_BASE=(iproute2 jq openssl procps util-linux coreutils)
 # shellcheck disable=SC2034
 E2E_PKGS_DNS=(knot knot-dnssecutils unbound bind9-dnsutils)
-# E2E_PKGS_POSTFIX=(postfix swaks)           # next: Postfix instances and swaks cases
-# E2E_PKGS_DKIM=(python3-dkim)               # next: DKIM verification of delivered mail
-E2E_PACKAGE_SETS=(E2E_PKGS_BASE E2E_PKGS_DNS)
+# shellcheck disable=SC2034 # Postfix instances and swaks (case files 2x-4x, lib-postfix.sh)
+E2E_PKGS_POSTFIX=(postfix postfix-pcre swaks)
+# shellcheck disable=SC2034 # DKIM verification of delivered mail (dkimverify)
+E2E_PKGS_DKIM=(python3-dkim)
+E2E_PACKAGE_SETS=(E2E_PKGS_BASE E2E_PKGS_DNS E2E_PKGS_POSTFIX E2E_PKGS_DKIM)
 # debconf answers given before installing (harmless for packages that are not installed)
 E2E_DEBCONF=(
     "postfix postfix/main_mailer_type select No configuration"
