@@ -9,7 +9,8 @@
 # Addresses (all inside the lab namespace):
 #     127.0.10.1:25     pfa: the sending Postfix, configured FROM THE SHIPPED postfix/main.cf,
 #                       postfix/master.cf and postfix/nta7516-milter_header_checks (only
-#                       addresses and paths substituted); own domain sender.lab.test
+#                       addresses and paths substituted); own domains sender.lab.test
+#                       (DKIM key e2e._domainkey) and nokey.lab.test (no key: 451)
 #     127.0.10.1:7516   the daemon's milter    127.0.10.1:7517  its socketmap server
 #     127.0.10.25:25    pfb: receiver with STARTTLS, the lab cert (TLSA in the zones): the
 #                       MX of nta.lab.test, the ntamx host relay.ntamx.lab.test
@@ -189,7 +190,7 @@ milter = "inet:$PF_INT:7516"
 map = "inet:$PF_INT:7517"
 
 [domains]
-own = ["sender.lab.test"]
+own = ["sender.lab.test", "nokey.lab.test"]
 
 [outbound]
 networks = ["$PF_INT/32", "127.0.0.1/32"]
@@ -456,3 +457,7 @@ pf_assert_sent() {
     [ "$4" = smtp ] && tag=postfix/smtp
     pf_assert_log "$1" pfa "$tag\\[[0-9]+\\]: $2: to=<$3>, relay=${5:-[^,]*}, .*status=sent"
 }
+
+# pf_dkimverify FILE : python3-dkim's dkimverify on a delivered message, in the lab (the
+# key record is looked up through Unbound); prints its verdict
+pf_dkimverify() { run_in_lab_resolv timeout 20 dkimverify <"$1" 2>&1; }
