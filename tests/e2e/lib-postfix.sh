@@ -23,6 +23,10 @@
 # Logs: $LAB/log/<name>.maillog (Postfix), $LAB/log/nta-daemon.out (the daemon).
 
 PF_SHIPPED="$E2E_REPO/postfix"
+# PF_SOCKETS=inet (default): the daemon on inet:127.0.10.1:7516/7517, as shipped with the
+# address substituted; PF_SOCKETS=unix: the postfix/README.md unix-socket variant, sockets
+# in pfa's queue directory, Postfix using the relative names unix:nta7516-milter/*.sock
+PF_SOCKETS=${PF_SOCKETS:-inet}
 PF_CONF="$E2E_DIR/conf/postfix"
 PF_INT=127.0.10.1
 PF_EXT=127.0.10.98
@@ -51,10 +55,18 @@ pf_render() {
     fi
 }
 
+# pf_sockdir : where the daemon's unix sockets live in PF_SOCKETS=unix mode
+pf_sockdir() { printf '%s/queue/nta7516-milter\n' "$(pf_dir pfa)"; }
+
 # pf_shipped_main : the shipped postfix/main.cf with the lab's addresses and paths
 pf_shipped_main() {
-    sed -e "s|inet:127\.0\.0\.1:7516|inet:$PF_INT:7516|g" \
-        -e "s|inet:127\.0\.0\.1:7517|inet:$PF_INT:7517|g" \
+    local milter="inet:$PF_INT:7516" map="inet:$PF_INT:7517"
+    if [ "$PF_SOCKETS" = unix ]; then
+        milter=unix:nta7516-milter/milter.sock
+        map=unix:nta7516-milter/map.sock
+    fi
+    sed -e "s|inet:127\.0\.0\.1:7516|$milter|g" \
+        -e "s|inet:127\.0\.0\.1:7517|$map|g" \
         -e "s|/etc/postfix/nta7516-milter_header_checks|$(pf_etc pfa)/nta7516-milter_header_checks|g" \
         "$PF_SHIPPED/main.cf"
 }
@@ -183,11 +195,16 @@ NTA_DAEMON_CONFIG="${LAB:-}/nta.toml"
 nta_daemon_config() {
     local policy=$1 extra=${2:-}
     NTA_DAEMON_CONFIG="$LAB/nta.toml"
+    local server
+    if [ "$PF_SOCKETS" = unix ]; then
+        server=$(printf 'milter = "unix:%s/milter.sock"\nmap = "unix:%s/map.sock"\nsocket_group = "postfix"' "$(pf_sockdir)" "$(pf_sockdir)")
+    else
+        server=$(printf 'milter = "inet:%s:7516"\nmap = "inet:%s:7517"' "$PF_INT" "$PF_INT")
+    fi
     nta_write_config "$NTA_DAEMON_CONFIG.new" "$E2E_RESOLVER_ADDR" "$(
         cat <<EOF
 [server]
-milter = "inet:$PF_INT:7516"
-map = "inet:$PF_INT:7517"
+$server
 
 [domains]
 own = ["sender.lab.test", "nokey.lab.test"]
@@ -215,19 +232,25 @@ EOF
     mv "$NTA_DAEMON_CONFIG.new" "$NTA_DAEMON_CONFIG"
 }
 
-# nta_daemon_up : both sockets accept connections
+# nta_daemon_up : both sockets accept connections (unix mode: both socket files exist)
 nta_daemon_up() {
-    ip netns exec "$NETNS" timeout 2 bash -c "exec 3<>/dev/tcp/$PF_INT/7516 && exec 4<>/dev/tcp/$PF_INT/7517" 2>/dev/null
+    if [ "$PF_SOCKETS" = unix ]; then
+        [ -S "$(pf_sockdir)/milter.sock" ] && [ -S "$(pf_sockdir)/map.sock" ]
+    else
+        ip netns exec "$NETNS" timeout 2 bash -c "exec 3<>/dev/tcp/$PF_INT/7516 && exec 4<>/dev/tcp/$PF_INT/7517" 2>/dev/null
+    fi
 }
 
 nta_daemon_start() {
     lab_bg nta-daemon "$NTA_BIN" serve --config "$NTA_DAEMON_CONFIG"
-    wait_for "the daemon listens on $PF_INT:7516 and :7517" 100 0.1 nta_daemon_up ||
+    wait_for "the daemon listens ($PF_SOCKETS)" 100 0.1 nta_daemon_up ||
         e2e_die "the daemon does not listen (see $LAB/log/nta-daemon.out)"
 }
 
+# nta_daemon_stop : SIGTERM (graceful stop), wait until it is gone
 nta_daemon_stop() {
     lab_stop nta-daemon
+    [ "$PF_SOCKETS" = unix ] && return 0
     wait_for "the daemon's sockets are closed" 50 0.1 sh -c "! ip netns exec '$NETNS' timeout 2 bash -c 'exec 3<>/dev/tcp/$PF_INT/7517' 2>/dev/null" ||
         e2e_die "the daemon still listens after stop"
 }
@@ -258,19 +281,28 @@ nta_policy() {
 # pf_lab_up [NON_COMPLIANT] : daemon (default policy: fallback) + receivers + pfa; sets
 # an EXIT trap that stops them again (lab_down in run.sh is the backstop)
 pf_lab_up() {
-    local policy=${1:-fallback}
+    local policy=${1:-fallback} n
     mkdir -p "$LAB/pf"
     # the "external" client's address (not in [outbound] networks)
     run_in_lab ip addr replace "$PF_EXT/32" dev lo
     pf_tls_ca
     pf_dkim_key
-    nta_daemon_config "$policy"
     trap pf_lab_down EXIT
-    nta_daemon_start
+    # each case file starts with fresh Postfix logs (queue ids repeat across instances):
+    # earlier ones are kept as <name>.maillog.before-<this case>.<ns>
+    for n in pfa pfb pfc pfd; do
+        [ ! -f "$(pf_log "$n")" ] || mv "$(pf_log "$n")" "$(pf_log "$n").before-${E2E_CASE:-case}.$(date +%s%N)"
+    done
     pf_setup pfb 127.0.10.25 mx.nta.lab.test tls
     pf_setup pfc 127.0.10.26 mx.notlsa.lab.test plain
     pf_setup pfd 127.0.10.27 fallback.lab.test fallback
     pf_setup pfa "$PF_INT" pfa.sender.lab.test sender
+    if [ "$PF_SOCKETS" = unix ]; then
+        # postfix/README.md: install -d -m 750 -g postfix .../nta7516-milter
+        install -d -m 750 -g postfix "$(pf_sockdir)"
+    fi
+    nta_daemon_config "$policy"
+    nta_daemon_start
     pf_start pfb
     pf_start pfc
     pf_start pfd
