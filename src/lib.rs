@@ -20,5 +20,6 @@ pub mod policy;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod tools;
 
 pub use daemon::run;

@@ -1,14 +1,64 @@
-//! `self-check` (being written).
+//! `self-check`: every own domain as a peer sees it (see `tools::selfcheck`; the JSON
+//! schema is documented there).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::dns::HickoryResolver;
+use crate::engine::Engine;
+use crate::tools::selfcheck;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Print one JSON document instead of the text report.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub config: super::ConfigArg,
 }
 
-pub async fn run(_args: Args) -> ExitCode {
-    eprintln!("nta7516-milter: selfcheck is not available yet");
-    ExitCode::from(super::exit::TEMPORARY_OR_USAGE)
+pub async fn run(args: Args) -> ExitCode {
+    let usage = ExitCode::from(super::exit::TEMPORARY_OR_USAGE);
+    let config = match super::load_config(args.config.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return usage;
+        }
+    };
+    if config.domains.own.is_empty() {
+        let file = config.source.as_ref().map_or(
+            "the configuration (no file found; embedded defaults)".to_string(),
+            |p| p.display().to_string(),
+        );
+        eprintln!(
+            "nta7516-milter: self-check: no own domains configured in {file}; list them in [domains] own, e.g. own = [\"zkh.nl\"]"
+        );
+        return usage;
+    }
+    let resolver = match HickoryResolver::new(&super::resolver_setup(&config)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nta7516-milter: {e}");
+            return usage;
+        }
+    };
+    let engine = Engine::new(
+        Arc::new(resolver),
+        config.policy.clone(),
+        config.dns.timeout,
+    );
+    let doc = selfcheck::run(&engine, &config).await;
+    if args.json {
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nta7516-milter: cannot serialise the report: {e}");
+                return usage;
+            }
+        }
+    } else {
+        print!("{}", selfcheck::render_text(&doc));
+    }
+    ExitCode::from(doc.result.exit_code())
 }

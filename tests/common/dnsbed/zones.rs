@@ -229,7 +229,50 @@ pub(super) fn child_zones(today: Date) -> Vec<ZoneSpec> {
             .done(Signed),
     ];
     zones.push(big_zone(&valid));
+    zones.extend(operator_tool_zones(today, &valid));
     zones
+}
+
+/// `ed._domainkey` record of the Ed25519 test key in `tests/tools.rs` (made with `dkim-keygen`).
+const DKIM_ED25519_RECORD: &str =
+    "v=DKIM1; k=ed25519; p=h+MEKvR/iSYoc00t5nYIUPTj4tTaJV4D5FgBCvT4C5M=";
+/// `rsa._domainkey` record of the RSA-2048 test key in `tests/tools.rs` (392 bytes: the zone
+/// holds it as two character-strings).
+const DKIM_RSA_RECORD: &str = "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA9nytJyFtJ3PhNL6bzKRDUV9X00zGUe6xlKvDPoBQwKCXOJ/NXivH9py+QMxjaG8pSmv+CqPbxmk7IWbIdsw9NNwdWRGv9w+PDf8VfxG5Y42YaTA9Buzt7Zbmd2Ebd9eyvndd7KxuEMlAzC2xymY/cW4XaaxkrGydhA04LByTnyY02Itkx0EyDYkSzlMglJoUGkUh4RlXsZBhzbvTYBUHY2M3JK4HDMqgpGghW+kI//qwnA3B2ECCXQa6U1p1dLlFPyJvd/qdK9WuIj0n7e8Tknbufh1JtXvNEYGeVkUOV1RwFLsbIE9FGCVE47xKm9urIU8i7iSYzVwxOoX7rYf9lwIDAQAB";
+/// An Ed25519 key that is not the test key (published where the test key is expected).
+const DKIM_OTHER_RECORD: &str =
+    "v=DKIM1; k=ed25519; p=LrSGLnu/FwxOUUMtCwrXoq/zCkfz0othxec3aKOOYLw=";
+
+/// Own-domain fixtures for `self-check` (`tests/tools.rs`); not in `FIXTURES`, whose
+/// count the bed's self-test pins. Each has DNSSEC, SPF `-all`, DMARC `p=reject` and DANE
+/// on its MX:
+/// * `selfcheck.test.`: valid record; `ed._domainkey` and `rsa._domainkey` publish the
+///   test keys (RSA split into two strings): every self-check passes;
+/// * `expiring.test.`: the record's enddate is the current month (expires within 30 days);
+/// * `wrongdkim.test.`: `ed._domainkey` publishes a different key than the test key.
+fn operator_tool_zones(today: Date, valid: &str) -> Vec<ZoneSpec> {
+    let (rsa_a, rsa_b) = DKIM_RSA_RECORD.split_at(255);
+    vec![
+        Body::new("selfcheck.test")
+            .txt("@", &[valid])
+            .spf_dmarc()
+            .dane_mx()
+            .txt("ed._domainkey", &[DKIM_ED25519_RECORD])
+            .txt("rsa._domainkey", &[rsa_a, rsa_b])
+            .done(Signing::Signed),
+        Body::new("expiring.test")
+            .txt("@", &[&nta_record(today, -12, 0, "TestProvider", "")])
+            .spf_dmarc()
+            .dane_mx()
+            .txt("ed._domainkey", &[DKIM_ED25519_RECORD])
+            .done(Signing::Signed),
+        Body::new("wrongdkim.test")
+            .txt("@", &[valid])
+            .spf_dmarc()
+            .dane_mx()
+            .txt("ed._domainkey", &[DKIM_OTHER_RECORD])
+            .done(Signing::Signed),
+    ]
 }
 
 /// `big.test.`: [`BIG_TXT_RECORDS`] TXT records at the apex (the valid NTA record, SPF, one
