@@ -4,6 +4,7 @@
 //! Dependencies point downward: front-ends (CLI, milter, map server) → engine → policy
 //! (pure) → nta (record parsing, facts) → dns.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;

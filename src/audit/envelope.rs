@@ -1,0 +1,186 @@
+//! The NEN 7513-shaped part of a line that does not depend on its place in the chain:
+//! event type, action, outcome, user, network access point, audit source, objects and
+//! the event's own fields (`detail`). Serialised outside the writer's lock.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::event::Event;
+
+/// `AuditSourceID` and the software that wrote the line.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct AuditSource {
+    pub id: String,
+    pub software: &'static str,
+}
+
+impl AuditSource {
+    pub fn local() -> Self {
+        let id = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        AuditSource {
+            id,
+            software: concat!("nta7516-milter/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// `UserID` and what kind of identity it is.
+#[derive(Serialize)]
+struct User<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// `NetworkAccessPointTypeCode` (1 machine name, 2 IP address) and `…ID`.
+#[derive(Serialize)]
+struct AccessPoint<'a> {
+    type_code: u8,
+    id: &'a str,
+}
+
+/// A `ParticipantObject`: its role and identifier.
+#[derive(Serialize)]
+struct Object<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    event_type: &'static str,
+    action: &'static str,
+    outcome: u8,
+    user: User<'a>,
+    network_access_point: Option<AccessPoint<'a>>,
+    audit_source: &'a AuditSource,
+    objects: Vec<Object<'a>>,
+    detail: &'a Event,
+}
+
+const SYSTEM: User<'static> = User {
+    id: "nta7516-milter",
+    kind: "system",
+};
+
+fn user(e: &Event) -> User<'_> {
+    match e {
+        Event::MessageReceived {
+            sasl_user: Some(u), ..
+        } => User {
+            id: u,
+            kind: "sasl_user",
+        },
+        Event::MessageReceived { sender, .. } => User {
+            id: sender,
+            kind: "envelope_sender",
+        },
+        _ => SYSTEM,
+    }
+}
+
+fn access_point(e: &Event) -> Option<AccessPoint<'_>> {
+    match e {
+        Event::MessageReceived { client_address, .. } => Some(AccessPoint {
+            type_code: if client_address.parse::<IpAddr>().is_ok() {
+                2
+            } else {
+                1
+            },
+            id: client_address,
+        }),
+        _ => None,
+    }
+}
+
+fn objects(e: &Event) -> Vec<Object<'_>> {
+    let q = |id| Object {
+        kind: "queue_id",
+        id,
+    };
+    let mid = |id| Object {
+        kind: "message_id",
+        id,
+    };
+    match e {
+        Event::MessageReceived {
+            queue_id,
+            message_id,
+            sender,
+            recipients,
+            ..
+        } => {
+            let mut v = vec![q(queue_id)];
+            v.extend(message_id.as_deref().map(mid));
+            v.push(Object {
+                kind: "sender",
+                id: sender,
+            });
+            v.extend(recipients.iter().map(|r| Object {
+                kind: "recipient",
+                id: r,
+            }));
+            v
+        }
+        Event::Classified {
+            queue_id,
+            message_id,
+            ..
+        } => {
+            let mut v = vec![q(queue_id)];
+            v.extend(message_id.as_deref().map(mid));
+            v
+        }
+        Event::RecipientRouted {
+            queue_id,
+            recipient_domain,
+            ..
+        } => {
+            let mut v: Vec<Object<'_>> = queue_id.as_deref().map(q).into_iter().collect();
+            v.push(Object {
+                kind: "recipient_domain",
+                id: recipient_domain,
+            });
+            v
+        }
+        Event::FooterAdded { queue_id, .. }
+        | Event::FooterSkipped { queue_id, .. }
+        | Event::Signed { queue_id, .. }
+        | Event::InboundVerified { queue_id, .. }
+        | Event::HeadersRemoved { queue_id, .. } => vec![q(queue_id)],
+        Event::Deferred { queue_id, .. } | Event::Rejected { queue_id, .. } => {
+            queue_id.as_deref().map(q).into_iter().collect()
+        }
+        Event::ConfigLoaded { source, .. }
+        | Event::ConfigReloaded { source, .. }
+        | Event::ConfigRefused { source, .. } => vec![Object {
+            kind: "config_file",
+            id: source,
+        }],
+        Event::Startup { .. } | Event::Shutdown { .. } | Event::AuditLogRecovered { .. } => {
+            vec![]
+        }
+    }
+}
+
+/// The line's chain-independent fields as a JSON object (`{...}`).
+pub(super) fn body(e: &Event, source: &AuditSource) -> Vec<u8> {
+    let b = Body {
+        event_type: e.name(),
+        action: e.action(),
+        outcome: e.outcome(),
+        user: user(e),
+        network_access_point: access_point(e),
+        audit_source: source,
+        objects: objects(e),
+        detail: e,
+    };
+    // Serialising plain strings, numbers and vectors into memory cannot fail.
+    serde_json::to_vec(&b).unwrap_or_else(|_| b"{}".to_vec())
+}

@@ -1,0 +1,351 @@
+//! The closed set of audit events (NTA 7516 §6.4.2 and NEN 7513 for a gateway).
+//!
+//! Every variant carries only envelope facts and decisions: never a message body or a
+//! Subject. Serialised (untagged) these fields are the line's `detail` object; the
+//! variant's name is `event_type` ([`Event::name`]).
+
+use serde::Serialize;
+
+/// Which way the message travels through the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+impl From<&crate::milter::classify::Direction> for Direction {
+    fn from(d: &crate::milter::classify::Direction) -> Self {
+        if d.is_outbound() {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        }
+    }
+}
+
+/// How sensitive the message was judged to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Secure,
+    Standard,
+}
+
+impl Classification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Secure => "secure",
+            Classification::Standard => "standard",
+        }
+    }
+}
+
+impl From<crate::config::Classification> for Classification {
+    fn from(c: crate::config::Classification) -> Self {
+        match c {
+            crate::config::Classification::Secure => Classification::Secure,
+            crate::config::Classification::Standard => Classification::Standard,
+        }
+    }
+}
+
+/// The compliance verdict behind a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteVerdict {
+    Compliant,
+    NotCompliant,
+    Temporary,
+}
+
+impl RouteVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteVerdict::Compliant => "compliant",
+            RouteVerdict::NotCompliant => "not_compliant",
+            RouteVerdict::Temporary => "temporary",
+        }
+    }
+}
+
+impl From<&crate::policy::Verdict> for RouteVerdict {
+    fn from(v: &crate::policy::Verdict) -> Self {
+        match v {
+            crate::policy::Verdict::Compliant(_) => RouteVerdict::Compliant,
+            crate::policy::Verdict::NotCompliant { .. } => RouteVerdict::NotCompliant,
+            crate::policy::Verdict::Temporary { .. } => RouteVerdict::Temporary,
+        }
+    }
+}
+
+/// Where in the SMTP dialogue (or the map server) a 4xx/5xx was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Connect,
+    Helo,
+    MailFrom,
+    RcptTo,
+    Data,
+    Header,
+    EndOfMessage,
+    SocketMap,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Helo => "helo",
+            Stage::MailFrom => "mail_from",
+            Stage::RcptTo => "rcpt_to",
+            Stage::Data => "data",
+            Stage::Header => "header",
+            Stage::EndOfMessage => "end_of_message",
+            Stage::SocketMap => "socket_map",
+        }
+    }
+}
+
+/// One audit event. A closed set: adding a variant is a format change (document it in
+/// the module docs' field table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// A message entered the gateway (NEN 7513: transfer from another system).
+    MessageReceived {
+        direction: Direction,
+        client_address: String,
+        client_name: String,
+        helo: String,
+        tls_version: Option<String>,
+        cipher: Option<String>,
+        sasl_user: Option<String>,
+        queue_id: String,
+        message_id: Option<String>,
+        sender: String,
+        recipients: Vec<String>,
+    },
+    /// Outbound mail classified sensitive (`secure`) or not (`standard`).
+    Classified {
+        queue_id: String,
+        message_id: Option<String>,
+        classification: Classification,
+        /// How: `"bypass header (true)"`, `"sender rule"`, `"default"`.
+        by: String,
+        trusted_client: bool,
+    },
+    /// The map server (or the milter) routed one recipient domain.
+    RecipientRouted {
+        queue_id: Option<String>,
+        recipient_domain: String,
+        /// The map reply, e.g. `"nta7516:[mx.example]"`.
+        route: String,
+        verdict: RouteVerdict,
+        /// Reason codes.
+        reasons: Vec<String>,
+        /// DNSSEC summary.
+        evidence: String,
+    },
+    FooterAdded {
+        queue_id: String,
+        parts: usize,
+    },
+    FooterSkipped {
+        queue_id: String,
+        reason: String,
+    },
+    /// DKIM signature added.
+    Signed {
+        queue_id: String,
+        domain: String,
+        selector: String,
+    },
+    /// SPF/DKIM/DMARC results of inbound mail and whether it arrived securely.
+    InboundVerified {
+        queue_id: String,
+        spf: String,
+        dkim: String,
+        dmarc: String,
+        arrived_securely: bool,
+        reasons: Vec<String>,
+    },
+    /// Every 4xx the daemon gives.
+    Deferred {
+        queue_id: Option<String>,
+        stage: Stage,
+        reason: String,
+    },
+    /// Every 5xx the daemon gives.
+    Rejected {
+        queue_id: Option<String>,
+        stage: Stage,
+        reason: String,
+    },
+    /// Classification/bypass headers stripped from the message.
+    HeadersRemoved {
+        queue_id: String,
+        names: Vec<String>,
+        from_trusted_client: bool,
+    },
+    ConfigLoaded {
+        source: String,
+        generation: u64,
+    },
+    ConfigReloaded {
+        source: String,
+        generation: u64,
+    },
+    /// A reload was refused; the previous configuration stays in force.
+    ConfigRefused {
+        source: String,
+        error: String,
+    },
+    Startup {
+        version: String,
+        milter: String,
+        map: String,
+    },
+    Shutdown {
+        reason: String,
+    },
+    /// Written by the auditor itself, before the next line, after the audit file was
+    /// repaired or could not be written: `lost_events` lines are missing from the file
+    /// (they went to the journal only), `torn_tail` is the incomplete last line a crash
+    /// left behind (removed from the end of the file, kept here verbatim).
+    AuditLogRecovered {
+        reason: String,
+        lost_events: u64,
+        torn_tail: Option<String>,
+    },
+}
+
+impl Event {
+    /// `event_type` in the file, `EVENT` in the journal.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::MessageReceived { .. } => "message_received",
+            Event::Classified { .. } => "classified",
+            Event::RecipientRouted { .. } => "recipient_routed",
+            Event::FooterAdded { .. } => "footer_added",
+            Event::FooterSkipped { .. } => "footer_skipped",
+            Event::Signed { .. } => "signed",
+            Event::InboundVerified { .. } => "inbound_verified",
+            Event::Deferred { .. } => "deferred",
+            Event::Rejected { .. } => "rejected",
+            Event::HeadersRemoved { .. } => "headers_removed",
+            Event::ConfigLoaded { .. } => "config_loaded",
+            Event::ConfigReloaded { .. } => "config_reloaded",
+            Event::ConfigRefused { .. } => "config_refused",
+            Event::Startup { .. } => "startup",
+            Event::Shutdown { .. } => "shutdown",
+            Event::AuditLogRecovered { .. } => "audit_log_recovered",
+        }
+    }
+
+    /// IHE/NEN 7513 `EventActionCode`: C create, R read, U update, D delete, E execute.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Event::MessageReceived { .. } => "C",
+            Event::ConfigLoaded { .. } => "R",
+            Event::FooterAdded { .. }
+            | Event::FooterSkipped { .. }
+            | Event::Signed { .. }
+            | Event::HeadersRemoved { .. }
+            | Event::ConfigReloaded { .. }
+            | Event::ConfigRefused { .. } => "U",
+            Event::Classified { .. }
+            | Event::RecipientRouted { .. }
+            | Event::InboundVerified { .. }
+            | Event::Deferred { .. }
+            | Event::Rejected { .. }
+            | Event::Startup { .. }
+            | Event::Shutdown { .. }
+            | Event::AuditLogRecovered { .. } => "E",
+        }
+    }
+
+    /// IHE/NEN 7513 `EventOutcomeIndicator`: 0 success, 4 minor failure (the work is
+    /// retried or went ahead in a lesser form), 8 serious failure (refused), 12 major
+    /// failure (not used: the daemon stops instead).
+    pub fn outcome(&self) -> u8 {
+        match self {
+            Event::RecipientRouted {
+                verdict: RouteVerdict::Temporary,
+                ..
+            }
+            | Event::FooterSkipped { .. }
+            | Event::Deferred { .. }
+            | Event::ConfigRefused { .. }
+            | Event::AuditLogRecovered { .. } => 4,
+            Event::Rejected { .. } => 8,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names() {
+        let deferred = Event::Deferred {
+            queue_id: None,
+            stage: Stage::Connect,
+            reason: "451 4.3.0 audit log unwritable".into(),
+        };
+        assert_eq!(
+            (deferred.name(), deferred.action(), deferred.outcome()),
+            ("deferred", "E", 4)
+        );
+        let temp = Event::RecipientRouted {
+            queue_id: None,
+            recipient_domain: "a.example".into(),
+            route: String::new(),
+            verdict: RouteVerdict::Temporary,
+            reasons: vec![],
+            evidence: String::new(),
+        };
+        assert_eq!(temp.outcome(), 4);
+        let shutdown = Event::Shutdown {
+            reason: "SIGTERM".into(),
+        };
+        assert_eq!((shutdown.action(), shutdown.outcome()), ("E", 0));
+        // Untagged: only the fields, the type goes in `event_type`.
+        assert_eq!(
+            serde_json::to_string(&shutdown).unwrap(),
+            r#"{"reason":"SIGTERM"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Stage::RcptTo).unwrap(),
+            r#""rcpt_to""#
+        );
+    }
+
+    #[test]
+    fn from_the_daemon_types() {
+        use crate::milter::classify::Direction as D;
+        assert_eq!(Direction::from(&D::Inbound), Direction::Inbound);
+        assert_eq!(
+            Direction::from(&D::Authenticated("u".into())),
+            Direction::Outbound
+        );
+        assert_eq!(
+            Classification::from(crate::config::Classification::Standard),
+            Classification::Standard
+        );
+        let v = crate::policy::Verdict::NotCompliant { reasons: vec![] };
+        assert_eq!(RouteVerdict::from(&v), RouteVerdict::NotCompliant);
+    }
+}
