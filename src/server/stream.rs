@@ -94,7 +94,39 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.get_mut().inner_pin().poll_read(cx, buf)
+        let this = self.get_mut();
+        let filled = buf.filled().len();
+        let r = this.inner_pin().poll_read(cx, buf);
+        if let (Inner::Tcp(s), Poll::Ready(Ok(()))) = (&this.inner, &r)
+            && buf.filled().len() > filled
+        {
+            quick_ack(s);
+        }
+        r
+    }
+}
+
+/// Acknowledge at once instead of after the delayed-ACK timer (40 ms on Linux).
+///
+/// A milter client that writes one command in several small segments without
+/// TCP_NODELAY (indymilter's own writer does: length, kind, payload) sends the next
+/// segment only when the previous one is acknowledged. Many milter commands (macros)
+/// get no reply that could carry the ACK, so each such command would stall 40 ms.
+/// Linux clears TCP_QUICKACK again after a while, hence re-arming it after every read.
+fn quick_ack(s: &TcpStream) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(s);
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid c_int; the fd is
+    // owned by `s` and open for the duration of the call. A failure is harmless (the
+    // connection just keeps delayed ACKs), so the result is ignored.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            std::ptr::addr_of!(on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
