@@ -16,6 +16,10 @@ use nta7516_milter::daemon::{Listeners, Loader, ReloadObserver};
 use nta7516_milter::server::listen::bind;
 use nta7516_milter::state::{Generation, Shared};
 
+/// The daemon's allocator (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BODY: &[u8] = b"Beste collega,\r\n\r\nIn de bijlage de uitslag van het onderzoek van 12 november.\r\nMet vriendelijke groet,\r\nJan\r\n";
 
 fn key(dir: &std::path::Path, algorithm: &str) -> std::path::PathBuf {

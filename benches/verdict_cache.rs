@@ -15,6 +15,10 @@ use nta7516_milter::dns::{Answer, DnsResult, Dnssec, Mx, Resolver, Tlsa};
 use nta7516_milter::domain::DomainName;
 use nta7516_milter::engine::Engine;
 
+/// The daemon's allocator (src/main.rs), so the RSS figure is the daemon's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every domain is compliant: one NTA record, one MX, one DANE-EE TLSA, all secure.
 struct Synthetic;
 
@@ -61,6 +65,19 @@ fn main() {
         .expect("runtime");
     let policy = Config::embedded_defaults().policy;
     let engine = Engine::new(Arc::new(Synthetic), policy, Duration::from_secs(5));
+    let rss = || {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+            })
+            .unwrap_or(0)
+    };
+    let before = rss();
     let names: Vec<DomainName> = (0..domains)
         .map(|i| DomainName::parse(&format!("zorg{i}.example.nl")).expect("valid"))
         .collect();
@@ -70,6 +87,10 @@ fn main() {
         }
     });
     assert_eq!(engine.cache_len(), domains);
+    eprintln!(
+        "verdict_cache: RSS {before} KiB before the fill, {} KiB after",
+        rss()
+    );
 
     let started = Instant::now();
     let compliant = rt.block_on(async {

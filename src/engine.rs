@@ -34,7 +34,6 @@ pub const TEMPORARY_VERDICT_TTL: Duration = Duration::from_secs(15);
 /// One evaluation's outcome as cached and shared.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    pub domain: DomainName,
     pub verdict: Verdict,
     /// When this decision stops being used.
     pub expires: Instant,
@@ -162,7 +161,6 @@ impl<R: Resolver> Engine<R> {
             let decision = match task.await {
                 Ok(d) => d,
                 Err(e) => Decision {
-                    domain: domain.clone(),
                     verdict: Verdict::Temporary {
                         reason: Reason {
                             code: Code::DnsError,
@@ -172,7 +170,11 @@ impl<R: Resolver> Engine<R> {
                     expires: Instant::now() + TEMPORARY_VERDICT_TTL,
                 },
             };
-            if let Verdict::Compliant(c) = &decision.verdict {
+            // Only ntamx hosts become next hops of their own ([host]:25); for MX routing
+            // Postfix asks the tls map with the domain, which the verdict cache answers.
+            if let Verdict::Compliant(c) = &decision.verdict
+                && c.via_ntamx
+            {
                 let mut targets = lock(&self.dane_targets);
                 for t in &c.targets {
                     let later = targets.get(t).is_some_and(|e| *e > decision.expires);
@@ -199,7 +201,6 @@ impl<R: Resolver> Engine<R> {
         let verdict = policy::decide(&facts, &self.policy);
         let ttl = verdict_ttl(&facts, &verdict);
         Decision {
-            domain,
             verdict,
             expires: Instant::now() + ttl.min(until_next_utc_day()),
         }

@@ -15,8 +15,8 @@ use toml::de::{DeTable, DeValue, Deserializer};
 
 use super::error::Report;
 use super::raw::{
-    RawAudit, RawConfig, RawInbound, RawDkim, RawDns, RawDomains, RawFooter, RawOutbound, RawPolicy,
-    RawSenderRule, RawServer,
+    RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawInbound, RawOutbound,
+    RawPolicy, RawSenderRule, RawServer,
 };
 
 type Value<'i> = Spanned<DeValue<'i>>;

@@ -88,7 +88,8 @@ pub struct InboundConfig {
 pub(crate) fn check_authserv_id(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 255
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
     if ok {
         Ok(s.to_string())
     } else {

@@ -904,7 +904,9 @@ fn sources_and_paths() {
 #[test]
 fn inbound_section() {
     use super::{DmarcEnforcement, TempErrorAction};
-    let c = ok("[inbound]\nauthserv_id = \"mx.zkh.nl\"\ndmarc = \"honour\"\ntemp_error = \"tempfail\"\nsubject_tag_insecure = \"[ONVEILIG] \"\n");
+    let c = ok(
+        "[inbound]\nauthserv_id = \"mx.zkh.nl\"\ndmarc = \"honour\"\ntemp_error = \"tempfail\"\nsubject_tag_insecure = \"[ONVEILIG] \"\n",
+    );
     assert_eq!(c.inbound.authserv_id.as_deref(), Some("mx.zkh.nl"));
     assert_eq!(c.inbound.dmarc, DmarcEnforcement::Honour);
     assert_eq!(c.inbound.temp_error, TempErrorAction::Tempfail);
@@ -915,8 +917,28 @@ fn inbound_section() {
     assert_eq!(d.inbound.temp_error, TempErrorAction::Annotate);
     assert_eq!(d.inbound.authserv_id, None);
 
-    assert_only("[inbound]\ndmarc = \"strict\"\n", "inbound.dmarc", 2, "expected one of");
-    assert_only("[inbound]\nauthserv_id = \"mx zkh\"\n", "inbound.authserv_id", 2, "authserv-id");
-    assert_only("[inbound]\nsubject_tag_secure = \"a\\nb\"\n", "inbound.subject_tag_secure", 2, "one line");
-    assert_only("[inbound]\nbogus = 1\n", "inbound.bogus", 2, "unknown field");
+    assert_only(
+        "[inbound]\ndmarc = \"strict\"\n",
+        "inbound.dmarc",
+        2,
+        "expected one of",
+    );
+    assert_only(
+        "[inbound]\nauthserv_id = \"mx zkh\"\n",
+        "inbound.authserv_id",
+        2,
+        "authserv-id",
+    );
+    assert_only(
+        "[inbound]\nsubject_tag_secure = \"a\\nb\"\n",
+        "inbound.subject_tag_secure",
+        2,
+        "one line",
+    );
+    assert_only(
+        "[inbound]\nbogus = 1\n",
+        "inbound.bogus",
+        2,
+        "unknown field",
+    );
 }

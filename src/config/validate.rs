@@ -12,15 +12,15 @@ use toml::Spanned;
 use super::Config;
 use super::duration::parse_duration;
 use super::error::Report;
+use super::inbound::InboundConfig;
 use super::policy::{
     Classification, NonCompliantAction, PolicyConfig, SenderPattern, SenderRule, check_header_name,
 };
 use super::raw::{
-    RawAudit, RawConfig, RawInbound, RawDkim, RawDns, RawDomains, RawFooter, RawOutbound, RawPolicy,
-    RawSenderRule, RawServer,
+    RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawInbound, RawOutbound,
+    RawPolicy, RawSenderRule, RawServer,
 };
 use super::relay::check_next_hop;
-use super::inbound::InboundConfig;
 use super::sections::{
     AuditConfig, DkimConfig, DnsConfig, DomainsConfig, FooterConfig, OutboundConfig, ServerConfig,
 };
@@ -415,11 +415,36 @@ fn audit(raw: RawAudit, r: &mut Report<'_>) -> Option<AuditConfig> {
 
 fn inbound(raw: RawInbound, r: &mut Report<'_>) -> Option<InboundConfig> {
     use super::inbound::{DmarcEnforcement, TempErrorAction, check_authserv_id, check_tag};
-    let authserv_id = parse_opt(r, "inbound.authserv_id", &raw.authserv_id, check_authserv_id);
-    let dmarc = parse(r, "inbound.dmarc", &raw.dmarc, str::parse::<DmarcEnforcement>);
-    let temp_error = parse(r, "inbound.temp_error", &raw.temp_error, str::parse::<TempErrorAction>);
-    let insecure = parse(r, "inbound.subject_tag_insecure", &raw.subject_tag_insecure, check_tag);
-    let secure = parse(r, "inbound.subject_tag_secure", &raw.subject_tag_secure, check_tag);
+    let authserv_id = parse_opt(
+        r,
+        "inbound.authserv_id",
+        &raw.authserv_id,
+        check_authserv_id,
+    );
+    let dmarc = parse(
+        r,
+        "inbound.dmarc",
+        &raw.dmarc,
+        str::parse::<DmarcEnforcement>,
+    );
+    let temp_error = parse(
+        r,
+        "inbound.temp_error",
+        &raw.temp_error,
+        str::parse::<TempErrorAction>,
+    );
+    let insecure = parse(
+        r,
+        "inbound.subject_tag_insecure",
+        &raw.subject_tag_insecure,
+        check_tag,
+    );
+    let secure = parse(
+        r,
+        "inbound.subject_tag_secure",
+        &raw.subject_tag_secure,
+        check_tag,
+    );
     Some(InboundConfig {
         authserv_id: authserv_id?,
         dmarc: dmarc?,
