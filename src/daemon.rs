@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::audit::Event;
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
 
@@ -42,23 +43,41 @@ pub async fn run(
         shared.clone(),
         shutdown.clone(),
     ));
-    tracing::info!(
-        generation = shared.current().number,
-        "nta7516-milter started"
-    );
+    {
+        let g = shared.current();
+        g.auditor.record(Event::ConfigLoaded {
+            source: source_name(&g),
+            generation: g.number,
+        });
+        g.auditor.record(Event::Startup {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            milter: g.config.server.milter.to_string(),
+            map: g.config.server.map.to_string(),
+        });
+        tracing::info!(generation = g.number, "nta7516-milter started");
+    }
     loop {
         tokio::select! {
             _ = crate::daemon::stopped(&mut shutdown) => break,
             r = reload.recv() => match r {
                 Some(()) => {
-                    let outcome = match load(&shared.current()) {
+                    let current = shared.current();
+                    let outcome = match load(&current) {
                         Ok(g) => {
                             let n = g.number;
+                            g.auditor.record(Event::ConfigReloaded {
+                                source: source_name(&g),
+                                generation: n,
+                            });
                             shared.replace(g);
                             tracing::info!(generation = n, "configuration reloaded");
                             Ok(n)
                         }
                         Err(e) => {
+                            current.auditor.record(Event::ConfigRefused {
+                                source: source_name(&current),
+                                error: e.clone(),
+                            });
                             tracing::error!(error = %e, "configuration reload refused; the running configuration stays in force");
                             Err(e)
                         }
@@ -87,6 +106,13 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "shutdown grace period over; exiting with work in flight (the MTA retries it)");
     }
+    let g = shared.current();
+    g.auditor.record(Event::Shutdown {
+        reason: "shutdown requested".into(),
+    });
+    if let Err(e) = g.auditor.sync() {
+        tracing::error!(error = %e, "cannot flush the audit log to disk");
+    }
     tracing::info!("nta7516-milter stopped");
     Ok(())
 }
@@ -95,4 +121,11 @@ pub async fn run(
 /// dropped inside, so the future stays `Send` in `select!`.
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
+}
+
+fn source_name(g: &Generation) -> String {
+    g.config
+        .source
+        .as_ref()
+        .map_or("embedded defaults".to_string(), |p| p.display().to_string())
 }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::audit::{AuditError, Auditor};
 use crate::config::Config;
 use crate::dns::{HickoryResolver, ResolverSetup, SetupError};
 use crate::domain::DomainName;
@@ -20,9 +21,21 @@ use crate::message::dkim::{KeyError, SigningKey};
 /// unsigned.
 pub type DkimSlot = Result<Arc<SigningKey>, Arc<KeyError>>;
 
+/// Why a configuration could not be put into service.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Resolver(#[from] SetupError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
 pub struct Generation {
     pub config: Arc<Config>,
     pub engine: Arc<Engine<HickoryResolver>>,
+    /// The audit trail (NEN 7513). Carried over on reload while `[audit]` is unchanged,
+    /// so the hash chain continues in the same writer.
+    pub auditor: Arc<Auditor>,
     pub dkim: HashMap<DomainName, DkimSlot>,
     /// Counts reloads, for logs and audit events.
     pub number: u64,
@@ -33,7 +46,7 @@ pub struct Generation {
 impl Generation {
     /// Builds a generation. The engine (and its verdict cache) is carried over from
     /// `previous` when neither the DNS settings nor the policy changed.
-    pub fn build(config: Config, previous: Option<&Generation>) -> Result<Self, SetupError> {
+    pub fn build(config: Config, previous: Option<&Generation>) -> Result<Self, BuildError> {
         let engine = match previous {
             Some(p) if p.config.dns == config.dns && p.config.policy == config.policy => {
                 p.engine.clone()
@@ -50,6 +63,10 @@ impl Generation {
                 )
             }
         };
+        let auditor = match previous {
+            Some(p) if p.config.audit == config.audit => p.auditor.clone(),
+            _ => Arc::new(Auditor::open(config.audit.file.as_deref())?),
+        };
         let dkim = load_dkim_keys(&config);
         let authserv_id = config
             .inbound
@@ -57,6 +74,7 @@ impl Generation {
             .clone()
             .unwrap_or_else(crate::message::inbound::host_name);
         Ok(Self {
+            auditor,
             authserv_id,
             config: Arc::new(config),
             engine,

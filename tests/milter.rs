@@ -318,3 +318,89 @@ async fn inbound_mail_is_verified_and_forged_results_removed() {
     conn.close().await.unwrap();
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_decision_lands_in_a_verifiable_audit_trail() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let mut d = daemon::start(&config(
+        &bed,
+        &format!("[audit]\nfile = \"{}\"\n", log.display()),
+    ))
+    .await;
+    // Outbound (trusted client) with a forged header, then inbound, then a refusal.
+    let mut conn = open(d.milter, all_actions()).await;
+    send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        HEADERS,
+    )
+    .await;
+    conn.close().await.unwrap();
+    let mut conn = open(d.milter, all_actions()).await;
+    send(
+        &mut conn,
+        [192, 0, 2, 7],
+        &[("jan@zkh.test", "local")],
+        HEADERS,
+    )
+    .await;
+    conn.close().await.unwrap();
+    let mut own = HEADERS.to_vec();
+    own[0] = ("From", "jan@zkh.test");
+    let mut conn = open(d.milter, all_actions()).await;
+    send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &own,
+    )
+    .await;
+    conn.close().await.unwrap();
+    // A refused reload is on the record too.
+    std::fs::write(&d.config_file, "[dns]\ntimeout = \"never\"\n").unwrap();
+    d.reload.send(()).await.unwrap();
+    assert!(d.reloads.recv().await.unwrap().is_err());
+    d.shutdown().await;
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let types: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["event_type"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expect = [
+        "config_loaded",
+        "startup",
+        "message_received",
+        "headers_removed",
+        "classified",
+        "footer_added",
+        "message_received",
+        "headers_removed",
+        "inbound_verified",
+        "message_received",
+        "deferred",
+        "config_refused",
+        "shutdown",
+    ];
+    assert_eq!(types, expect, "{text}");
+    assert!(
+        !text.contains("De uitslag volgt"),
+        "never a message body in the audit log"
+    );
+    let report = nta7516_milter::audit::verify_files(std::slice::from_ref(&log)).unwrap();
+    let _ = report;
+    // One altered byte breaks the chain.
+    let tampered = dir.path().join("tampered.log");
+    std::fs::write(
+        &tampered,
+        text.replacen("a@compliant.test", "b@compliant.test", 1),
+    )
+    .unwrap();
+    assert!(nta7516_milter::audit::verify_files(&[tampered]).is_err());
+}

@@ -163,6 +163,17 @@ async fn route(g: &Generation, key: &str) -> Reply {
         .iter()
         .map(|r| r.code.as_str())
         .collect();
+    g.auditor.record(crate::audit::Event::RecipientRouted {
+        queue_id: None,
+        recipient_domain: domain.to_string(),
+        route: reply.to_string(),
+        verdict: (&decision.verdict).into(),
+        reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        evidence: match &decision.verdict {
+            Verdict::Compliant(c) => c.evidence.to_string(),
+            _ => String::new(),
+        },
+    });
     tracing::info!(
         rcpt_domain = %domain,
         verdict = decision.verdict.label(),
@@ -186,6 +197,7 @@ async fn tls(g: &Generation, key: &str) -> Reply {
         return Reply::NotFound;
     }
     let decision = g.engine.decide(&name).await;
+    tracing::debug!(next_hop = %name, verdict = decision.verdict.label(), "tls policy lookup");
     match &decision.verdict {
         Verdict::Compliant(_) => Reply::Ok("dane-only".into()),
         // Unknown status of a next hop: deferring this delivery is safer than sending

@@ -18,6 +18,7 @@ use indymilter::{
 };
 use tokio::sync::watch;
 
+use crate::audit::{Auditor, Event, Stage};
 use crate::domain::address_domain;
 use crate::message::footer::MAX_MESSAGE_SIZE;
 use crate::message::inbound;
@@ -191,6 +192,7 @@ async fn rcpt(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
         conn.msg.queue_id = queue_id;
     }
     conn.msg.received.rcpt_mailers.push(mailer);
+    conn.msg.received.rcpts.push(rcpt.clone());
     // Warm the verdict cache: the queue manager asks the map server for this domain
     // again at delivery, and then the answer is already there.
     if let Some(domain) = address_domain(&rcpt)
@@ -234,15 +236,49 @@ async fn body(cx: &mut Context<Conn>, chunk: Bytes) -> Status {
     Status::Continue
 }
 
-/// Every failure ends here: one 451 reply with the reason, and the MTA keeps the
-/// message (NTA 7516 6.1.4: no loss).
-fn tempfail(reply: &mut indymilter::SmtpReply, code: &str, text: &str, queue_id: &str) -> Status {
+/// What end of data answers the MTA.
+enum Answer {
+    Apply(Box<plan::Plan>),
+    /// 451 with (enhanced code, text).
+    Tempfail(&'static str, String),
+    /// 550 5.7.1 with text.
+    Reject(String),
+}
+
+/// Every refusal ends here: one SMTP reply with the reason, one audit event. A 451 keeps
+/// the message at the client (NTA 7516 6.1.4: no loss).
+fn refuse(cx: &mut EomContext<Conn>, answer: &Answer, queue_id: &str, auditor: &Auditor) -> Status {
+    let (code, enhanced, text) = match answer {
+        Answer::Tempfail(enhanced, text) => ("451", *enhanced, text),
+        Answer::Reject(text) => ("550", "5.7.1", text),
+        Answer::Apply(_) => return Status::Continue,
+    };
     let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
-    tracing::warn!(queue_id, reason = %text, "milter: deferring message (451)");
-    // A refused text (impossible for sanitized ASCII) still leaves a bare tempfail,
-    // which keeps the message all the same.
-    let _ = reply.set_error_reply("451", Some(code), [text.as_str()]);
-    Status::Tempfail
+    tracing::warn!(queue_id, code, reason = %text, "milter: refusing the message");
+    let event = if code == "451" {
+        Event::Deferred {
+            queue_id: Some(queue_id.to_string()),
+            stage: Stage::EndOfMessage,
+            reason: text.clone(),
+        }
+    } else {
+        Event::Rejected {
+            queue_id: Some(queue_id.to_string()),
+            stage: Stage::EndOfMessage,
+            reason: text.clone(),
+        }
+    };
+    auditor.record(event);
+    // A refused text (impossible for sanitized ASCII) still leaves a bare refusal, which
+    // keeps the message all the same.
+    let _ = cx
+        .reply
+        .set_error_reply(code, Some(enhanced), [text.as_str()]);
+    if code == "451" {
+        Status::Tempfail
+    } else {
+        Status::Reject
+    }
 }
 
 async fn eom(cx: &mut EomContext<Conn>) -> Status {
@@ -251,29 +287,109 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         .get(c"i")
         .map(|v| v.to_string_lossy().into_owned());
     let Some(conn) = cx.data.as_mut() else {
-        return tempfail(
-            &mut cx.reply,
-            "4.3.0",
-            "internal error: no connection state",
-            "?",
+        // No state means a protocol sequence we did not follow: defer, the MTA retries.
+        let _ = cx.reply.set_error_reply(
+            "451",
+            Some("4.3.0"),
+            ["NTA 7516: internal error: no connection state"],
         );
+        return Status::Tempfail;
     };
     let msg = std::mem::take(&mut conn.msg);
     let qid = queue_id
         .or(msg.queue_id.clone())
         .unwrap_or_else(|| "?".into());
     let g = conn.generation.clone();
-    let direction = classify::direction(&g.config, conn.client, msg.auth_user.as_deref());
-    if msg.header_overflow {
-        return tempfail(&mut cx.reply, "4.3.0", "too many header fields", &qid);
-    }
-    let mut plan = match plan::plan(&g, &direction, &msg.received) {
-        Ok(p) => p,
-        Err(e) => return tempfail(&mut cx.reply, e.status_code(), &e.to_string(), &qid),
+    let answer = decide(conn, &g, &msg, &qid).await;
+    let Answer::Apply(plan) = &answer else {
+        return refuse(cx, &answer, &qid, &g.auditor);
     };
+    if g.config.server.dry_run {
+        return Status::Continue;
+    }
+    let leading_space = conn.leading_space;
+    if let Err(e) = apply(cx, plan, leading_space).await {
+        let failed = Answer::Tempfail("4.3.0", format!("cannot modify the message: {e}"));
+        return refuse(cx, &failed, &qid, &g.auditor);
+    }
+    Status::Continue
+}
+
+fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// Decides what to do with one message and records it in the audit trail.
+async fn decide(conn: &Conn, g: &Generation, msg: &Msg, qid: &str) -> Answer {
+    let auditor = &g.auditor;
+    let r = &msg.received;
+    let direction = classify::direction(&g.config, conn.client, msg.auth_user.as_deref());
+    let message_id = header_value(&r.headers, "message-id").map(str::to_string);
+    auditor.record(Event::MessageReceived {
+        direction: (&direction).into(),
+        client_address: conn.client.map(|c| c.to_string()).unwrap_or_default(),
+        client_name: conn.client_name.clone(),
+        helo: conn.helo.clone(),
+        tls_version: conn.tls_version.clone(),
+        cipher: conn.cipher.clone(),
+        sasl_user: msg.auth_user.clone(),
+        queue_id: qid.to_string(),
+        message_id: message_id.clone(),
+        sender: r.sender.clone(),
+        recipients: r.rcpts.clone(),
+    });
+    // NEN 7513: no processing without a trail. While the audit file cannot be written,
+    // mail waits at the client instead of passing unlogged.
+    if !auditor.healthy() {
+        return Answer::Tempfail("4.3.0", "the audit log cannot be written".into());
+    }
+    if msg.header_overflow {
+        return Answer::Tempfail("4.3.0", "too many header fields".into());
+    }
+    let mut plan = match plan::plan(g, &direction, r) {
+        Ok(p) => p,
+        Err(e) => return Answer::Tempfail(e.status_code(), e.to_string()),
+    };
+    if !plan.delete.is_empty() {
+        auditor.record(Event::HeadersRemoved {
+            queue_id: qid.to_string(),
+            names: plan.delete.iter().map(|(n, _)| n.clone()).collect(),
+            from_trusted_client: direction.is_outbound(),
+        });
+    }
+    if let Some((class, source)) = &plan.classification {
+        auditor.record(Event::Classified {
+            queue_id: qid.to_string(),
+            message_id: message_id.clone(),
+            classification: (*class).into(),
+            by: source.to_string(),
+            trusted_client: direction.is_outbound(),
+        });
+    }
+    match &plan.footer {
+        Some(Ok(parts)) => auditor.record(Event::FooterAdded {
+            queue_id: qid.to_string(),
+            parts: *parts,
+        }),
+        Some(Err(reason)) => auditor.record(Event::FooterSkipped {
+            queue_id: qid.to_string(),
+            reason: reason.clone(),
+        }),
+        None => {}
+    }
+    if let Some((domain, selector)) = &plan.signed {
+        auditor.record(Event::Signed {
+            queue_id: qid.to_string(),
+            domain: domain.clone(),
+            selector: selector.clone(),
+        });
+    }
     let mut inbound_summary = String::new();
     if !direction.is_outbound() {
-        let v = verify_inbound(conn, &g, &msg.received).await;
+        let v = verify_inbound(conn, g, r).await;
         inbound_summary = format!(
             "spf={} dkim={} dmarc={} {}",
             v.spf,
@@ -281,18 +397,17 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
             v.dmarc,
             v.header_value()
         );
+        auditor.record(Event::InboundVerified {
+            queue_id: qid.to_string(),
+            spf: v.spf.clone(),
+            dkim: v.dkim.clone(),
+            dmarc: v.dmarc.clone(),
+            arrived_securely: v.secure,
+            reasons: v.reasons.clone(),
+        });
         match &v.action {
-            inbound::Action::Reject(text) => {
-                tracing::info!(queue_id = %qid, inbound = %inbound_summary, "rejecting inbound message (DMARC)");
-                let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
-                let _ = cx
-                    .reply
-                    .set_error_reply("550", Some("5.7.1"), [text.as_str()]);
-                return Status::Reject;
-            }
-            inbound::Action::Tempfail(text) => {
-                return tempfail(&mut cx.reply, "4.7.0", text, &qid);
-            }
+            inbound::Action::Reject(text) => return Answer::Reject(text.clone()),
+            inbound::Action::Tempfail(text) => return Answer::Tempfail("4.7.0", text.clone()),
             inbound::Action::Quarantine(reason) if conn.can_quarantine => {
                 plan.quarantine = Some(reason.clone());
             }
@@ -308,7 +423,7 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         plan.add
             .push((inbound::HEADER_INBOUND.to_string(), v.header_value()));
         if let Some(tag) = &v.subject_tag {
-            plan.subject = Some(subject_with_tag(&msg.received.headers, tag));
+            plan.subject = Some(subject_with_tag(&r.headers, tag));
         }
     }
     let (class, source) = match &plan.classification {
@@ -318,7 +433,7 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     tracing::info!(
         queue_id = %qid,
         client = %conn.client.map_or(conn.client_name.clone(), |c| c.to_string()),
-        sender = %msg.received.sender,
+        sender = %r.sender,
         direction = %direction,
         classification = class,
         classified_by = %source,
@@ -328,19 +443,7 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         dry_run = g.config.server.dry_run,
         "message processed"
     );
-    if g.config.server.dry_run {
-        return Status::Continue;
-    }
-    let leading_space = conn.leading_space;
-    if let Err(e) = apply(cx, &plan, leading_space).await {
-        return tempfail(
-            &mut cx.reply,
-            "4.3.0",
-            &format!("cannot modify the message: {e}"),
-            &qid,
-        );
-    }
-    Status::Continue
+    Answer::Apply(Box::new(plan))
 }
 
 async fn apply(

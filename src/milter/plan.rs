@@ -30,6 +30,8 @@ pub struct Received {
     pub body_overflow: bool,
     /// `{rcpt_mailer}` of each recipient.
     pub rcpt_mailers: Vec<Option<String>>,
+    /// Envelope recipients, in order.
+    pub rcpts: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,6 +50,10 @@ pub struct Plan {
     pub subject: Option<(i32, String)>,
     /// Put the message on hold with this reason (inbound DMARC p=quarantine, honoured).
     pub quarantine: Option<String>,
+    /// Footer outcome for secure outbound mail: `Ok(parts)` or `Err(why skipped)`.
+    pub footer: Option<Result<usize, String>>,
+    /// (domain, selector) of the DKIM signature added.
+    pub signed: Option<(String, String)>,
     pub classification: Option<(Classification, Source)>,
     /// Human-readable notes for the log (why a footer was skipped, why routing stays
     /// secure, which key signed).
@@ -151,10 +157,14 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
         match footer::add_footer(&kept, &msg.body, &f) {
             Outcome::Added { body: b, parts } => {
                 p.notes.push(format!("footer added to {parts} part(s)"));
+                p.footer = Some(Ok(parts));
                 body = b.clone();
                 p.body = Some(b);
             }
-            Outcome::Skipped(why) => p.notes.push(format!("footer skipped: {why}")),
+            Outcome::Skipped(why) => {
+                p.notes.push(format!("footer skipped: {why}"));
+                p.footer = Some(Err(why.to_string()));
+            }
         }
     }
 
@@ -173,6 +183,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
                 key.selector()
             ));
             p.dkim = Some(sig);
+            p.signed = Some((key.domain().to_string(), key.selector().to_string()));
         }
         (Some((d, Err(e))), _) => {
             return Err(PlanError::DkimKeyUnusable {

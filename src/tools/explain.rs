@@ -69,6 +69,8 @@ pub async fn explain(config: &Config, address: &str) -> Result<Explanation, Stri
     // nothing about the route.
     let mut live = config.clone();
     live.server.dry_run = false;
+    // A dry look-up, not processing: it must not write to the daemon's audit trail.
+    live.audit.file = None;
     let g = Generation::build(live, None).map_err(|e| e.to_string())?;
     let address = address.trim().to_string();
     let route_query = format!("route {address}");

@@ -21,6 +21,10 @@ fn msg(headers: &[(&str, &str)], mailers: &[&str]) -> Received {
         body: b"Beste collega,\r\n\r\nZie bijlage.\r\n".to_vec(),
         body_overflow: false,
         rcpt_mailers: mailers.iter().map(|m| Some(m.to_string())).collect(),
+        rcpts: mailers
+            .iter()
+            .map(|_| "collega@ggd.test".to_string())
+            .collect(),
     }
 }
 
