@@ -3,3 +3,4 @@
 pub mod dkim;
 pub mod footer;
 pub mod inbound;
+pub mod rewrite;
