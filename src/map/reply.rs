@@ -15,8 +15,13 @@ pub const TRANSPORT_DANE: &str = "nta-dane";
 pub const TRANSPORT_FALLBACK: &str = "nta-fallback";
 /// Runs Postfix's error(8) agent: accepted at RCPT, bounced by the queue manager, so a
 /// trusted sender's bypass mark (known only at end of data) can still rescue the message.
+/// (An `error:` answer would make smtpd reject at RCPT, before the milter sees the mark.)
+/// master.cf runs it as `error -n error` with maxproc 1: see TRANSPORT_DEFER.
 pub const TRANSPORT_BOUNCE: &str = "nta-bounce";
-/// Runs error(8) under the service name `retry` (error(8) defers only under that name).
+/// Runs error(8) as `error -n retry` (error(8) defers only under that name). It must
+/// have maxproc 1: Postfix then passes `-l` and takes no accept lock; otherwise it shares
+/// `pid/unix.retry` with Postfix's own retry service and an idle nta-defer process
+/// blocks every ordinary retry for up to max_idle (found on Postfix 3.7.11; postfix/README).
 pub const TRANSPORT_DEFER: &str = "nta-defer";
 /// Longest reason text put into a reply or a DSN: a DSN line stays readable and far
 /// below Postfix's reply limit (netstring::MAX_REPLY_SIZE).
