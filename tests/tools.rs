@@ -8,17 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::dnsbed::DnsBed;
+use common::keys::ED25519_PEM;
 use nta7516_milter::config::Config;
 use nta7516_milter::domain::DomainName;
 use nta7516_milter::message::dkim::SigningKey;
 use nta7516_milter::nta::record::{self, Syntax, YearMonth};
-
-/// The Ed25519 key whose public half the bed publishes at `ed._domainkey` of
-/// `selfcheck.test.` and `expiring.test.` (made with `dkim-keygen`; test use only).
-const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIMpnurMD31LL6Q5XCPxLwqBXkFrf8O/BM8X0M2eUjk+p
------END PRIVATE KEY-----
-";
 
 /// The RSA-2048 key published at `rsa._domainkey.selfcheck.test.` (test use only).
 const RSA_PEM: &str = "-----BEGIN PRIVATE KEY-----

@@ -75,7 +75,9 @@ pub const FIXTURES: &[&str] = &[
 /// The fixture every query for which (at or below) is answered with SERVFAIL.
 pub const SERVFAIL_ZONE: &str = "servfail.test";
 #[allow(unused_imports)]
-pub use zones::{BIG_TXT_RECORDS, BIG_TXT_STRINGS, DMARC_REJECT, SPF_FAIL, TAMPERED_PROVIDER};
+pub use zones::{
+    AUTH_CLIENT_IP, BIG_TXT_RECORDS, BIG_TXT_STRINGS, DMARC_REJECT, SPF_FAIL, TAMPERED_PROVIDER,
+};
 
 const TTL: u32 = 300;
 const SIG_VALIDITY: Duration = Duration::from_secs(7 * 86400);

@@ -230,6 +230,7 @@ pub(super) fn child_zones(today: Date) -> Vec<ZoneSpec> {
     ];
     zones.push(big_zone(&valid));
     zones.extend(operator_tool_zones(today, &valid));
+    zones.extend(inbound_zones(&valid));
     zones
 }
 
@@ -271,6 +272,32 @@ fn operator_tool_zones(today: Date, valid: &str) -> Vec<ZoneSpec> {
             .spf_dmarc()
             .dane_mx()
             .txt("ed._domainkey", &[DKIM_OTHER_RECORD])
+            .done(Signing::Signed),
+    ]
+}
+
+/// The address the inbound tests' "sending server" connects from: SPF-authorised for
+/// `auth.test.`.
+pub const AUTH_CLIENT_IP: &str = "192.0.2.7";
+
+/// Sender fixtures for inbound verification (`tests/inbound.rs`); not in `FIXTURES`:
+/// * `auth.test.`: an NTA 7516 party whose mail authenticates: SPF
+///   `ip4:192.0.2.7 -all`, DMARC `p=reject`, `ed._domainkey` the test key;
+/// * `softfail.test.`: SPF `~all`, DMARC `p=none`, no NTA record.
+fn inbound_zones(valid: &str) -> Vec<ZoneSpec> {
+    let spf = format!("v=spf1 ip4:{AUTH_CLIENT_IP} -all");
+    vec![
+        Body::new("auth.test")
+            .txt("@", &[valid])
+            .txt("@", &[&spf])
+            .txt("_dmarc", &[DMARC_REJECT])
+            .dane_mx()
+            .txt("ed._domainkey", &[DKIM_ED25519_RECORD])
+            .done(Signing::Signed),
+        Body::new("softfail.test")
+            .txt("@", &["v=spf1 ~all"])
+            .txt("_dmarc", &["v=DMARC1; p=none"])
+            .dane_mx()
             .done(Signing::Signed),
     ]
 }
