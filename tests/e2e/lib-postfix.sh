@@ -16,11 +16,19 @@
 #                       MX of nta.lab.test, the ntamx host relay.ntamx.lab.test
 #     127.0.10.26:25    pfc: plain receiver without TLS (mx.notlsa, mx.ntamx)
 #     127.0.10.27:25    pfd: fallback relay fallback.lab.test, cert from the lab CA
-#     127.0.10.98       "external" SMTP client address (not in [outbound] networks)
+#     127.0.10.1:2525   pfa's inbound listener with STARTTLS (lab cert $LAB/tls/mx.crt): the
+#                       same smtpd, milters and restrictions as :25 (case file 35)
+#     127.0.10.98       "external" SMTP client address (not in [outbound] networks); the
+#                       SPF records of ext/plainext/quarext.lab.test allow it
+#     127.0.10.97       "spoofing" external client: not in [outbound] networks, and no SPF
+#                       record of the lab allows it (pf_send spoof)
 #     127.0.10.28       down.ntamx2.lab.test: nothing listens (first ntamx of ntamx2)
 # Every instance delivers to one maildir, $LAB/pf/<name>/mail/inbox/new/ (virtual(8) adds
 # Delivered-To: <recipient>).
 # Logs: $LAB/log/<name>.maillog (Postfix), $LAB/log/nta-daemon.out (the daemon).
+# Audit: every daemon started here writes [audit] file = $LAB/audit/audit.log, so the whole
+# e2e run makes ONE hash chain across restarts (checked by 90-audit-verify); each
+# pf_lab_up appends its case name to $LAB/audit/cases.
 
 PF_SHIPPED="$E2E_REPO/postfix"
 # PF_SOCKETS=inet (default): the daemon on inet:127.0.10.1:7516/7517, as shipped with the
@@ -30,6 +38,15 @@ PF_SOCKETS=${PF_SOCKETS:-inet}
 PF_CONF="$E2E_DIR/conf/postfix"
 PF_INT=127.0.10.1
 PF_EXT=127.0.10.98
+PF_SPOOF=127.0.10.97
+# pfa's inbound listener with STARTTLS (port 25 stays as shipped: no TLS)
+PF_TLS_PORT=2525
+# the audit log of every daemon started through nta_daemon_config (set it empty: none)
+PF_AUDIT_FILE=${PF_AUDIT_FILE-${LAB:-}/audit/audit.log}
+# TOML lines for the daemon's [inbound] section (empty: no section, the defaults), e.g.
+#     PF_INBOUND='authserv_id = "mx.sender.lab.test"
+#     dmarc = "honour"'
+PF_INBOUND=${PF_INBOUND:-}
 
 # $LAB/pf/NAME/{etc,queue,data,mail}: config directory, queue, data, maildirs
 pf_dir() { printf '%s/pf/%s\n' "$LAB" "$1"; }
@@ -96,6 +113,17 @@ pf_setup() {
             cat "$PF_SHIPPED/master.cf"
         } >>"$d/master.cf"
         cp "$PF_SHIPPED/nta7516-milter_header_checks" "$d/nta7516-milter_header_checks"
+        # the inbound MX listener with STARTTLS: main.cf's smtpd settings (milters,
+        # restrictions) plus TLS with the lab cert; TLS in the Received header and the log
+        {
+            printf '\n# --- lab: inbound listener with STARTTLS (tests/e2e/lib-postfix.sh, case file 35)\n'
+            printf '%s:%s inet n       -       n       -       -       smtpd\n' "$addr" "$PF_TLS_PORT"
+            printf '  -o smtpd_tls_security_level=may\n'
+            printf '  -o smtpd_tls_cert_file=%s\n' "$LAB/tls/mx.crt"
+            printf '  -o smtpd_tls_key_file=%s\n' "$LAB/tls/mx.key"
+            printf '  -o smtpd_tls_received_header=yes\n'
+            printf '  -o smtpd_tls_loglevel=1\n'
+        } >>"$d/master.cf"
         ;;
     tls | plain | fallback)
         pf_render "$PF_CONF/main-receiver.cf.in" "$d/main.cf" "$name" "$addr" "$host"
@@ -155,6 +183,38 @@ pf_tls_ca() {
 PF_DKIM_SELECTOR=e2e
 PF_DKIM_NAME="$PF_DKIM_SELECTOR._domainkey.sender.lab.test"
 
+# pf_dkim_publish NAME PEM : the public key of the RSA key PEM (made when missing:
+# RSA-2048, mode 0600) as "v=DKIM1; k=rsa; p=..." TXT at NAME in lab.test (Knot zone
+# transaction; Knot re-signs lab.test); waits until Unbound serves it. For other
+# domains' keys (case file 35: ext.lab.test); sender.lab.test's is pf_dkim_key.
+pf_dkim_publish() {
+    local name=$1 pem=$2 pub rdata i
+    mkdir -p "$(dirname "$pem")"
+    if [ ! -s "$pem" ]; then
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pem" \
+            >>"$LAB/log/openssl.out" 2>&1 || e2e_die "could not make the DKIM key $pem"
+        chmod 600 "$pem"
+    fi
+    if knot_dig "$name" TXT +short | grep -q 'v=DKIM1'; then return 0; fi
+    pub=$(openssl pkey -in "$pem" -pubout -outform DER | base64 -w0)
+    # TXT strings are at most 255 bytes: split the key
+    rdata="\"v=DKIM1; k=rsa; p=${pub:0:200}\""
+    for ((i = 200; i < ${#pub}; i += 200)); do
+        rdata+=" \"${pub:i:200}\""
+    done
+    {
+        knotc_ zone-begin lab.test &&
+            knotc_ zone-set lab.test "$name." 300 TXT "$rdata" &&
+            knotc_ zone-commit lab.test
+    } >>"$LAB/log/knotc.out" 2>&1 || {
+        knotc_ zone-abort lab.test >/dev/null 2>&1 || true
+        e2e_die "could not publish the DKIM key record $name: $(tail -n 5 "$LAB/log/knotc.out")"
+    }
+    wait_for "Unbound serves the DKIM key record $name" 50 0.2 \
+        sh -c "ip netns exec '$NETNS' dig +time=2 +tries=1 +short @$E2E_RESOLVER_ADDR '$name' TXT | grep -q 'v=DKIM1'" ||
+        e2e_die "the DKIM key record $name is not served"
+}
+
 # pf_dkim_key : RSA-2048 key $LAB/dkim/sender.pem and its public key in DNS at
 # e2e._domainkey.sender.lab.test (Knot zone transaction; Knot re-signs lab.test)
 pf_dkim_key() {
@@ -193,8 +253,13 @@ NTA_DAEMON_CONFIG="${LAB:-}/nta.toml"
 # nta_daemon_config NON_COMPLIANT [EXTRA_TOML] : write $LAB/nta.toml (the [dns] part is
 # the lab's, as in $NTA_CONFIG)
 nta_daemon_config() {
-    local policy=$1 extra=${2:-}
+    local policy=$1 extra=${2:-} audit="" inbound=""
     NTA_DAEMON_CONFIG="$LAB/nta.toml"
+    if [ -n "$PF_AUDIT_FILE" ]; then
+        mkdir -p "$(dirname "$PF_AUDIT_FILE")"
+        audit=$(printf '\n[audit]\nfile = "%s"\n' "$PF_AUDIT_FILE")
+    fi
+    [ -z "$PF_INBOUND" ] || inbound=$(printf '\n[inbound]\n%s\n' "$PF_INBOUND")
     local server
     if [ "$PF_SOCKETS" = unix ]; then
         server=$(printf 'milter = "unix:%s/milter.sock"\nmap = "unix:%s/map.sock"\nsocket_group = "postfix"' "$(pf_sockdir)" "$(pf_sockdir)")
@@ -224,6 +289,8 @@ key = "$LAB/dkim/sender.pem"
 [footer]
 text = "NTA7516-E2E-FOOTER plain: sent securely."
 html = "<p class=\"e2e\">NTA7516-E2E-FOOTER html: sent securely.</p>"
+$audit
+$inbound
 $extra
 EOF
     )"
@@ -285,6 +352,9 @@ pf_lab_up() {
     mkdir -p "$LAB/pf"
     # the "external" client's address (not in [outbound] networks)
     run_in_lab ip addr replace "$PF_EXT/32" dev lo
+    run_in_lab ip addr replace "$PF_SPOOF/32" dev lo
+    mkdir -p "$LAB/audit"
+    printf '%s\n' "${E2E_CASE:-case}" >>"$LAB/audit/cases"
     pf_tls_ca
     pf_dkim_key
     trap pf_lab_down EXIT
@@ -323,8 +393,9 @@ pf_lab_down() {
 # nanoseconds, since it runs in a command substitution (no shared counter)
 pf_token() { printf 'tok%s\n' "$(date +%s%N)"; }
 
-# pf_send int|ext TOKEN SWAKS_ARGS... : swaks from the internal (127.0.10.1) or external
-# client to pfa (envelope sender $PF_FROM, default sender@sender.lab.test); output in
+# pf_send int|ext|spoof TOKEN SWAKS_ARGS... : swaks from the internal (127.0.10.1), external
+# (127.0.10.98) or spoofing (127.0.10.97) client to pfa (envelope sender $PF_FROM, default
+# sender@sender.lab.test); output in
 # $LAB/out/swaks-TOKEN.out ($PF_OUT); sets PF_QID (queue id or empty); returns swaks' exit
 # status (0: accepted; 23 MAIL, 24 RCPT, 25 DATA, 26 end of data refused)
 pf_send() {
@@ -333,7 +404,8 @@ pf_send() {
     case "$who" in
     int) from=$PF_INT ;;
     ext) from=$PF_EXT ;;
-    *) e2e_die "pf_send: int or ext, not $who" ;;
+    spoof) from=$PF_SPOOF ;;
+    *) e2e_die "pf_send: int, ext or spoof, not $who" ;;
     esac
     PF_OUT="$LAB/out/swaks-$token.out"
     run_in_lab_resolv timeout 60 swaks --server "$PF_INT:25" --local-interface "$from" \

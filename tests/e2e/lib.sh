@@ -43,6 +43,9 @@ E2E_PKGS_POSTFIX=(postfix postfix-pcre swaks)
 # shellcheck disable=SC2034 # DKIM verification of delivered mail (dkimverify)
 E2E_PKGS_DKIM=(python3-dkim)
 E2E_PACKAGE_SETS=(E2E_PKGS_BASE E2E_PKGS_DNS E2E_PKGS_POSTFIX E2E_PKGS_DKIM)
+# shellcheck disable=SC2034 # swaks -tls (inbound STARTTLS, case file 35) needs Net::SSLeay
+E2E_PKGS_SWAKS_TLS=(libnet-ssleay-perl)
+E2E_PACKAGE_SETS+=(E2E_PKGS_SWAKS_TLS)
 # debconf answers given before installing (harmless for packages that are not installed)
 E2E_DEBCONF=(
     "postfix postfix/main_mailer_type select No configuration"
