@@ -1,0 +1,18 @@
+# %post of nta7516-milter (rpm). $1: 1 = install, 2 = upgrade.
+# Postfix daemons keep only their primary group, so the sockets need group postfix and
+# the daemon must be in it to chgrp them (the unit has no capabilities).
+if getent group postfix >/dev/null; then
+    usermod -a -G postfix nta7516-milter || :
+fi
+install -d -m 0750 -o nta7516-milter -g nta7516-milter /var/lib/nta7516-milter /var/log/nta7516-milter
+[ -d /etc/nta7516-milter/dkim ] || install -d -m 0750 -o root -g nta7516-milter /etc/nta7516-milter/dkim
+if [ -d /var/spool/postfix ] && getent group postfix >/dev/null; then
+    install -d -m 0750 -o nta7516-milter -g postfix /var/spool/postfix/nta7516-milter
+fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+    # rpm convention (presets): not enabled or started on install; on upgrade a running
+    # daemon is restarted in %postun once the new configuration check passes.
+    [ "$1" -eq 1 ] && systemctl preset nta7516-milter.service >/dev/null 2>&1 || :
+fi
+exit 0
