@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # %post of nta7516-milter (rpm). $1: 1 = install, 2 = upgrade.
 # Postfix daemons keep only their primary group, so the sockets need group postfix and
 # the daemon must be in it to chgrp them (the unit has no capabilities).
@@ -13,6 +14,8 @@ if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     # rpm convention (presets): not enabled or started on install; on upgrade a running
     # daemon is restarted in %postun once the new configuration check passes.
-    [ "$1" -eq 1 ] && systemctl preset nta7516-milter.service >/dev/null 2>&1 || :
+    if [ "$1" -eq 1 ]; then
+        systemctl preset nta7516-milter.service >/dev/null 2>&1 || :
+    fi
 fi
 exit 0

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # %postun of nta7516-milter (rpm). $1: 0 = erase, 1 = upgrade.
 # Erase keeps /var/log/nta7516-milter (NEN 7513: five years) and the user that owns it.
 if [ -d /run/systemd/system ]; then

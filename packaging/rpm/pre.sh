@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # %pre of nta7516-milter (rpm): the static system user and group, before the files
 # (the config is packaged as root:nta7516-milter 0640). See packaging/README.md.
 getent group nta7516-milter >/dev/null || groupadd -r nta7516-milter

@@ -30,7 +30,9 @@ if ! out=$("$E2E_REPO/packaging/build-packages.sh" --binary "$NTA_BIN" --fast --
     exit 1
 fi
 printf '%s\n' "$out" | grep -E '^\[packaging\] installed' || true
-rpmfile=$(ls "$PKG"/*.rpm 2>/dev/null | head -n 1)
+rpms=("$PKG"/*.rpm)
+rpmfile=${rpms[0]}
+[ -e "$rpmfile" ] || rpmfile=""
 assert_match "cargo-generate-rpm built nta7516-milter-${VERSION}-1.<arch>.rpm from the binary under test in $((SECONDS - t))s (incl. installing cargo-generate-rpm if it was missing)" \
     "nta7516-milter-${VERSION}-1\.[a-z0-9_]+\.rpm$" "$rpmfile"
 [ -n "$rpmfile" ] || exit 1
@@ -52,8 +54,9 @@ assert_eq "rpm -qlp: the expected file list" "$(printf '%s\n' "$expected" | sort
     "$(diff <(printf '%s\n' "$expected" | sort) <(printf '%s\n' "$files") || true)"
 
 # the same files as the .deb (when 60-packaging-deb built one in this lab)
-deb=$(ls "$LAB"/packaging/nta7516-milter_*.deb 2>/dev/null | head -n 1 || true)
-if [ -n "$deb" ]; then
+debs=("$LAB"/packaging/nta7516-milter_*.deb)
+deb=${debs[0]}
+if [ -e "$deb" ]; then
     debfiles=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' |
         sed -e 's|^/lib/systemd/|/usr/lib/systemd/|' -e 's|\(/usr/share/man/.*\)\.gz$|\1|' |
         grep -v '^/usr/share/doc/nta7516-milter/copyright$' | sort)
