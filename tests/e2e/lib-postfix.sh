@@ -322,8 +322,11 @@ nta_daemon_stop() {
         e2e_die "the daemon still listens after stop"
 }
 
-# nta_daemon_reloads : how many reloads the daemon has logged so far
-nta_daemon_reloads() { grep -c 'configuration reloaded' "$LAB/log/nta-daemon.out" 2>/dev/null || true; }
+# nta_daemon_reloads : how many reloads the daemon has logged so far. Only the daemon's
+# own "configuration reloaded generation=N" line: the audit trail's journal copy of the
+# event ("audit: configuration reloaded event=...") says the same words.
+NTA_RELOAD_LINE='configuration reloaded generation='
+nta_daemon_reloads() { grep -c "$NTA_RELOAD_LINE" "$LAB/log/nta-daemon.out" 2>/dev/null || true; }
 
 # nta_daemon_reload : SIGHUP, and wait until the daemon logs one more reload
 nta_daemon_reload() {
@@ -332,7 +335,7 @@ nta_daemon_reload() {
     pid=$(cat "$LAB/pids/nta-daemon.pid")
     kill -HUP "$pid"
     wait_for "the daemon logs reload number $((before + 1))" 50 0.1 \
-        sh -c "[ \"\$(grep -c 'configuration reloaded' '$LAB/log/nta-daemon.out')\" -gt $before ]" ||
+        sh -c "[ \"\$(grep -c '$NTA_RELOAD_LINE' '$LAB/log/nta-daemon.out')\" -gt $before ]" ||
         e2e_die "the daemon did not reload (see $LAB/log/nta-daemon.out)"
 }
 
