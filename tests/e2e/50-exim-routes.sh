@@ -109,6 +109,7 @@ q=$EX_ID
 ex_assert_log "bogus: deferred by nta7516_undecided with the daemon's TEMP reason" \
     "$q == $r R=nta7516_undecided defer \(-1\): NTA 7516: no route for $r: TEMP NTA 7516: cannot decide the route for bogus\.lab\.test"
 assert_true "bogus: still in the queue" ex_queued "$q"
+assert_match "bogus: Debian's retry rule applies to it (exim -brt)" 'F,2h,15m; G,16h,1h,1\.5; F,4d,6h' "$(ex_exim -brt "$r" 2>&1)"
 ex_deliver "$q"
 assert_eq "bogus: a second attempt defers again (2 deferrals logged)" 2 "$(ex_logline "$q == $r R=nta7516_undecided defer" | wc -l)"
 assert_true "bogus: still queued after the second attempt (not bounced: begin retry)" ex_queued "$q"

@@ -35,6 +35,12 @@ hdr_count() { pf_hdr "$1" "$2" | grep -c . || true; }
 # exim_part FILE : the delivered copy from Exim's Received header on (what Exim sent)
 exim_part() { sed -n '/^Received: from .*\[127\.0\.10\.[0-9]*\]/,$p' "$1"; }
 
+# --- README step 5: the filter as Debian-exim (group membership, runuser) ---------------
+out=$(printf 'From: a@sender.lab.test\nSubject: test\n\nhallo\n' |
+    runuser -u Debian-exim -- "$NTA_BIN" filter --classification secure --config "$NTA_DAEMON_CONFIG" 2>&1)
+assert_eq "filter by hand as Debian-exim: classification header, footer" \
+    "$(printf 'From: a@sender.lab.test\nSubject: test\nX-NTA7516-Classification: secure\n\nhallo\n\n%s' "$FOOTER_TEXT")" "$out"
+
 # --- forged X-NTA7516-* headers from an internal client: removed; secure, footer, DKIM ----
 t=$(pf_token)
 r="$t@notlsa.lab.test"
