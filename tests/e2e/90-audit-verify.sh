@@ -106,7 +106,7 @@ else
     assert_match "run log: ... from the genesis to the last seq, with the last line's hash" \
         "^verified from the genesis to seq $(jq -r .seq <(tail -n 1 "$LOG")); last hash $(line_hash "$LOG" "$n")\$" "$VOUT"
 
-    read -r st lines last_seq last_hash boots linked distinct < <(chain_check "${run_files[@]}")
+    read -r st lines last_seq last_hash _ linked distinct < <(chain_check "${run_files[@]}")
     assert_eq "run log: independent check (python3 hashlib): seals, prev links and seq all hold" ok "$st" "$lines $last_seq $last_hash"
     assert_eq "run log: seq runs 1..$n without gaps" "$n" "${last_seq:-}"
     assert_eq "run log: one genesis line (the first)" 1 "$(jq -r 'select(.prev == "'"$(printf '0%.0s' {1..64})"'") | .seq' "$LOG" | grep -c .)"
@@ -146,14 +146,14 @@ else
     refused=$(cat "$LAB"/log/pfa.maillog* 2>/dev/null |
         sed -n 's/.*: \([0-9A-F]\{6,\}\): milter-reject: END-OF-MESSAGE from .*: \([45]\)\.[0-9]*\.[0-9]* .*/\1 \2/p' | sort -u)
     if [ -n "$refused" ]; then
-        missing=""
+        unlogged=""
         while read -r qid class; do
             ty=deferred
             [ "$class" = 5 ] && ty=rejected
             c=$(jq -r --arg q "$qid" --arg t "$ty" 'select(.event_type == $t and .detail.queue_id == $q and .detail.stage == "end_of_message") | .seq' "$LOG" | grep -c .)
-            [ "$c" -ge 1 ] || missing+="$qid($ty) "
+            [ "$c" -ge 1 ] || unlogged+="$qid($ty) "
         done <<<"$refused"
-        assert_eq "run log: each of the $(printf '%s\n' "$refused" | grep -c .) end-of-data refusals in pfa's logs has its deferred/rejected line" "" "$missing"
+        assert_eq "run log: each of the $(printf '%s\n' "$refused" | grep -c .) end-of-data refusals in pfa's logs has its deferred/rejected line" "" "$unlogged"
     fi
 
     # no message content: the bodies and Subjects the case files sent
