@@ -90,8 +90,8 @@
 //!     rotate 61
 //!     # The daemon notices the rename itself and continues the hash chain in the new
 //!     # file: no postrotate, no reload. Never use copytruncate (it loses lines).
-//!     create 0640 nta7516-milter adm
-//!     su nta7516-milter adm
+//!     create 0640 nta7516-milter nta7516-milter
+//!     su nta7516-milter nta7516-milter
 //!     # Names sort by date, so `audit verify audit.log-* audit.log` is oldest first.
 //!     dateext
 //!     dateformat -%Y%m%d
