@@ -302,3 +302,42 @@ async fn temporary_dns_errors_annotate_or_tempfail_but_never_reject() {
     assert!(msg.to_str().unwrap().starts_with("451 4.7.0"), "{msg:?}");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn honoured_dmarc_quarantine_holds_the_message_and_audits_it() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let d = start(
+        &bed,
+        &format!(
+            "dmarc = \"honour\"\n[audit]\nfile = \"{}\"\n",
+            log.display()
+        ),
+    )
+    .await;
+    let m = Mail {
+        client: OTHER_IP,
+        tls: true,
+        mail_from: "arts@quarantine.test",
+        from: "arts@quarantine.test",
+        signed: false,
+        tamper: false,
+    };
+    let (actions, status) = deliver(d.milter, &m).await;
+    assert_eq!(status, Status::Continue);
+    assert!(
+        actions
+            .actions
+            .iter()
+            .any(|a| matches!(a, EomAction::Quarantine { .. })),
+        "{actions:?}"
+    );
+    d.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"event_type\":\"quarantined\"") && l.contains("quarantine.test")),
+        "{text}"
+    );
+}

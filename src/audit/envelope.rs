@@ -151,6 +151,7 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         }
         Event::FooterAdded { queue_id, .. }
         | Event::FooterSkipped { queue_id, .. }
+        | Event::Quarantined { queue_id, .. }
         | Event::Signed { queue_id, .. }
         | Event::InboundVerified { queue_id, .. }
         | Event::HeadersRemoved { queue_id, .. } => vec![q(queue_id)],

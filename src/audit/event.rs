@@ -186,6 +186,12 @@ pub enum Event {
         stage: Stage,
         reason: String,
     },
+    /// Put on hold in the MTA (inbound DMARC p=quarantine failure, `[inbound] dmarc =
+    /// "honour"`): neither delivered nor refused until an operator releases it.
+    Quarantined {
+        queue_id: String,
+        reason: String,
+    },
     /// Every 5xx the daemon gives.
     Rejected {
         queue_id: Option<String>,
@@ -239,6 +245,7 @@ impl Event {
             Event::RecipientRouted { .. } => "recipient_routed",
             Event::FooterAdded { .. } => "footer_added",
             Event::FooterSkipped { .. } => "footer_skipped",
+            Event::Quarantined { .. } => "quarantined",
             Event::Signed { .. } => "signed",
             Event::InboundVerified { .. } => "inbound_verified",
             Event::Deferred { .. } => "deferred",
@@ -260,6 +267,7 @@ impl Event {
             Event::ConfigLoaded { .. } => "R",
             Event::FooterAdded { .. }
             | Event::FooterSkipped { .. }
+            | Event::Quarantined { .. }
             | Event::Signed { .. }
             | Event::HeadersRemoved { .. }
             | Event::ConfigReloaded { .. }
@@ -285,6 +293,7 @@ impl Event {
                 ..
             }
             | Event::FooterSkipped { .. }
+            | Event::Quarantined { .. }
             | Event::Deferred { .. }
             | Event::ConfigRefused { .. }
             | Event::AuditLogRecovered { .. } => 4,

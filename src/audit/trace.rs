@@ -88,6 +88,15 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
             parts,
             "audit: footer added"
         ),
+        Event::Quarantined { queue_id, reason } => tracing::warn!(
+            target: TARGET,
+            event = event.name(),
+            event_id = id,
+            seq,
+            queue_id = queue_id.as_str(),
+            reason = reason.as_str(),
+            "audit: message put on hold"
+        ),
         Event::FooterSkipped { queue_id, reason } => tracing::info!(
             target: TARGET,
             event = event.name(),

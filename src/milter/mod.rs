@@ -409,6 +409,11 @@ async fn decide(conn: &Conn, g: &Generation, msg: &Msg, qid: &str) -> Answer {
             inbound::Action::Reject(text) => return Answer::Reject(text.clone()),
             inbound::Action::Tempfail(text) => return Answer::Tempfail("4.7.0", text.clone()),
             inbound::Action::Quarantine(reason) if conn.can_quarantine => {
+                auditor.record(Event::Quarantined {
+                    queue_id: qid.to_string(),
+                    reason: reason.clone(),
+                });
+                plan.notes.push(format!("put on hold: {reason}"));
                 plan.quarantine = Some(reason.clone());
             }
             inbound::Action::Quarantine(reason) => {

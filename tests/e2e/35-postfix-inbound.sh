@@ -342,6 +342,8 @@ assert_match "quarantine: the held copy carries our Authentication-Results with 
 assert_match "quarantine: ... dmarc=fail for quarext.lab.test (policy.dmarc=quarantine)" 'dmarc=fail .*header\.from=quarext\.lab\.test policy\.dmarc=quarantine' "$held"
 assert_match "quarantine: the held copy says insecure" '^X-NTA7516-Inbound: insecure \(' "$held"
 assert_eq "quarantine: nothing in the mailbox" 0 "$(pf_count pfa "$t")"
+assert_match "quarantine: audit quarantined with the reason" \
+    '"reason":"DMARC p=quarantine failure for quarext\.lab\.test"' "$(audit_detail "$q" quarantined)"
 pf_delete pfa "$q"
 
 # passing mail is still delivered under "honour"

@@ -283,7 +283,8 @@ pub const AUTH_CLIENT_IP: &str = "192.0.2.7";
 /// Sender fixtures for inbound verification (`tests/inbound.rs`); not in `FIXTURES`:
 /// * `auth.test.`: an NTA 7516 party whose mail authenticates: SPF
 ///   `ip4:192.0.2.7 -all`, DMARC `p=reject`, `ed._domainkey` the test key;
-/// * `softfail.test.`: SPF `~all`, DMARC `p=none`, no NTA record.
+/// * `softfail.test.`: SPF `~all`, DMARC `p=none`, no NTA record;
+/// * `quarantine.test.`: SPF `-all`, DMARC `p=quarantine`, no NTA record.
 fn inbound_zones(valid: &str) -> Vec<ZoneSpec> {
     let spf = format!("v=spf1 ip4:{AUTH_CLIENT_IP} -all");
     vec![
@@ -297,6 +298,11 @@ fn inbound_zones(valid: &str) -> Vec<ZoneSpec> {
         Body::new("softfail.test")
             .txt("@", &["v=spf1 ~all"])
             .txt("_dmarc", &["v=DMARC1; p=none"])
+            .dane_mx()
+            .done(Signing::Signed),
+        Body::new("quarantine.test")
+            .txt("@", &[SPF_FAIL])
+            .txt("_dmarc", &["v=DMARC1; p=quarantine"])
             .dane_mx()
             .done(Signing::Signed),
     ]
