@@ -374,6 +374,27 @@ fn criteria(
     out
 }
 
+/// The criteria lines (`[PASS] title  detail`) and the TLSA records found, each line
+/// prefixed with `indent` (shared by `check` and `explain`).
+pub fn render_criteria(s: &mut String, r: &DomainReport, indent: &str) {
+    for c in &r.criteria {
+        let tag = match c.result {
+            "pass" => "[PASS]",
+            "fail" => "[FAIL]",
+            "info" => "[INFO]",
+            _ => "[ -- ]",
+        };
+        let _ = writeln!(s, "{indent}{tag} {:<52} {}", c.title, c.detail);
+    }
+    for t in &r.targets {
+        if let LookupResult::Records { records, dnssec } = &t.tlsa.result {
+            for rec in records {
+                let _ = writeln!(s, "{indent}       {} TLSA {rec} ({dnssec})", t.tlsa.name);
+            }
+        }
+    }
+}
+
 /// The human-readable form of one domain's report.
 pub fn render_text(r: &DomainReport) -> String {
     let mut s = String::new();
@@ -383,22 +404,7 @@ pub fn render_text(r: &DomainReport) -> String {
         _ => "TEMPORARY FAILURE",
     };
     let _ = writeln!(s, "{} — NTA 7516: {verdict}", r.domain);
-    for c in &r.criteria {
-        let tag = match c.result {
-            "pass" => "[PASS]",
-            "fail" => "[FAIL]",
-            "info" => "[INFO]",
-            _ => "[ -- ]",
-        };
-        let _ = writeln!(s, "  {tag} {:<52} {}", c.title, c.detail);
-    }
-    for t in &r.targets {
-        if let LookupResult::Records { records, dnssec } = &t.tlsa.result {
-            for rec in records {
-                let _ = writeln!(s, "         {} TLSA {rec} ({dnssec})", t.tlsa.name);
-            }
-        }
-    }
+    render_criteria(&mut s, r, "  ");
     match &r.compliance {
         Some(c) => {
             let hosts: Vec<String> = c.targets.iter().map(|h| h.to_string()).collect();

@@ -730,24 +730,9 @@ fn oid_string(oid: &[u8]) -> String {
         .join(".")
 }
 
-/// Standard base64 with padding (RFC 4648 §4), as DKIM's `p=` uses. No crate for this is a
-/// direct dependency, and it is a dozen lines.
+/// Standard base64 with padding (RFC 4648 §4), as DKIM's `p=` uses.
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    data_encoding::BASE64.encode(data)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::map::reply::{self, Reply, TRANSPORT_DANE, TRANSPORT_FALLBACK};
 use crate::map::server::answer;
 use crate::nta::fmt_date;
 use crate::policy::{Code, Verdict};
-use crate::report::{self, DomainReport, LookupResult};
+use crate::report::{self, DomainReport};
 use crate::state::Generation;
 
 /// What kind of key the address is for the `route` map.
@@ -293,22 +293,7 @@ pub fn render_text(e: &Explanation) -> String {
 
     if let Some(r) = &e.evidence {
         let _ = writeln!(s, "  Evidence (as `check {}` reports it):", r.domain);
-        for c in &r.criteria {
-            let tag = match c.result {
-                "pass" => "[PASS]",
-                "fail" => "[FAIL]",
-                "info" => "[INFO]",
-                _ => "[ -- ]",
-            };
-            let _ = writeln!(s, "    {tag} {:<52} {}", c.title, c.detail);
-        }
-        for t in &r.targets {
-            if let LookupResult::Records { records, dnssec } = &t.tlsa.result {
-                for rec in records {
-                    let _ = writeln!(s, "           {} TLSA {rec} ({dnssec})", t.tlsa.name);
-                }
-            }
-        }
+        report::render_criteria(&mut s, r, "    ");
     }
     s
 }

@@ -1,14 +1,12 @@
 //! Content-Transfer-Encoding *encoders* (RFC 2045 §6.7 quoted-printable, §6.8 base64).
 //!
-//! Decoding uses mail-parser's public decoders; mail-parser has no encoders, and the
-//! crate that has them (mail-builder, pulled in by mail-auth) is neither a direct
-//! dependency nor re-exported, so these two small encoders live here.
+//! Decoding uses mail-parser's public decoders. Base64 encoding is data-encoding's; only
+//! the MIME line structure is added here. Quoted-printable is encoded here: it must keep
+//! the part's own line-break style and never emit a bare CR, which is specific to
+//! splicing a re-encoded part back into the original message.
 
 /// Longest encoded line RFC 2045 allows for quoted-printable and base64, excluding the line break.
 pub(super) const MAX_ENCODED_LINE: usize = 76;
-
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Base64 with `=` padding, `eol` after every 76 characters (57 input octets).
 ///
@@ -16,31 +14,14 @@ const BASE64_ALPHABET: &[u8; 64] =
 /// replaces a region that either ended with a line break (a single-part body) or was
 /// followed by the CRLF that belongs to the next boundary delimiter (RFC 2046 §5.1.1).
 pub(super) fn base64_encode(data: &[u8], eol: &[u8], trailing_eol: bool) -> Vec<u8> {
-    const CHUNK: usize = MAX_ENCODED_LINE / 4 * 3; // 57 octets → 76 characters
-    let lines = data.len().div_ceil(CHUNK);
-    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4 + (lines + 1) * eol.len());
-    for (i, line) in data.chunks(CHUNK).enumerate() {
+    let encoded = data_encoding::BASE64.encode(data);
+    let lines = encoded.len().div_ceil(MAX_ENCODED_LINE);
+    let mut out = Vec::with_capacity(encoded.len() + (lines + 1) * eol.len());
+    for (i, line) in encoded.as_bytes().chunks(MAX_ENCODED_LINE).enumerate() {
         if i > 0 {
             out.extend_from_slice(eol);
         }
-        for group in line.chunks(3) {
-            let b0 = group[0];
-            let b1 = group.get(1).copied().unwrap_or(0);
-            let b2 = group.get(2).copied().unwrap_or(0);
-            let n = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
-            out.push(BASE64_ALPHABET[(n >> 18) as usize & 63]);
-            out.push(BASE64_ALPHABET[(n >> 12) as usize & 63]);
-            out.push(if group.len() > 1 {
-                BASE64_ALPHABET[(n >> 6) as usize & 63]
-            } else {
-                b'='
-            });
-            out.push(if group.len() > 2 {
-                BASE64_ALPHABET[n as usize & 63]
-            } else {
-                b'='
-            });
-        }
+        out.extend_from_slice(line);
     }
     if trailing_eol && !data.is_empty() {
         out.extend_from_slice(eol);
