@@ -25,6 +25,13 @@ fn all_actions() -> Actions {
     Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::REPLACE_BODY | Actions::ADD_RCPT
 }
 
+/// The MTA offers NOREPLY for every stage and the milter takes it where it never
+/// refuses, so those commands get no reply at all.
+#[track_caller]
+fn no_reply(status: Status) {
+    assert_eq!(status, Status::Noreply);
+}
+
 /// One message through the milter; returns the eom actions and status.
 async fn send(
     conn: &mut TestConnection,
@@ -32,30 +39,21 @@ async fn send(
     rcpts: &[(&str, &str)],
     headers: &[(&str, &str)],
 ) -> (indymilter_test::EomActions, Status) {
-    assert_eq!(
-        conn.connect("client.test", client).await.unwrap(),
-        Status::Continue
-    );
+    no_reply(conn.connect("client.test", client).await.unwrap());
     conn.macros(MacroStage::Mail, [("i", "4ABC123DEF")])
         .await
         .unwrap();
-    assert_eq!(
-        conn.mail(["<jan@zkh.test>"]).await.unwrap(),
-        Status::Continue
-    );
+    no_reply(conn.mail(["<jan@zkh.test>"]).await.unwrap());
     for (rcpt, mailer) in rcpts {
         conn.macros(MacroStage::Rcpt, [("{rcpt_mailer}", *mailer)])
             .await
             .unwrap();
-        assert_eq!(
-            conn.rcpt([format!("<{rcpt}>")]).await.unwrap(),
-            Status::Continue
-        );
+        no_reply(conn.rcpt([format!("<{rcpt}>")]).await.unwrap());
     }
     for (n, v) in headers {
-        assert_eq!(conn.header(*n, *v).await.unwrap(), Status::Continue);
+        no_reply(conn.header(*n, *v).await.unwrap());
     }
-    assert_eq!(conn.body(BODY).await.unwrap(), Status::Continue);
+    no_reply(conn.body(BODY).await.unwrap());
     conn.eom().await.unwrap()
 }
 
@@ -403,4 +401,27 @@ async fn every_decision_lands_in_a_verifiable_audit_trail() {
     )
     .unwrap();
     assert!(nta7516_milter::audit::verify_files(&[tampered]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn negotiation_takes_noreply_and_leading_space_when_offered() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let conn = open(d.milter, all_actions()).await;
+    let opts = conn.negotiated_opts();
+    for o in [
+        indymilter_test::ProtoOpts::NOREPLY_CONNECT,
+        indymilter_test::ProtoOpts::NOREPLY_HELO,
+        indymilter_test::ProtoOpts::NOREPLY_MAIL,
+        indymilter_test::ProtoOpts::NOREPLY_RCPT,
+        indymilter_test::ProtoOpts::NOREPLY_HEADER,
+        indymilter_test::ProtoOpts::NOREPLY_BODY,
+        indymilter_test::ProtoOpts::LEADING_SPACE,
+    ] {
+        assert!(opts.contains(o), "{o:?} not negotiated: {opts:?}");
+    }
+    // End of data always answers: that is where every refusal happens.
+    assert!(!opts.contains(indymilter_test::ProtoOpts::NOREPLY_EOH));
+    conn.close().await.unwrap();
+    d.shutdown().await;
 }

@@ -35,6 +35,15 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Header fields kept per message; Postfix's `header_size_limit` bounds the rest.
 pub const MAX_HEADERS: usize = 10_000;
+/// Stages at which we never refuse, so the MTA need not wait for a reply: one round trip
+/// per header (and per command) was the largest single cost of a message on real Postfix
+/// (bench/README.md). Anything wrong is refused at end of data, where we always reply.
+pub const NOREPLY_STAGES: ProtoOpts = ProtoOpts::NOREPLY_CONNECT
+    .union(ProtoOpts::NOREPLY_HELO)
+    .union(ProtoOpts::NOREPLY_MAIL)
+    .union(ProtoOpts::NOREPLY_RCPT)
+    .union(ProtoOpts::NOREPLY_HEADER)
+    .union(ProtoOpts::NOREPLY_BODY);
 
 /// Connection state, kept in indymilter's per-connection `data`.
 pub struct Conn {
@@ -49,6 +58,8 @@ pub struct Conn {
     leading_space: bool,
     /// The MTA offered QUARANTINE (used only for honoured DMARC p=quarantine).
     can_quarantine: bool,
+    /// The stages negotiated without replies (subset of NOREPLY_STAGES).
+    noreply: ProtoOpts,
     msg: Msg,
 }
 
@@ -63,6 +74,7 @@ impl Conn {
             cipher: None,
             leading_space: false,
             can_quarantine: false,
+            noreply: ProtoOpts::empty(),
             msg: Msg::default(),
         }
     }
@@ -74,6 +86,17 @@ struct Msg {
     auth_user: Option<String>,
     received: Received,
     header_overflow: bool,
+}
+
+/// The status for a stage where we never refuse: no reply when it was negotiated away.
+fn carry_on(conn: Option<&Conn>, stage: ProtoOpts) -> Status {
+    match conn {
+        Some(c) if c.noreply.contains(stage) => Status::Noreply,
+        Some(_) => Status::Continue,
+        // No state: refusing here is only possible when a reply is expected; eom refuses
+        // in any case.
+        None => Status::Tempfail,
+    }
 }
 
 fn macro_str<T: Send>(cx: &Context<T>, name: &CStr) -> Option<String> {
@@ -118,6 +141,8 @@ async fn negotiate(
     if conn.leading_space {
         cx.requested_opts |= ProtoOpts::LEADING_SPACE;
     }
+    conn.noreply = opts & NOREPLY_STAGES;
+    cx.requested_opts |= conn.noreply;
     cx.data = Some(conn);
     let macros = [
         (MacroStage::Helo, "{tls_version} {cipher}"),
@@ -147,27 +172,27 @@ async fn connect(
     let conn = cx.data.get_or_insert_with(|| Conn::new(shared.current()));
     conn.client = client;
     conn.client_name = hostname.to_string_lossy().into_owned();
-    Status::Continue
+    carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_CONNECT)
 }
 
 async fn helo(cx: &mut Context<Conn>, name: CString) -> Status {
     let tls_version = macro_str(cx, c"{tls_version}");
     let cipher = macro_str(cx, c"{cipher}");
     let Some(conn) = cx.data.as_mut() else {
-        return Status::Tempfail;
+        return carry_on(None, ProtoOpts::NOREPLY_HELO);
     };
     // After STARTTLS the client says EHLO again, and then the TLS macros are set.
     conn.helo = name.to_string_lossy().into_owned();
     conn.tls_version = tls_version;
     conn.cipher = cipher;
-    Status::Continue
+    carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_HELO)
 }
 
 async fn mail(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
     let auth_user = macro_str(cx, c"{auth_authen}");
     let queue_id = macro_str(cx, c"i");
     let Some(conn) = cx.data.as_mut() else {
-        return Status::Tempfail;
+        return carry_on(None, ProtoOpts::NOREPLY_MAIL);
     };
     conn.msg = Msg {
         queue_id,
@@ -178,14 +203,14 @@ async fn mail(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
         },
         header_overflow: false,
     };
-    Status::Continue
+    carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_MAIL)
 }
 
 async fn rcpt(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
     let mailer = macro_str(cx, c"{rcpt_mailer}");
     let queue_id = macro_str(cx, c"i");
     let Some(conn) = cx.data.as_mut() else {
-        return Status::Tempfail;
+        return carry_on(None, ProtoOpts::NOREPLY_RCPT);
     };
     let rcpt = arg0(&args);
     if conn.msg.queue_id.is_none() {
@@ -203,12 +228,12 @@ async fn rcpt(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
             engine.decide(&domain).await;
         });
     }
-    Status::Continue
+    carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_RCPT)
 }
 
 async fn header(cx: &mut Context<Conn>, name: CString, value: CString) -> Status {
     let Some(conn) = cx.data.as_mut() else {
-        return Status::Tempfail;
+        return carry_on(None, ProtoOpts::NOREPLY_HEADER);
     };
     let msg = &mut conn.msg;
     if msg.received.headers.len() >= MAX_HEADERS {
@@ -219,12 +244,12 @@ async fn header(cx: &mut Context<Conn>, name: CString, value: CString) -> Status
             value.to_string_lossy().into_owned(),
         ));
     }
-    Status::Continue
+    carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_HEADER)
 }
 
 async fn body(cx: &mut Context<Conn>, chunk: Bytes) -> Status {
     let Some(conn) = cx.data.as_mut() else {
-        return Status::Tempfail;
+        return carry_on(None, ProtoOpts::NOREPLY_BODY);
     };
     let r = &mut conn.msg.received;
     if r.body.len() + chunk.len() > MAX_MESSAGE_SIZE {
@@ -233,7 +258,7 @@ async fn body(cx: &mut Context<Conn>, chunk: Bytes) -> Status {
     } else if !r.body_overflow {
         r.body.extend_from_slice(&chunk);
     }
-    Status::Continue
+    carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_BODY)
 }
 
 /// What end of data answers the MTA.
