@@ -204,7 +204,7 @@ trap 'blog interrupted; exit 130' INT TERM
 # Build
 
 build_binary() {
-    BUILD_NOTE="binary from NTA_BIN ($NTA_BIN, built $(date -u -r "${NTA_BIN:-/}" '+%H:%M UTC' 2>/dev/null)), not built by this run"
+    BUILD_NOTE="binary from NTA_BIN (${NTA_BIN:-}, built $(date -u -r "${NTA_BIN:-/}" '+%H:%M UTC' 2>/dev/null)), not built by this run"
     if [ -n "${NTA_BIN:-}" ]; then
         [ -x "$NTA_BIN" ] || e2e_die "NTA_BIN=$NTA_BIN is not executable"
         return 0
