@@ -14,6 +14,10 @@
 #                      postfix/README.md variant, relative names under the queue directory)
 #     10033 nta-inet   nta7516-milter, milter and map server on inet:127.0.10.1:7516/7517
 #                      (the shipped default, loopback TCP)
+#     10034 null       examples/bench_null.rs: a milter that holds the same conversation
+#                      but changes nothing, and a route map with a constant answer (unix
+#                      sockets): what Postfix itself spends on "a milter plus a route
+#                      map", the floor for any design of that shape
 # The route socketmap (transport_maps) is a main.cf setting (it is used by trivial-rewrite,
 # which serves smtpd's RCPT-time lookup and the queue manager's delivery-time lookup), so
 # it is switched per phase with postconf + `postfix reload`: empty for bare and opendkim,
@@ -32,8 +36,9 @@
 #     BENCH_SIZE=10240      body bytes (smtp-source -l)      BENCH_ROUNDS=3
 #     BENCH_WARMUP=200      unmeasured messages per phase    BENCH_LATENCY=200
 #     BENCH_MAP_LOOKUPS=5000  socketmap lookups per map-server measurement
-#     BENCH_VARIANTS="bare opendkim nta-unix nta-inet"
+#     BENCH_VARIANTS="bare opendkim null nta-unix nta-inet"
 #     NTA_BIN=path          use this binary instead of `cargo build --release`
+#     NULL_BIN=path         the bench_null example (default: examples/bench_null next to NTA_BIN)
 #     BENCH_KEEP=1          keep the lab directory (logs) after the run
 #     BENCH_SUMMARY=file    also write the final markdown summary to this file
 #     BENCH_PERF=1          profile round 1 with `perf record -a` (CPU per process name and
@@ -59,7 +64,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-200}
 LAT_N=${BENCH_LATENCY:-200}
 MAP_N=${BENCH_MAP_LOOKUPS:-5000}
-read -r -a VARIANTS <<<"${BENCH_VARIANTS:-bare opendkim nta-unix nta-inet}"
+read -r -a VARIANTS <<<"${BENCH_VARIANTS:-bare opendkim null nta-unix nta-inet}"
 PERF=${BENCH_PERF:-0}
 PERF_PID=""
 [ "${BENCH_KEEP:-0}" = 1 ] && export NTA_E2E_KEEP=1
@@ -74,7 +79,7 @@ PY=python3
 
 port_of() {
     case "$1" in
-    bare) echo 10030 ;; opendkim) echo 10031 ;; nta-unix) echo 10032 ;; nta-inet) echo 10033 ;;
+    bare) echo 10030 ;; opendkim) echo 10031 ;; nta-unix) echo 10032 ;; nta-inet) echo 10033 ;; null) echo 10034 ;;
     *) e2e_die "unknown variant $1" ;;
     esac
 }
@@ -207,6 +212,9 @@ build_binary() {
     BUILD_NOTE="binary from NTA_BIN (${NTA_BIN:-}, built $(date -u -r "${NTA_BIN:-/}" '+%H:%M UTC' 2>/dev/null)), not built by this run"
     if [ -n "${NTA_BIN:-}" ]; then
         [ -x "$NTA_BIN" ] || e2e_die "NTA_BIN=$NTA_BIN is not executable"
+        NULL_BIN=${NULL_BIN:-$(dirname "$NTA_BIN")/examples/bench_null}
+        [ -x "$NULL_BIN" ] || ! has_variant null ||
+            e2e_die "no $NULL_BIN: build it with 'cargo build --release --example bench_null' (or pass NULL_BIN, or leave 'null' out of BENCH_VARIANTS)"
         return 0
     fi
     local cargo t0 t1 log
@@ -221,13 +229,13 @@ build_binary() {
     blog "cargo build --release ..."
     t0=$(date +%s%N)
     if [[ "$cargo" == sudo* ]]; then
-        $cargo sh -c "cd '$BENCH_REPO' && cargo build --release" >"$log" 2>&1 || {
+        $cargo sh -c "cd '$BENCH_REPO' && cargo build --release && cargo build --release --example bench_null" >"$log" 2>&1 || {
             tail -n 30 "$log" >&2
             rm -f "$log"
             e2e_die "cargo build --release failed"
         }
     else
-        (cd "$BENCH_REPO" && "$cargo" build --release) >"$log" 2>&1 || {
+        (cd "$BENCH_REPO" && "$cargo" build --release && "$cargo" build --release --example bench_null) >"$log" 2>&1 || {
             tail -n 30 "$log" >&2
             rm -f "$log"
             e2e_die "cargo build --release failed"
@@ -237,8 +245,12 @@ build_binary() {
     BUILD_NOTE="cargo build --release: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f s", (b - a) / 1e9 }') ($(grep -E 'Finished|Compiling nta7516' "$log" | tail -n 1 | sed 's/^ *//'))"
     rm -f "$log"
     NTA_BIN="$BENCH_REPO/target/release/nta7516-milter"
+    NULL_BIN="$BENCH_REPO/target/release/examples/bench_null"
     [ -x "$NTA_BIN" ] || e2e_die "no binary at $NTA_BIN after the build"
 }
+
+# has_variant NAME : NAME is in BENCH_VARIANTS
+has_variant() { [[ " ${VARIANTS[*]} " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------
 # The bench Postfix instance
@@ -286,6 +298,7 @@ $BENCH_ADDR:10030 inet n - n - - smtpd -o syslog_name=postfix/bare -o smtpd_milt
 $BENCH_ADDR:10031 inet n - n - - smtpd -o syslog_name=postfix/opendkim -o smtpd_milters=\$bench_milters_opendkim
 $BENCH_ADDR:10032 inet n - n - - smtpd -o syslog_name=postfix/nta-unix -o smtpd_milters=\$bench_milters_nta_unix
 $BENCH_ADDR:10033 inet n - n - - smtpd -o syslog_name=postfix/nta-inet -o smtpd_milters=\$bench_milters_nta_inet
+$BENCH_ADDR:10034 inet n - n - - smtpd -o syslog_name=postfix/null -o smtpd_milters=\$bench_milters_null
 EOF
     } >>"$BE/master.cf"
     grep -q 'smtp_tls_security_level=none' "$BE/master.cf" ||
@@ -296,6 +309,7 @@ EOF
         "bench_milters_opendkim = ${SHIPPED_MILTERS//inet:127.0.0.1:7516/unix:$LAB/opendkim/opendkim.sock}" \
         "bench_milters_nta_unix = ${SHIPPED_MILTERS//inet:127.0.0.1:7516/unix:nta7516-milter/milter.sock}" \
         "bench_milters_nta_inet = ${SHIPPED_MILTERS//inet:127.0.0.1:7516/inet:$BENCH_ADDR:7516}" \
+        "bench_milters_null = ${SHIPPED_MILTERS//inet:127.0.0.1:7516/unix:nta7516-milter/null-milter.sock}" \
         "smtpd_milters =" \
         "non_smtpd_milters =" \
         "transport_maps =" \
@@ -311,6 +325,7 @@ bench_maps() {
     case "$1" in
     nta-unix) route=${SHIPPED_ROUTE//inet:127.0.0.1:7517/unix:nta7516-milter/map.sock} ;;
     nta-inet) route=${SHIPPED_ROUTE//inet:127.0.0.1:7517/inet:$BENCH_ADDR:7517} ;;
+    null) route=${SHIPPED_ROUTE//inet:127.0.0.1:7517/unix:nta7516-milter/null-map.sock} ;;
     esac
     postconf -c "$BE" -e "transport_maps = $route"
 }
@@ -455,6 +470,16 @@ nta_start() {
         e2e_die "nta-inet does not listen (see $LAB/log/nta-inet.out)"
 }
 
+# null_start : examples/bench_null on unix sockets next to the daemon's, in the "nta"
+# cgroup (its CPU is the "milter" column of the null variant)
+null_start() {
+    has_variant null || return 0
+    lab_bg null "$NULL_BIN" "$BQ/nta7516-milter/null-milter.sock" "$BQ/nta7516-milter/null-map.sock" "OK nta-dane:$RCPT_DOMAIN"
+    cg_move nta "$(cat "$LAB/pids/null.pid")"
+    wait_for "null milter sockets" 100 0.1 sh -c "test -S '$BQ/nta7516-milter/null-milter.sock' && test -S '$BQ/nta7516-milter/null-map.sock'" ||
+        e2e_die "bench_null does not listen (see $LAB/log/null.out)"
+}
+
 # ---------------------------------------------------------------------------------------
 # Content check: one message per variant through a dumping sink
 
@@ -502,6 +527,11 @@ content_check() {
             if [ "$sig" = 1 ] && [ "$verdict" = "signature ok" ]; then
                 CHECK_NOTES+=("opendkim: ok (DKIM-Signature $(grep -o 'd=[^;]*' "$LAB/out/check-$v.eml" | head -n 1), dkimverify: $verdict)")
             else CHECK_NOTES+=("opendkim: FAILED (DKIM-Signature $sig, dkimverify: $verdict)"); fi
+            ;;
+        null)
+            if [ "$sig" = 0 ] && [ "$foot" = 0 ] && grep "to=<check-$v@" "$(pf_log bench)" | grep -q 'postfix/nta-dane/smtp.*status=sent'; then
+                CHECK_NOTES+=("null: ok (unchanged: no DKIM-Signature, no footer; route: via postfix/nta-dane/smtp)")
+            else CHECK_NOTES+=("null: FAILED (DKIM-Signature $sig, footer $foot, or not delivered via nta-dane)"); fi
             ;;
         nta-*)
             if [ "$sig" = 1 ] && [ "$foot" -ge 1 ] && [ "$verdict" = "signature ok" ]; then
@@ -709,7 +739,7 @@ report() {
             delete LA; delete LE;
             for (i = 1; i <= c; i++) { LA[i] = AL[v, i]; LE[i] = EL[v, i] }
             A[v] = median(LA, c); E[v] = median(LE, c);
-            mil = (v ~ /^nta/) ? cpu[v, 4] : (v == "opendkim" ? cpu[v, 5] : cpu[v, 4] + cpu[v, 5]);
+            mil = (v ~ /^nta/ || v == "null") ? cpu[v, 4] : (v == "opendkim" ? cpu[v, 5] : cpu[v, 4] + cpu[v, 5]);
             T[v] = cpu[v, 2] / c;
             if (cg) cpus = sprintf("%.2f / %.2f / %.2f / %.2f / %.2f", cpu[v, 2] / c, cpu[v, 3] / c, mil / c, cpu[v, 6] / c, cpu[v, 7] / c); else cpus = "n/a";
             if (cg) fg = sprintf("%.0f (%.0f)", bsy[v] / c, fgn[v] / c); else fg = sprintf("%.0f (n/a)", bsy[v] / c);
@@ -722,6 +752,14 @@ report() {
             v = order[k]; if (v !~ /^nta/) continue;
             if ("bare" in A) printf "| %s / bare | %.2f× | %.2f× | %s | ≥ 0.8× (%s) |\n", v, A[v] / A["bare"], E[v] / E["bare"], (cg && T[v] ? sprintf("%.2f×", T["bare"] / T[v]) : "n/a"), (A[v] / A["bare"] >= 0.8 ? "met" : "MISSED");
             if ("opendkim" in A) printf "| %s / OpenDKIM | %.2f× | %.2f× | %s | ≥ 2× (%s) |\n", v, A[v] / A["opendkim"], E[v] / E["opendkim"], (cg && T[v] ? sprintf("%.2f×", T["opendkim"] / T[v]) : "n/a"), (A[v] / A["opendkim"] >= 2 ? "met" : "MISSED");
+        }
+        if (("bare" in A) && ("null" in A))
+            printf "| floor of the design: null / bare | %.2f× | %.2f× | %s | (Postfix with a do-nothing milter and route map; nta / bare cannot exceed this) |\n", A["null"] / A["bare"], E["null"] / E["bare"], (cg && T["null"] ? sprintf("%.2f×", T["bare"] / T["null"]) : "n/a");
+        if (("null" in A) && ("opendkim" in A))
+            printf "| null / OpenDKIM | %.2f× | %.2f× | %s | (the most any milter with a route map can reach against OpenDKIM here) |\n", A["null"] / A["opendkim"], E["null"] / E["opendkim"], (cg && T["null"] ? sprintf("%.2f×", T["opendkim"] / T["null"]) : "n/a");
+        for (k = 1; k <= nv; k++) {
+            v = order[k]; if (v !~ /^nta/ || !("null" in A)) continue;
+            printf "| %s / null | %.2f× | %.2f× | %s | (what nta7516-milter itself costs) |\n", v, A[v] / A["null"], E[v] / E["null"], (cg && T[v] ? sprintf("%.2f×", T["null"] / T[v]) : "n/a");
         }
         if (("bare" in A) && ("opendkim" in A))
             printf "| ceiling for any milter: bare / OpenDKIM | %.2f× | %.2f× | %s | (a milter / OpenDKIM ratio cannot exceed this) |\n", A["bare"] / A["opendkim"], E["bare"] / E["opendkim"], (cg && T["bare"] ? sprintf("%.2f×", T["opendkim"] / T["bare"]) : "n/a");
@@ -772,6 +810,7 @@ main() {
     bench_pf_setup
     opendkim_start
     nta_start
+    null_start
     bench_pf_start
     blog "lab up in $(($(date +%s) - t_start)) s (incl. build): $NETNS, $LAB"
     content_check

@@ -1,5 +1,6 @@
-//! Milter throughput and added latency, through the whole daemon (`nta7516_milter::run`)
-//! over loopback TCP, with indymilter-test playing Postfix.
+//! Milter throughput and added latency, through the whole daemon (`nta7516_milter::run`
+//! on its own current-thread runtime, as `serve` runs it) over loopback TCP, with
+//! indymilter-test playing Postfix.
 //!
 //! Each message is outbound from a trusted client, classified secure, gets the footer and
 //! a DKIM signature (the full outbound path). Latency is measured per message from MAIL
@@ -68,27 +69,40 @@ async fn run(algorithm: &str, connections: usize, each: usize) {
         "[dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"100ms\"\n[domains]\nown = [\"zkh.test\"]\n[[dkim]]\ndomain = \"zkh.test\"\nselector = \"s1\"\nkey = \"{}\"\n",
         key.display()
     );
-    let config = Config::from_toml_str(&toml, "bench").unwrap();
-    let any = SocketSpec::Inet {
-        host: "127.0.0.1".into(),
-        port: 0,
-    };
-    let milter = bind(&any, &config.server).unwrap();
-    let map = bind(&any, &config.server).unwrap();
-    let addr = milter.local_addr().unwrap();
-    let shared = Shared::new(Generation::build(config, None).unwrap());
+    // The daemon on its own thread and current-thread runtime, as `serve` runs it
+    // (cli::run_serve); the simulated MTA connections on the benchmark's runtime.
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let (_reload, reload_rx) = tokio::sync::mpsc::channel(1);
-    let loader: Loader = Box::new(|_| Err("no reload in the bench".into()));
-    let observer: ReloadObserver = Box::new(|_| {});
-    let daemon = tokio::spawn(nta7516_milter::run(
-        Listeners { milter, map },
-        shared,
-        stop_rx,
-        reload_rx,
-        loader,
-        observer,
-    ));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let daemon = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let config = Config::from_toml_str(&toml, "bench").unwrap();
+            let any = SocketSpec::Inet {
+                host: "127.0.0.1".into(),
+                port: 0,
+            };
+            let milter = bind(&any, &config.server).unwrap();
+            let map = bind(&any, &config.server).unwrap();
+            addr_tx.send(milter.local_addr().unwrap()).unwrap();
+            let shared = Shared::new(Generation::build(config, None).unwrap());
+            let (_reload, reload_rx) = tokio::sync::mpsc::channel(1);
+            let loader: Loader = Box::new(|_| Err("no reload in the bench".into()));
+            let observer: ReloadObserver = Box::new(|_| {});
+            nta7516_milter::run(
+                Listeners { milter, map },
+                shared,
+                stop_rx,
+                reload_rx,
+                loader,
+                observer,
+            )
+            .await
+        })
+    });
+    let addr = addr_rx.recv().unwrap();
 
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
@@ -127,7 +141,7 @@ async fn run(algorithm: &str, connections: usize, each: usize) {
         pct(0.99).as_secs_f64() * 1000.0,
     );
     stop.send(true).unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.join().unwrap().unwrap();
 }
 
 fn main() {

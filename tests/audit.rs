@@ -641,6 +641,55 @@ fn eight_threads_keep_one_valid_chain() {
 }
 
 #[test]
+fn a_batch_is_consecutive_chained_lines_between_single_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log(&dir);
+    let a = Auditor::open(Some(&path)).unwrap();
+    a.record(event(0));
+    a.record_all(vec![event(1), event(2), event(3)]);
+    a.record_all(Vec::new());
+    a.record(event(4));
+    assert!(a.healthy());
+    drop(a);
+    let l = json_lines(&path);
+    assert_eq!(l.len(), 5);
+    let expected: Vec<Value> = (0..5)
+        .map(|i| Value::String(event(i).name().to_string()))
+        .collect();
+    for (i, line) in l.iter().enumerate() {
+        assert_eq!(line["seq"], (i + 1) as u64, "line {i}");
+        assert_eq!(line["event_type"], expected[i], "line {i}");
+        assert!(
+            line["event_id"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("-{}", i + 1))
+        );
+    }
+    assert_eq!(verify(&[&path]).unwrap().lines, 5);
+}
+
+#[test]
+fn a_failed_batch_loses_every_event_in_it_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log(&dir);
+    std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    let a = Auditor::open(Some(&path)).unwrap();
+    a.record_all(vec![event(0), event(1), event(2)]);
+    assert!(!a.healthy());
+    assert_eq!(a.failures(), 3);
+    fs::remove_file(&path).unwrap();
+    a.record(event(3));
+    assert!(a.healthy());
+    drop(a);
+    let l = json_lines(&path);
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[0]["event_type"], "audit_log_recovered");
+    assert_eq!(l[0]["detail"]["lost_events"], 3);
+    assert_eq!(verify(&[&path]).unwrap().lines, 2);
+}
+
+#[test]
 fn a_write_failure_turns_unhealthy_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let path = log(&dir);

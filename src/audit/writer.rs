@@ -1,9 +1,10 @@
 //! The audit file: append one sealed line per event, follow rotation, keep the state.
 //!
-//! Each line goes out in one `write(2)` on an `O_APPEND` descriptor with no user-space
-//! buffer, so once `append` returns the line survives a crash of the daemon. A failed
+//! Each batch of lines (one event, or the events one message decision produces together)
+//! goes out in one `write(2)` on an `O_APPEND` descriptor with no user-space buffer, so
+//! once `append_all` returns the lines survive a crash of the daemon. A failed
 //! or short write is rolled back (`ftruncate` to the last complete line) so the file
-//! never keeps half a line. Before every line the path is `stat`ed: a different inode
+//! never keeps half a line. Before every write the path is `stat`ed: a different inode
 //! (logrotate renamed the file and `create`d a new one) or a missing file makes the
 //! writer `fdatasync` the old file and continue the chain in a new one.
 
@@ -143,19 +144,29 @@ impl Writer {
         self.lost_error.get_or_insert_with(|| error.to_string());
     }
 
-    /// Appends one line; returns its `seq`.
-    pub fn append(&mut self, event_id: &str, time: &str, body: &[u8]) -> io::Result<u64> {
+    /// Appends the lines for `entries` (event id, time, body) in one `write(2)`: all of
+    /// them or, after a rollback, none. Returns the `seq` of the first.
+    pub fn append_all(&mut self, entries: &[(&str, &str, &[u8])]) -> io::Result<u64> {
         self.follow()?;
-        let seq = self.last.seq + 1;
-        let mut line = compose(seq, &self.last.hash, event_id, time, body);
-        let hash = sha256_hex(&line);
-        line.push(b'\n');
-        if let Err(e) = (&*self.file).write_all(&line) {
+        let first = self.last.seq + 1;
+        let mut last = self.last.clone();
+        let mut out = Vec::new();
+        for (event_id, time, body) in entries {
+            let seq = last.seq + 1;
+            let line = compose(seq, &last.hash, event_id, time, body);
+            last = ChainState {
+                seq,
+                hash: sha256_hex(&line),
+            };
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+        if let Err(e) = (&*self.file).write_all(&out) {
             self.rollback = self.file.set_len(self.len).is_err();
             return Err(e);
         }
-        self.len += line.len() as u64;
-        self.last = ChainState { seq, hash };
+        self.len += out.len() as u64;
+        self.last = last;
         self.dirty = true;
         if let Some(s) = &self.state_file {
             // Best effort: the log is the authority; the state only bridges a rotation
@@ -163,13 +174,13 @@ impl Writer {
             let _ = s.write_all_at(self.last.encode().as_bytes(), 0);
         }
         if self.sync_each {
-            // The line is written (a daemon crash cannot lose it); a failed flush to disk
-            // is reported, not counted as a lost event.
+            // The lines are written (a daemon crash cannot lose them); a failed flush to
+            // disk is reported, not counted as lost events.
             if let Err(e) = self.sync_now() {
                 tracing::error!(target: "nta7516_milter::audit", error = %e, "audit log fdatasync failed");
             }
         }
-        Ok(seq)
+        Ok(first)
     }
 
     /// Notices rotation, removal, truncation or foreign appends before writing.

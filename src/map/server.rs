@@ -174,7 +174,9 @@ async fn route(g: &Generation, key: &str) -> Reply {
             _ => String::new(),
         },
     });
-    tracing::info!(
+    // The recipient_routed audit event above already says this at INFO; this line adds
+    // nothing for operators, so it stays out of the journal unless asked for.
+    tracing::debug!(
         rcpt_domain = %domain,
         verdict = decision.verdict.label(),
         reasons = %reasons.join(","),

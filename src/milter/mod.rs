@@ -378,15 +378,17 @@ async fn decide(conn: &Conn, g: &Generation, msg: &Msg, qid: &str) -> Answer {
         Ok(p) => p,
         Err(e) => return Answer::Tempfail(e.status_code(), e.to_string()),
     };
+    // The decision's events share one write to the audit file (Auditor::record_all).
+    let mut trail = Vec::with_capacity(4);
     if !plan.delete.is_empty() {
-        auditor.record(Event::HeadersRemoved {
+        trail.push(Event::HeadersRemoved {
             queue_id: qid.to_string(),
             names: plan.delete.iter().map(|(n, _)| n.clone()).collect(),
             from_trusted_client: direction.is_outbound(),
         });
     }
     if let Some((class, source)) = &plan.classification {
-        auditor.record(Event::Classified {
+        trail.push(Event::Classified {
             queue_id: qid.to_string(),
             message_id: message_id.clone(),
             classification: (*class).into(),
@@ -395,23 +397,24 @@ async fn decide(conn: &Conn, g: &Generation, msg: &Msg, qid: &str) -> Answer {
         });
     }
     match &plan.footer {
-        Some(Ok(parts)) => auditor.record(Event::FooterAdded {
+        Some(Ok(parts)) => trail.push(Event::FooterAdded {
             queue_id: qid.to_string(),
             parts: *parts,
         }),
-        Some(Err(reason)) => auditor.record(Event::FooterSkipped {
+        Some(Err(reason)) => trail.push(Event::FooterSkipped {
             queue_id: qid.to_string(),
             reason: reason.clone(),
         }),
         None => {}
     }
     if let Some((domain, selector)) = &plan.signed {
-        auditor.record(Event::Signed {
+        trail.push(Event::Signed {
             queue_id: qid.to_string(),
             domain: domain.clone(),
             selector: selector.clone(),
         });
     }
+    auditor.record_all(trail);
     let mut inbound_summary = String::new();
     if !direction.is_outbound() {
         let v = verify_inbound(conn, g, r).await;
