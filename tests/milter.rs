@@ -127,6 +127,48 @@ async fn outbound_secure_mail_is_classified_footered_and_cleaned() {
     d.shutdown().await;
 }
 
+/// A body of `OFF_LOOP_BODY_BYTES` or more is planned on the blocking pool: the
+/// result must be the same as on the event loop (the footer at the very end).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_message_gets_its_footer_off_the_event_loop() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let mut conn = open(d.milter, all_actions()).await;
+    no_reply(conn.connect("client.test", [127, 0, 0, 1]).await.unwrap());
+    no_reply(conn.mail(["<jan@zkh.test>"]).await.unwrap());
+    conn.macros(MacroStage::Rcpt, [("{rcpt_mailer}", "nta-dane")])
+        .await
+        .unwrap();
+    no_reply(conn.rcpt(["<a@compliant.test>"]).await.unwrap());
+    for (n, v) in HEADERS {
+        no_reply(conn.header(*n, *v).await.unwrap());
+    }
+    let line = b"Regel met uitslagen van het laboratorium, 0123456789.\r\n";
+    let lines = nta7516_milter::milter::OFF_LOOP_BODY_BYTES / line.len() + 1;
+    let body: Vec<u8> = line.repeat(lines);
+    assert!(body.len() >= nta7516_milter::milter::OFF_LOOP_BODY_BYTES);
+    for chunk in body.chunks(60_000) {
+        no_reply(conn.body(chunk.to_vec()).await.unwrap());
+    }
+    let (actions, status) = conn.eom().await.unwrap();
+    assert_eq!(status, Status::Continue);
+    assert_eq!(added(&actions, "X-NTA7516-Classification"), ["secure"]);
+    let replaced: Vec<u8> = actions
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(replaced.starts_with(&body), "original body kept in front");
+    let tail = String::from_utf8_lossy(&replaced[body.len()..]);
+    assert!(tail.contains("NTA 7516"), "footer at the end: {tail}");
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bypass_is_honoured_from_inside_and_stripped_from_outside() {
     let bed = DnsBed::start().await;

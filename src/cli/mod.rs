@@ -132,8 +132,9 @@ pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
 /// of CPU per message, so one core serves far more mail than a gateway sees, and on the
 /// small machine it shares with the MTA a second worker costs more in cross-thread
 /// wakeups than it gains: measured in `bench/postfix-throughput.sh`, the daemon's CPU per
-/// message went from 1.24 ms with two workers to about 0.9 ms with one. Nothing in the daemon
-/// blocks its thread for long (RSA signing is the longest step, about 0.4 ms).
+/// message went from 1.24 ms with two workers to about 0.9 ms with one. Ordinary mail
+/// never holds the thread long (RSA signing, about 0.4 ms, is the longest step); large
+/// messages are prepared on the blocking pool (`milter::OFF_LOOP_BODY_BYTES`).
 fn run_serve(fut: impl Future<Output = ExitCode>) -> ExitCode {
     let mut builder = match worker_threads(std::env::var_os(WORKER_THREADS_ENV)) {
         Ok(None) => tokio::runtime::Builder::new_current_thread(),

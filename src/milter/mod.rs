@@ -320,7 +320,7 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         );
         return Status::Tempfail;
     };
-    let msg = std::mem::take(&mut conn.msg);
+    let msg = Arc::new(std::mem::take(&mut conn.msg));
     let qid = queue_id
         .or(msg.queue_id.clone())
         .unwrap_or_else(|| "?".into());
@@ -347,8 +347,31 @@ fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a s
         .map(|(_, v)| v.trim())
 }
 
+/// Messages with at least this many body bytes are planned (footer, DKIM signature) on
+/// tokio's blocking pool instead of the event loop. Re-encoding and hashing a message of
+/// tens of megabytes takes a tenth of a second or more, and `serve` runs on one thread:
+/// every other session would wait that long. Below this size the hand-over to another
+/// thread costs more than the work.
+pub const OFF_LOOP_BODY_BYTES: usize = 1 << 20;
+
+/// `plan::plan`, off the event loop for large messages. A panic while planning becomes
+/// a 451, like every other failure.
+async fn plan_message(
+    g: &Arc<Generation>,
+    direction: &classify::Direction,
+    msg: &Arc<Msg>,
+) -> Result<plan::Plan, PlanError> {
+    if msg.received.body.len() < OFF_LOOP_BODY_BYTES {
+        return plan::plan(g, direction, &msg.received);
+    }
+    let (g, direction, msg) = (g.clone(), direction.clone(), msg.clone());
+    tokio::task::spawn_blocking(move || plan::plan(&g, &direction, &msg.received))
+        .await
+        .unwrap_or_else(|e| Err(PlanError::Internal(e.to_string())))
+}
+
 /// Decides what to do with one message and records it in the audit trail.
-async fn decide(conn: &Conn, g: &Generation, msg: &Msg, qid: &str) -> Answer {
+async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> Answer {
     let auditor = &g.auditor;
     let r = &msg.received;
     let direction = classify::direction(&g.config, conn.client, msg.auth_user.as_deref());
@@ -374,7 +397,7 @@ async fn decide(conn: &Conn, g: &Generation, msg: &Msg, qid: &str) -> Answer {
     if msg.header_overflow {
         return Answer::Tempfail("4.3.0", "too many header fields".into());
     }
-    let mut plan = match plan::plan(g, &direction, r) {
+    let mut plan = match plan_message(g, &direction, msg).await {
         Ok(p) => p,
         Err(e) => return Answer::Tempfail(e.status_code(), e.to_string()),
     };

@@ -74,6 +74,8 @@ pub enum PlanError {
         footer::MAX_MESSAGE_SIZE
     )]
     TooLarge,
+    #[error("internal error while preparing the message: {0}")]
+    Internal(String),
 }
 
 impl PlanError {
@@ -81,7 +83,7 @@ impl PlanError {
     pub fn status_code(&self) -> &'static str {
         match self {
             PlanError::DkimKeyMissing(_) | PlanError::DkimKeyUnusable { .. } => "4.7.0",
-            PlanError::Sign(_) => "4.3.0",
+            PlanError::Sign(_) | PlanError::Internal(_) => "4.3.0",
             PlanError::TooLarge => "4.3.4",
         }
     }
