@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use bytes::BytesMut;
-use indymilter::{Actions, Callbacks, MacroStage, ProtoOpts, Status};
+use indymilter::{Actions, Callbacks, ProtoOpts, Status};
 use nta7516_milter::map::netstring;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -76,13 +76,7 @@ fn callbacks() -> Callbacks<ProtoOpts> {
                     actions & nta7516_milter::milter::REQUIRED_ACTIONS.union(Actions::QUARANTINE);
                 cx.requested_opts |= opts & (NOREPLY | ProtoOpts::LEADING_SPACE);
                 cx.data = Some(opts & NOREPLY);
-                for (stage, list) in [
-                    (MacroStage::Helo, "{tls_version} {cipher}"),
-                    (MacroStage::Mail, "i {auth_authen} {mail_addr}"),
-                    (MacroStage::Rcpt, "i {rcpt_addr} {rcpt_mailer}"),
-                    (MacroStage::Eoh, "i"),
-                    (MacroStage::Eom, "i"),
-                ] {
+                for (stage, list) in nta7516_milter::milter::REQUESTED_MACROS {
                     if let Ok(s) = CString::new(list) {
                         cx.requested_macros.insert(stage, s);
                     }

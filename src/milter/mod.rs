@@ -35,6 +35,17 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Header fields kept per message; Postfix's `header_size_limit` bounds the rest.
 pub const MAX_HEADERS: usize = 10_000;
+/// The macros asked of the MTA per stage: the TLS session (inbound verdict), the queue
+/// id (log lines), the SASL user (direction), the envelope, and each recipient's
+/// transport (`X-NTA7516-Route: standard` only when all are remote SMTP).
+pub const REQUESTED_MACROS: [(MacroStage, &str); 5] = [
+    (MacroStage::Helo, "{tls_version} {cipher}"),
+    (MacroStage::Mail, "i {auth_authen} {mail_addr}"),
+    (MacroStage::Rcpt, "i {rcpt_addr} {rcpt_mailer}"),
+    (MacroStage::Eoh, "i"),
+    (MacroStage::Eom, "i"),
+];
+
 /// Stages at which we never refuse, so the MTA need not wait for a reply: one round trip
 /// per header (and per command) was the largest single cost of a message on real Postfix
 /// (bench/README.md). Anything wrong is refused at end of data, where we always reply.
@@ -144,14 +155,7 @@ async fn negotiate(
     conn.noreply = opts & NOREPLY_STAGES;
     cx.requested_opts |= conn.noreply;
     cx.data = Some(conn);
-    let macros = [
-        (MacroStage::Helo, "{tls_version} {cipher}"),
-        (MacroStage::Mail, "i {auth_authen} {mail_addr}"),
-        (MacroStage::Rcpt, "i {rcpt_addr} {rcpt_mailer}"),
-        (MacroStage::Eoh, "i"),
-        (MacroStage::Eom, "i"),
-    ];
-    for (stage, list) in macros {
+    for (stage, list) in REQUESTED_MACROS {
         if let Ok(s) = CString::new(list) {
             cx.requested_macros.insert(stage, s);
         }
