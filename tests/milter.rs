@@ -32,12 +32,24 @@ fn no_reply(status: Status) {
     assert_eq!(status, Status::Noreply);
 }
 
-/// One message through the milter; returns the eom actions and status.
+/// One message with [`BODY`] through the milter; returns the eom actions and status.
 async fn send(
     conn: &mut TestConnection,
     client: [u8; 4],
     rcpts: &[(&str, &str)],
     headers: &[(&str, &str)],
+) -> (indymilter_test::EomActions, Status) {
+    send_body(conn, client, rcpts, headers, BODY).await
+}
+
+/// One message through the milter, the body in chunks of at most 60,000 bytes (under the
+/// protocol's 65,535).
+async fn send_body(
+    conn: &mut TestConnection,
+    client: [u8; 4],
+    rcpts: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &[u8],
 ) -> (indymilter_test::EomActions, Status) {
     no_reply(conn.connect("client.test", client).await.unwrap());
     conn.macros(MacroStage::Mail, [("i", "4ABC123DEF")])
@@ -53,7 +65,9 @@ async fn send(
     for (n, v) in headers {
         no_reply(conn.header(*n, *v).await.unwrap());
     }
-    no_reply(conn.body(BODY).await.unwrap());
+    for chunk in body.chunks(60_000) {
+        no_reply(conn.body(chunk.to_vec()).await.unwrap());
+    }
     conn.eom().await.unwrap()
 }
 
@@ -134,23 +148,18 @@ async fn a_large_message_gets_its_footer_off_the_event_loop() {
     let bed = DnsBed::start().await;
     let d = daemon::start(&config(&bed, "")).await;
     let mut conn = open(d.milter, all_actions()).await;
-    no_reply(conn.connect("client.test", [127, 0, 0, 1]).await.unwrap());
-    no_reply(conn.mail(["<jan@zkh.test>"]).await.unwrap());
-    conn.macros(MacroStage::Rcpt, [("{rcpt_mailer}", "nta-dane")])
-        .await
-        .unwrap();
-    no_reply(conn.rcpt(["<a@compliant.test>"]).await.unwrap());
-    for (n, v) in HEADERS {
-        no_reply(conn.header(*n, *v).await.unwrap());
-    }
     let line = b"Regel met uitslagen van het laboratorium, 0123456789.\r\n";
     let lines = nta7516_milter::milter::OFF_LOOP_BODY_BYTES / line.len() + 1;
     let body: Vec<u8> = line.repeat(lines);
     assert!(body.len() >= nta7516_milter::milter::OFF_LOOP_BODY_BYTES);
-    for chunk in body.chunks(60_000) {
-        no_reply(conn.body(chunk.to_vec()).await.unwrap());
-    }
-    let (actions, status) = conn.eom().await.unwrap();
+    let (actions, status) = send_body(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        HEADERS,
+        &body,
+    )
+    .await;
     assert_eq!(status, Status::Continue);
     assert_eq!(added(&actions, "X-NTA7516-Classification"), ["secure"]);
     let replaced: Vec<u8> = actions

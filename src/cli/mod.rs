@@ -136,8 +136,19 @@ pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
 /// never holds the thread long (RSA signing, about 0.4 ms, is the longest step); large
 /// messages are prepared on the blocking pool (`milter::OFF_LOOP_BODY_BYTES`).
 fn run_serve(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    run_on(tokio::runtime::Builder::new_current_thread(), fut)
+}
+
+/// The other async commands (check, explain, self-check): tokio's multi-threaded default.
+fn run_async(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    run_on(tokio::runtime::Builder::new_multi_thread(), fut)
+}
+
+/// Runs `fut` on `default`, or on N worker threads when [`WORKER_THREADS_ENV`] says so.
+/// The variable is checked here for every command because tokio panics on a bad value.
+fn run_on(default: tokio::runtime::Builder, fut: impl Future<Output = ExitCode>) -> ExitCode {
     let mut builder = match worker_threads(std::env::var_os(WORKER_THREADS_ENV)) {
-        Ok(None) => tokio::runtime::Builder::new_current_thread(),
+        Ok(None) => default,
         Ok(Some(n)) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n);
@@ -167,19 +178,6 @@ fn worker_threads(value: Option<std::ffi::OsString>) -> Result<Option<usize>, St
             "{WORKER_THREADS_ENV}={} is not a number of threads (1 or more); unset it for the default single event loop",
             v.to_string_lossy()
         )),
-    }
-}
-
-fn run_async(fut: impl Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(fut),
-        Err(e) => {
-            eprintln!("nta7516-milter: cannot start the async runtime: {e}");
-            ExitCode::from(exit::TEMPORARY_OR_USAGE)
-        }
     }
 }
 
