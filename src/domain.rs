@@ -5,9 +5,11 @@
 //! canonical form: ASCII (IDNA/punycode), lower case, no trailing dot.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use hickory_resolver::proto::rr::Name;
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 
 /// RFC 1035 §2.3.4: a name is at most 255 octets on the wire, which is 253 characters in
 /// text form without the trailing dot.
@@ -32,6 +34,9 @@ pub enum DomainError {
     InvalidChar(String),
     #[error("not a valid internationalised domain name: {0}")]
     Idna(String),
+    /// RFC 5321 §4.1.2 (`Domain`, `sub-domain`): letters, digits and inner hyphens only.
+    #[error("label {0:?} is not a host name label (RFC 5321: letters, digits, inner hyphens)")]
+    NotHostName(String),
 }
 
 impl DomainName {
@@ -77,6 +82,47 @@ impl DomainName {
             }
         }
         Ok(Self(ascii))
+    }
+
+    /// Parses the domain of a mail address or an SMTP next hop, the way Postfix's SMTPUTF8
+    /// support reads it before it looks up MX hosts: UTS #46 ToASCII (nontransitional), so
+    /// `．` `。` `｡` are full stops and `ZKH.nl` is `zkh.nl`; then RFC 5321 §4.1.2 syntax
+    /// (every label letters, digits and inner hyphens; an `xn--` label valid punycode of a
+    /// valid U-label; RFC 1035 lengths). A name rejected here can never be delivered to, so
+    /// the route map bounces it instead of treating it as none of its business.
+    pub fn parse_host(input: &str) -> Result<Self, DomainError> {
+        let trimmed = input.trim();
+        let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            return Err(DomainError::Empty);
+        }
+        if trimmed.len() > MAX_NAME_LEN * 4 {
+            return Err(DomainError::TooLong);
+        }
+        let ascii = Uts46::new()
+            .to_ascii(
+                trimmed.as_bytes(),
+                AsciiDenyList::STD3,
+                Hyphens::CheckFirstLast,
+                DnsLength::Verify,
+            )
+            .map_err(|_| {
+                // The crate's error says nothing more; name the first offending label.
+                let label = trimmed
+                    .split(['.', '\u{3002}', '\u{ff0e}', '\u{ff61}'])
+                    .find(|l| !is_host_label(l))
+                    .unwrap_or(trimmed);
+                if label.is_ascii() {
+                    DomainError::NotHostName(label.to_string())
+                } else {
+                    DomainError::Idna(format!("{trimmed:?} is not valid under UTS #46"))
+                }
+            })?;
+        let name = Self::parse(&ascii)?;
+        if let Some(bad) = name.0.split('.').find(|l| !is_host_label(l)) {
+            return Err(DomainError::NotHostName(bad.to_string()));
+        }
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -128,15 +174,77 @@ impl serde::Serialize for DomainName {
     }
 }
 
-/// The domain part of an e-mail address (after the last `@`), or `None` when the input is
-/// not an address with a valid domain. Angle brackets are stripped.
-pub fn address_domain(address: &str) -> Option<DomainName> {
+/// An ASCII label that RFC 5321 §4.1.2 allows in a domain: `Let-dig [Ldh-str]`.
+fn is_host_label(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// What follows the last `@` of something that may be a mail address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressDomain {
+    /// No `@`, or nothing before it (`*`, `.domain`, a bare local part, `@domain`).
+    NotAnAddress,
+    Domain(DomainName),
+    /// `local@[192.0.2.1]` or `local@[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
+    Literal(IpAddr),
+    /// `local@<text>` where the text is no domain anyone can deliver to.
+    Invalid {
+        domain: String,
+        error: DomainError,
+    },
+}
+
+/// Splits `address` (angle brackets stripped) at its last `@`.
+pub fn address_parts(address: &str) -> AddressDomain {
     let a = address.trim().trim_start_matches('<').trim_end_matches('>');
-    let (local, domain) = a.rsplit_once('@')?;
-    if local.is_empty() || domain.starts_with('[') {
-        return None;
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return AddressDomain::NotAnAddress;
+    };
+    if local.is_empty() {
+        return AddressDomain::NotAnAddress;
     }
-    DomainName::parse(domain).ok()
+    if let Some(inner) = domain.strip_prefix('[') {
+        return match parse_literal(inner) {
+            Some(ip) => AddressDomain::Literal(ip),
+            None => AddressDomain::Invalid {
+                domain: domain.to_string(),
+                error: DomainError::InvalidChar(domain.to_string()),
+            },
+        };
+    }
+    match DomainName::parse_host(domain) {
+        Ok(d) => AddressDomain::Domain(d),
+        Err(error) => AddressDomain::Invalid {
+            domain: domain.to_string(),
+            error,
+        },
+    }
+}
+
+/// The inside of an address literal after `[`: `192.0.2.1]` or `IPv6:2001:db8::1]`.
+fn parse_literal(inner: &str) -> Option<IpAddr> {
+    let inner = inner.strip_suffix(']')?;
+    match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("ipv6:") => inner[5..]
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6),
+        _ => inner.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+    }
+}
+
+/// The domain part of an e-mail address (after the last `@`), or `None` when the input is
+/// not an address with a valid host-name domain (address literals included).
+pub fn address_domain(address: &str) -> Option<DomainName> {
+    match address_parts(address) {
+        AddressDomain::Domain(d) => Some(d),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +305,83 @@ mod tests {
         assert_eq!(address_domain("postmaster"), None);
         assert_eq!(address_domain("@c.nl"), None);
         assert_eq!(address_domain("a@[192.0.2.1]"), None);
+    }
+
+    #[test]
+    fn hosts_are_read_as_postfix_reads_them() {
+        // UTS #46 maps the other full stops, as Postfix's SMTPUTF8 support does before it
+        // looks up MX hosts: a lookup that missed them would route x@gmail．com as
+        // "not an address".
+        for (input, want) in [
+            ("gmail\u{ff0e}com", "gmail.com"),
+            ("GMAIL\u{3002}COM", "gmail.com"),
+            ("gmail\u{ff61}com.", "gmail.com"),
+            ("Zorg-Bücher.NL", "xn--zorg-bcher-feb.nl"),
+            ("xn--zorg-bcher-feb.nl", "xn--zorg-bcher-feb.nl"),
+            ("r3---sn-abc.example", "r3---sn-abc.example"),
+        ] {
+            assert_eq!(
+                DomainName::parse_host(input).unwrap().as_str(),
+                want,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_that_can_never_resolve() {
+        for bad in [
+            "-foo.example",
+            "foo-.example",
+            "a_b.example",
+            "xn--.example",
+            "xn--zz.example",
+            "not\u{200d}lsa.example",
+            "\u{663}\u{664}.example",
+            "a..b",
+            "exa mple.nl",
+            "",
+            "a/b.nl",
+        ] {
+            assert!(DomainName::parse_host(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            DomainName::parse_host("a_b.example"),
+            Err(DomainError::NotHostName("a_b".into()))
+        );
+    }
+
+    #[test]
+    fn address_kinds() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        assert_eq!(
+            address_parts("a@[192.0.2.1]"),
+            AddressDomain::Literal(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        );
+        assert_eq!(
+            address_parts("<a@[IPv6:2001:db8::1]>"),
+            AddressDomain::Literal(IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap()))
+        );
+        for key in ["*", ".zkh.nl", "postmaster", "@zkh.nl", ""] {
+            assert_eq!(address_parts(key), AddressDomain::NotAnAddress, "{key}");
+        }
+        for key in [
+            "a@[999.0.0.1]",
+            "a@[host]",
+            "a@[192.0.2.1",
+            "a@",
+            "a@-x.nl",
+            "a@x\u{ff0e}\u{ff0e}nl",
+        ] {
+            assert!(
+                matches!(address_parts(key), AddressDomain::Invalid { .. }),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            address_parts("a@b\u{ff0e}nl"),
+            AddressDomain::Domain(DomainName::parse("b.nl").unwrap())
+        );
     }
 
     #[test]

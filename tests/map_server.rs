@@ -37,6 +37,20 @@ const GOLDEN: &[(&str, &str)] = &[
     ("route *", "NOTFOUND "),
     ("route .compliant.test", "NOTFOUND "),
     ("route postmaster", "NOTFOUND "),
+    // UTS #46 full stops, as Postfix reads SMTPUTF8 addresses: the same domain.
+    (
+        "route a@compliant\u{ff0e}test",
+        "OK nta-dane:compliant.test",
+    ),
+    (
+        "route a@EXPIRED\u{3002}TEST",
+        "OK nta-fallback:[relay.lab.test]:25",
+    ),
+    // Never NOTFOUND for an address nobody can route securely.
+    ("route a@[192.0.2.1]", "OK nta-fallback:[relay.lab.test]:25"),
+    ("route a@-x.test", "OK nta-bounce:5.1.2 NTA 7516: *"),
+    ("route a@a_b.test", "OK nta-bounce:5.1.2 NTA 7516: *"),
+    ("tls [192.0.2.1]:25", "NOTFOUND "),
     ("virtual a@b.test", "PERM unknown map*"),
     ("route", "PERM request has no key*"),
 ];
@@ -188,14 +202,20 @@ async fn malformed_and_oversized_requests_get_an_error_and_a_close() {
             .unwrap();
         assert_eq!(n, 0, "connection closed after a protocol error");
     }
-    // A request exactly at the limit is answered (a very long, unknown key).
+    // A request exactly at the limit is answered: an address whose domain is far too long
+    // to exist bounces (5.1.2) with a bounded reply.
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!("route a@{}", "x".repeat(MAX_QUERY_SIZE - 8));
     assert_eq!(req.len(), MAX_QUERY_SIZE);
     s.write_all(&netstring::encode(req.as_bytes()))
         .await
         .unwrap();
-    assert_eq!(read_reply(&mut s).await, "NOTFOUND ");
+    let reply = read_reply(&mut s).await;
+    assert!(
+        reply.starts_with("OK nta-bounce:5.1.2 NTA 7516: "),
+        "{reply}"
+    );
+    assert!(reply.len() < 1024, "{}", reply.len());
 
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();

@@ -7,8 +7,8 @@
 use std::fmt;
 
 use crate::config::{Config, NonCompliantAction};
-use crate::domain::{DomainName, address_domain};
-use crate::policy::Verdict;
+use crate::domain::{AddressDomain, DomainName, address_parts};
+use crate::policy::{self, Verdict};
 
 /// Transport names the shipped master.cf defines (DESIGN §2, fixed; postfix/master.cf).
 pub const TRANSPORT_DANE: &str = "nta-dane";
@@ -26,6 +26,9 @@ pub const TRANSPORT_DEFER: &str = "nta-defer";
 /// Longest reason text put into a reply or a DSN: a DSN line stays readable and far
 /// below Postfix's reply limit (netstring::MAX_REPLY_SIZE).
 pub const MAX_REASON_LEN: usize = 400;
+/// Longest destination name quoted in a reply: a DNS name is at most 253 characters
+/// (RFC 1035); an invalid one from a client may be anything.
+pub const MAX_SHOWN_LEN: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
@@ -77,15 +80,42 @@ impl fmt::Display for Reply {
     }
 }
 
-/// Which domain a `route` key asks about, or `None` when the key is none of our
-/// business: not an address (`*`, `.domain` patterns, bare local parts), an address
-/// literal, or one of our own domains.
-pub fn route_domain(config: &Config, key: &str) -> Option<DomainName> {
-    let d = address_domain(key)?;
-    (!config.is_own_domain(&d)).then_some(d)
+/// What a `route` key asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteKey {
+    /// None of our business (`NOTFOUND `): not an address (`*`, `.domain` patterns, bare
+    /// local parts), or an address in one of our own domains.
+    Pass,
+    /// A recipient domain, routed by its DNS verdict.
+    Domain(DomainName),
+    /// An address literal or a domain nobody can deliver to: decided without DNS
+    /// (`policy::address_literal`, `policy::invalid_domain`). Never `NOTFOUND`: Postfix
+    /// would deliver such an address the ordinary way (for a literal, in clear to that
+    /// IP; for a name it reads differently, to whatever its own UTS #46 mapping finds).
+    Decided { shown: String, verdict: Verdict },
+}
+
+/// Classifies a `route` key.
+pub fn route_key(config: &Config, key: &str) -> RouteKey {
+    match address_parts(key) {
+        AddressDomain::NotAnAddress => RouteKey::Pass,
+        AddressDomain::Domain(d) if config.is_own_domain(&d) => RouteKey::Pass,
+        AddressDomain::Domain(d) => RouteKey::Domain(d),
+        AddressDomain::Literal(ip) => RouteKey::Decided {
+            shown: format!("[{ip}]"),
+            verdict: policy::address_literal(ip),
+        },
+        AddressDomain::Invalid { domain, error } => RouteKey::Decided {
+            verdict: policy::invalid_domain(&domain, &error),
+            shown: domain,
+        },
+    }
 }
 
 /// The domain or host a `tls` key names: `domain`, `host:port`, `[host]` or `[host]:port`.
+/// `None` for an IP literal (`[192.0.2.1]:25`, `[ipv6:2001:db8::1]`, as in
+/// `relayhost = [10.0.0.5]`): an IP is never an NTA 7516 party, so there is nothing to
+/// look up in DNS and the ordinary TLS policy applies, also while DNS is down.
 pub fn tls_name(key: &str) -> Option<DomainName> {
     let k = key.trim();
     let host = if let Some(rest) = k.strip_prefix('[') {
@@ -93,11 +123,19 @@ pub fn tls_name(key: &str) -> Option<DomainName> {
     } else {
         k.split_once(':').map_or(k, |(h, _)| h)
     };
-    DomainName::parse(host).ok()
+    let is_literal = host.parse::<std::net::IpAddr>().is_ok()
+        || host
+            .get(..5)
+            .is_some_and(|t| t.eq_ignore_ascii_case("ipv6:"));
+    if is_literal {
+        return None;
+    }
+    DomainName::parse_host(host).ok()
 }
 
-/// The `route` reply for a recipient domain and its verdict under the configured policy.
-pub fn route_reply(config: &Config, domain: &DomainName, verdict: &Verdict) -> Reply {
+/// The `route` reply for a recipient (`shown`: its domain as logged) and its verdict under
+/// the configured policy.
+pub fn route_reply(config: &Config, shown: &str, verdict: &Verdict) -> Reply {
     match verdict {
         Verdict::Compliant(c) if c.via_ntamx => {
             // Bracketed hosts: no MX lookup on an ntamx host, so DNS cannot redirect
@@ -105,10 +143,16 @@ pub fn route_reply(config: &Config, domain: &DomainName, verdict: &Verdict) -> R
             let hops: Vec<String> = c.targets.iter().map(|h| format!("[{h}]:25")).collect();
             Reply::Ok(format!("{TRANSPORT_DANE}:{}", hops.join(", ")))
         }
-        Verdict::Compliant(_) => Reply::Ok(format!("{TRANSPORT_DANE}:{domain}")),
+        Verdict::Compliant(_) => Reply::Ok(format!("{TRANSPORT_DANE}:{shown}")),
         Verdict::NotCompliant { reasons } => {
             let why: Vec<&str> = reasons.iter().map(|r| r.message.as_str()).collect();
             let why = sanitize(&why.join("; "), MAX_REASON_LEN);
+            let shown = sanitize(shown, MAX_SHOWN_LEN);
+            if verdict.is_undeliverable() {
+                // RFC 3463 5.1.2: bad destination system address. Permanent under every
+                // policy: deferring could never succeed, and a fallback could not deliver.
+                return Reply::Ok(format!("{TRANSPORT_BOUNCE}:5.1.2 NTA 7516: {why}"));
+            }
             match config.policy.non_compliant {
                 NonCompliantAction::Fallback => match &config.policy.fallback_relay {
                     Some(relay) => Reply::Ok(format!("{TRANSPORT_FALLBACK}:{relay}")),
@@ -117,16 +161,16 @@ pub fn route_reply(config: &Config, domain: &DomainName, verdict: &Verdict) -> R
                     None => Reply::Temp("NTA 7516: no fallback_relay configured".into()),
                 },
                 NonCompliantAction::Bounce => Reply::Ok(format!(
-                    "{TRANSPORT_BOUNCE}:5.7.1 NTA 7516: {domain} cannot receive secure mail directly and no secure alternative is configured: {why}"
+                    "{TRANSPORT_BOUNCE}:5.7.1 NTA 7516: {shown} cannot receive secure mail directly and no secure alternative is configured: {why}"
                 )),
                 NonCompliantAction::Defer => Reply::Ok(format!(
-                    "{TRANSPORT_DEFER}:4.7.1 NTA 7516: {domain} cannot receive secure mail directly; held until it can: {why}"
+                    "{TRANSPORT_DEFER}:4.7.1 NTA 7516: {shown} cannot receive secure mail directly; held until it can: {why}"
                 )),
             }
         }
         Verdict::Temporary { reason } => Reply::Temp(sanitize(
             &format!(
-                "NTA 7516: cannot decide the route for {domain}: {}",
+                "NTA 7516: cannot decide the route for {shown}: {}",
                 reason.message
             ),
             MAX_REASON_LEN,
@@ -158,6 +202,7 @@ pub fn sanitize(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::dns::Dnssec;
+    use crate::map::netstring;
     use crate::policy::{Code, Compliance, Evidence, Reason};
 
     fn dn(s: &str) -> DomainName {
@@ -207,16 +252,57 @@ mod tests {
     #[test]
     fn route_keys() {
         let c = config("");
-        assert_eq!(route_domain(&c, "Jan@Huisarts.NL"), Some(dn("huisarts.nl")));
+        assert_eq!(
+            route_key(&c, "Jan@Huisarts.NL"),
+            RouteKey::Domain(dn("huisarts.nl"))
+        );
+        // Postfix reads x@huisarts．nl as x@huisarts.nl (UTS #46) and delivers it there.
+        assert_eq!(
+            route_key(&c, "Jan@huisarts\u{ff0e}nl"),
+            RouteKey::Domain(dn("huisarts.nl"))
+        );
         for key in [
             "*",
             ".huisarts.nl",
             "postmaster",
             "a@zkh.nl",
             "a@afd.zkh.nl",
-            "a@[192.0.2.1]",
+            "a@ZKH\u{3002}nl",
         ] {
-            assert_eq!(route_domain(&c, key), None, "{key}");
+            assert_eq!(route_key(&c, key), RouteKey::Pass, "{key}");
+        }
+    }
+
+    #[test]
+    fn literals_and_invalid_domains_are_decided_without_dns() {
+        let c = config("[policy]\nnon_compliant = \"defer\"\n");
+        let RouteKey::Decided { shown, verdict } = route_key(&c, "a@[192.0.2.1]") else {
+            panic!("an address literal must be decided");
+        };
+        assert_eq!(shown, "[192.0.2.1]");
+        let r = route_reply(&c, &shown, &verdict).to_string();
+        assert!(
+            r.starts_with("OK nta-defer:4.7.1 NTA 7516: [192.0.2.1] "),
+            "{r}"
+        );
+        for key in [
+            "a@-foo.nl",
+            "a@a_b.nl",
+            "a@xn--.nl",
+            "a@not\u{200d}lsa.nl",
+            "a@[host]",
+            "a@",
+        ] {
+            let RouteKey::Decided { shown, verdict } = route_key(&c, key) else {
+                panic!("{key} must be decided");
+            };
+            let r = route_reply(&c, &shown, &verdict).to_string();
+            // Permanent under every policy, also `defer`.
+            assert!(
+                r.starts_with("OK nta-bounce:5.1.2 NTA 7516: "),
+                "{key}: {r}"
+            );
+            assert!(r.is_ascii() && r.len() < netstring::MAX_REPLY_SIZE, "{r}");
         }
     }
 
@@ -232,21 +318,32 @@ mod tests {
         }
         assert_eq!(tls_name("[mx.zkh.test]:25"), Some(dn("mx.zkh.test")));
         assert_eq!(tls_name("[unclosed"), None);
+        // IP literals are never NTA 7516 parties: no DNS lookup for them.
+        for key in [
+            "[192.0.2.1]:25",
+            "[192.0.2.1]",
+            "192.0.2.1",
+            "192.0.2.1:25",
+            "[ipv6:2001:db8::1]:25",
+            "[IPv6:2001:db8::1]",
+        ] {
+            assert_eq!(tls_name(key), None, "{key}");
+        }
     }
 
     #[test]
     fn replies_per_verdict_and_policy() {
-        let d = dn("ggd.test");
+        let d = "ggd.test";
         let c = config("");
         assert_eq!(
-            route_reply(&c, &d, &compliant(false, &["mx.ggd.test"])).to_string(),
+            route_reply(&c, d, &compliant(false, &["mx.ggd.test"])).to_string(),
             "OK nta-dane:ggd.test"
         );
         assert_eq!(
-            route_reply(&c, &d, &compliant(true, &["a.prov.test", "b.prov.test"])).to_string(),
+            route_reply(&c, d, &compliant(true, &["a.prov.test", "b.prov.test"])).to_string(),
             "OK nta-dane:[a.prov.test]:25, [b.prov.test]:25"
         );
-        let bounce = route_reply(&c, &d, &not_compliant()).to_string();
+        let bounce = route_reply(&c, d, &not_compliant()).to_string();
         assert!(
             bounce.starts_with("OK nta-bounce:5.7.1 NTA 7516: ggd.test "),
             "{bounce}"
@@ -254,7 +351,7 @@ mod tests {
         assert!(bounce.contains("publishes no NTA 7516 TXT record"));
 
         let c = config("[policy]\nnon_compliant = \"defer\"\n");
-        let defer = route_reply(&c, &d, &not_compliant()).to_string();
+        let defer = route_reply(&c, d, &not_compliant()).to_string();
         assert!(
             defer.starts_with("OK nta-defer:4.7.1 NTA 7516: ggd.test "),
             "{defer}"
@@ -264,7 +361,7 @@ mod tests {
             "[policy]\nnon_compliant = \"fallback\"\nfallback_relay = \"[relay.test]:25\"\n",
         );
         assert_eq!(
-            route_reply(&c, &d, &not_compliant()).to_string(),
+            route_reply(&c, d, &not_compliant()).to_string(),
             "OK nta-fallback:[relay.test]:25"
         );
 
@@ -275,7 +372,7 @@ mod tests {
             },
         };
         assert_eq!(
-            route_reply(&c, &d, &temp).to_string(),
+            route_reply(&c, d, &temp).to_string(),
             "TEMP NTA 7516: cannot decide the route for ggd.test: TXT lookup for ggd.test: DNS timeout"
         );
         assert_eq!(Reply::NotFound.to_string(), "NOTFOUND ");

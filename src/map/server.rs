@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::netstring::{self, MAX_QUERY_SIZE, MAX_REPLY_SIZE};
-use super::reply::{self, Query, Reply};
+use super::reply::{self, Query, Reply, RouteKey};
 use crate::policy::Verdict;
 use crate::server::listen::Bound;
 use crate::server::stream::Stream;
@@ -152,35 +152,40 @@ pub async fn answer(payload: &[u8], g: &Generation) -> Reply {
 }
 
 async fn route(g: &Generation, key: &str) -> Reply {
-    let Some(domain) = reply::route_domain(&g.config, key) else {
-        return Reply::NotFound;
+    // The cached decision is shared (Arc): borrow its verdict rather than copy it.
+    let (decision, decided);
+    let (shown, verdict) = match reply::route_key(&g.config, key) {
+        RouteKey::Pass => return Reply::NotFound,
+        RouteKey::Domain(domain) => {
+            decision = g.engine.decide(&domain).await;
+            (domain.to_string(), &decision.verdict)
+        }
+        RouteKey::Decided { shown, verdict } => {
+            decided = verdict;
+            (shown, &decided)
+        }
     };
-    let decision = g.engine.decide(&domain).await;
-    let reply = reply::route_reply(&g.config, &domain, &decision.verdict);
-    let reasons: Vec<&str> = decision
-        .verdict
-        .reasons()
-        .iter()
-        .map(|r| r.code.as_str())
-        .collect();
+    let reply = reply::route_reply(&g.config, &shown, verdict);
+    let reasons: Vec<&str> = verdict.reasons().iter().map(|r| r.code.as_str()).collect();
+    let evidence = match verdict {
+        Verdict::Compliant(c) => c.evidence.to_string(),
+        _ => String::new(),
+    };
     g.auditor.record(crate::audit::Event::RecipientRouted {
         queue_id: None,
-        recipient_domain: domain.to_string(),
+        recipient_domain: reply::sanitize(&shown, reply::MAX_SHOWN_LEN),
         route: reply.to_string(),
-        verdict: (&decision.verdict).into(),
+        verdict: verdict.into(),
         reasons: reasons.iter().map(|r| r.to_string()).collect(),
-        evidence: match &decision.verdict {
-            Verdict::Compliant(c) => c.evidence.to_string(),
-            _ => String::new(),
-        },
+        evidence: evidence.clone(),
     });
     // The recipient_routed audit event above already says this at INFO; this line adds
     // nothing for operators, so it stays out of the journal unless asked for.
     tracing::debug!(
-        rcpt_domain = %domain,
-        verdict = decision.verdict.label(),
+        rcpt_domain = %shown,
+        verdict = verdict.label(),
         reasons = %reasons.join(","),
-        evidence = %match &decision.verdict { Verdict::Compliant(c) => c.evidence.to_string(), _ => String::new() },
+        evidence = %evidence,
         route = %reply,
         "route decision"
     );

@@ -7,12 +7,13 @@
 //! decides the outcome when nothing deterministic already rules compliance out.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::config::PolicyConfig;
 use crate::dns::{Answer, DnsError, DnsResult, Dnssec, Tlsa};
-use crate::domain::DomainName;
+use crate::domain::{DomainError, DomainName};
 use crate::nta::facts::{Facts, TargetFacts, target_hosts, txt_records};
 use crate::nta::record::{self, Selection, Validity};
 
@@ -36,6 +37,11 @@ pub enum Code {
     DnsServfail,
     DnssecBogus,
     DnsError,
+    /// The recipient is an address literal (`local@[192.0.2.1]`, RFC 5321 §4.1.3).
+    AddressLiteral,
+    /// The recipient domain is no host name anyone can deliver to (RFC 5321 §4.1.2,
+    /// UTS #46): permanent, whatever `non_compliant` says.
+    InvalidDomain,
 }
 
 impl Code {
@@ -57,6 +63,8 @@ impl Code {
             Code::DnsServfail => "dns_servfail",
             Code::DnssecBogus => "dnssec_bogus",
             Code::DnsError => "dns_error",
+            Code::AddressLiteral => "address_literal",
+            Code::InvalidDomain => "invalid_domain",
         }
     }
 
@@ -164,6 +172,11 @@ impl Verdict {
         }
     }
 
+    /// True when no delivery to this destination can ever work (an invalid domain).
+    pub fn is_undeliverable(&self) -> bool {
+        matches!(self, Verdict::NotCompliant { reasons } if reasons.iter().any(|r| r.code == Code::InvalidDomain))
+    }
+
     /// All reasons (none for a compliant verdict).
     pub fn reasons(&self) -> Vec<&Reason> {
         match self {
@@ -187,6 +200,29 @@ impl Findings {
     }
     fn temp(&mut self, r: Reason) {
         self.temporary.get_or_insert(r);
+    }
+}
+
+/// Rule 0a: an address literal names no domain, so it has no NTA record and no DNSSEC
+/// chain for a TLSA lookup: never an NTA 7516 party. Decided without DNS.
+pub fn address_literal(ip: IpAddr) -> Verdict {
+    Verdict::NotCompliant {
+        reasons: vec![Reason::new(
+            Code::AddressLiteral,
+            format!("[{ip}] is an address literal, not a domain with an NTA 7516 record"),
+        )],
+    }
+}
+
+/// Rule 0b: a recipient domain that is no host name (a label with `_` or an outer
+/// hyphen, invalid punycode, a name UTS #46 refuses) can never be delivered to. Decided
+/// without DNS; the route bounces it (5.1.2) instead of deferring it forever.
+pub fn invalid_domain(domain: &str, error: &DomainError) -> Verdict {
+    Verdict::NotCompliant {
+        reasons: vec![Reason::new(
+            Code::InvalidDomain,
+            format!("{domain:?} is not a valid mail domain: {error}"),
+        )],
     }
 }
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::config::{Config, NonCompliantAction};
 use crate::domain::{DomainName, address_domain};
-use crate::map::reply::{self, Reply, TRANSPORT_DANE, TRANSPORT_FALLBACK};
+use crate::map::reply::{self, Reply, RouteKey, TRANSPORT_DANE, TRANSPORT_FALLBACK};
 use crate::map::server::answer;
 use crate::nta::fmt_date;
 use crate::policy::{Code, Verdict};
@@ -19,7 +19,7 @@ use crate::state::Generation;
 /// What kind of key the address is for the `route` map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    /// Not `local@domain` with a valid domain (or an address literal): NOTFOUND.
+    /// Not `local@domain`: NOTFOUND.
     NotAnAddress,
     /// One of `[domains] own` (the entry that matched): NOTFOUND.
     OwnDomain {
@@ -28,6 +28,8 @@ pub enum Subject {
     },
     /// A recipient domain: routed by its verdict.
     Recipient(DomainName),
+    /// An address literal or an invalid domain: decided without DNS.
+    Decided { shown: String, verdict: Verdict },
 }
 
 /// One socketmap request and the reply text the server gives.
@@ -75,9 +77,10 @@ pub async fn explain(config: &Config, address: &str) -> Result<Explanation, Stri
     let address = address.trim().to_string();
     let route_query = format!("route {address}");
 
-    let subject = match reply::route_domain(config, &address) {
-        Some(d) => Subject::Recipient(d),
-        None => match address_domain(&address) {
+    let subject = match reply::route_key(config, &address) {
+        RouteKey::Domain(d) => Subject::Recipient(d),
+        RouteKey::Decided { shown, verdict } => Subject::Decided { shown, verdict },
+        RouteKey::Pass => match address_domain(&address) {
             Some(d) => {
                 let entry = config
                     .domains
@@ -101,6 +104,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<Explanation, Stri
             let report = report::build(&facts, &full, &config.policy);
             (Some(decision.verdict.clone()), Some(report))
         }
+        Subject::Decided { verdict, .. } => (Some(verdict.clone()), None),
         _ => (None, None),
     };
 
@@ -115,7 +119,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<Explanation, Stri
                 tls_keys.push(d.to_string());
             }
         }
-        Subject::NotAnAddress => {}
+        Subject::NotAnAddress | Subject::Decided { .. } => {}
     }
     let mut tls = Vec::new();
     for key in tls_keys {
@@ -164,13 +168,31 @@ fn config_name(config: &Config) -> String {
     }
 }
 
+/// What `[policy] non_compliant` does with secure mail to `d`.
+fn non_compliant_sentence(config: &Config, file: &str, d: &str) -> String {
+    match (config.policy.non_compliant, &config.policy.fallback_relay) {
+        (NonCompliantAction::Bounce, _) => format!(
+            "[policy] non_compliant = \"bounce\" ({file}): secure mail to {d} is returned to the sender at once (5.7.1) through the nta-bounce transport"
+        ),
+        (NonCompliantAction::Defer, _) => format!(
+            "[policy] non_compliant = \"defer\" ({file}): secure mail to {d} stays queued (4.7.1, nta-defer) and is retried until the domain is compliant or the queue lifetime ends"
+        ),
+        (NonCompliantAction::Fallback, Some(relay)) => format!(
+            "[policy] non_compliant = \"fallback\" and fallback_relay = \"{relay}\" ({file}): secure mail to {d} goes to the secure alternative route through the nta-fallback transport"
+        ),
+        (NonCompliantAction::Fallback, None) => format!(
+            "[policy] non_compliant = \"fallback\" without fallback_relay ({file}): deferred, since there is nowhere safe to send it"
+        ),
+    }
+}
+
 /// One sentence per setting (or rule) that decided the route.
 pub fn decided_by(config: &Config, subject: &Subject, verdict: Option<&Verdict>) -> Vec<String> {
     let file = config_name(config);
     let mut out = Vec::new();
     match (subject, verdict) {
         (Subject::NotAnAddress, _) => out.push(
-            "the key is not an address with a domain (or is an address literal): the map server answers NOTFOUND and Postfix uses its next transport_maps table or default_transport".into(),
+            "the key is not an address with a domain: the map server answers NOTFOUND and Postfix uses its next transport_maps table or default_transport".into(),
         ),
         (Subject::OwnDomain { entry, .. }, _) => out.push(format!(
             "[domains] own contains \"{entry}\" ({file}): mail to own domains is never routed by NTA 7516 status; NOTFOUND leaves it to Postfix's normal routing"
@@ -185,24 +207,16 @@ pub fn decided_by(config: &Config, subject: &Subject, verdict: Option<&Verdict>)
                 out.push("next hop: the domain's own (DNSSEC-secure) MX hosts".into());
             }
         }
+        (Subject::Decided { verdict: v, .. }, _) if v.is_undeliverable() => out.push(
+            "the domain is no valid mail domain (RFC 5321 section 4.1.2, UTS #46): nothing can ever be delivered to it, so it is bounced at once (5.1.2, nta-bounce) whatever [policy] non_compliant says".into(),
+        ),
+        (Subject::Decided { shown, .. }, _) => {
+            out.push("an address literal names no domain, so it has no NTA record and no DNSSEC-signed TLSA: never an NTA 7516 party, decided without DNS".into());
+            out.push(non_compliant_sentence(config, &file, shown));
+        }
         (Subject::Recipient(d), Some(Verdict::NotCompliant { reasons })) => {
             let p = &config.policy;
-            out.push(match p.non_compliant {
-                NonCompliantAction::Bounce => format!(
-                    "[policy] non_compliant = \"bounce\" ({file}): secure mail to {d} is returned to the sender at once (5.7.1) through the nta-bounce transport"
-                ),
-                NonCompliantAction::Defer => format!(
-                    "[policy] non_compliant = \"defer\" ({file}): secure mail to {d} stays queued (4.7.1, nta-defer) and is retried until the domain is compliant or the queue lifetime ends"
-                ),
-                NonCompliantAction::Fallback => match &p.fallback_relay {
-                    Some(relay) => format!(
-                        "[policy] non_compliant = \"fallback\" and fallback_relay = \"{relay}\" ({file}): secure mail to {d} goes to the secure alternative route through the nta-fallback transport"
-                    ),
-                    None => format!(
-                        "[policy] non_compliant = \"fallback\" without fallback_relay ({file}): deferred, since there is nowhere safe to send it"
-                    ),
-                },
-            });
+            out.push(non_compliant_sentence(config, &file, d.as_str()));
             if p.require_dmarc && reasons.iter().any(|r| r.code == Code::DmarcPolicyWeak) {
                 out.push(format!("[policy] require_dmarc = true ({file}) makes a weak or missing DMARC policy a reason"));
             }
@@ -232,6 +246,10 @@ pub fn render_text(e: &Explanation) -> String {
         Subject::NotAnAddress => "none: not an address with a domain".to_string(),
         Subject::OwnDomain { domain, .. } => format!("{domain} (own domain)"),
         Subject::Recipient(d) => format!("{d} (recipient domain, routed by its NTA 7516 status)"),
+        Subject::Decided { shown, .. } => format!(
+            "{} (decided without DNS)",
+            reply::sanitize(shown, reply::MAX_SHOWN_LEN)
+        ),
     };
     let _ = writeln!(s, "  Domain: {domain_line}");
 
