@@ -40,8 +40,8 @@ CHAOS_COUNT=${CHAOS_COUNT:-2000}
 CHAOS_LOAD_SECONDS=${CHAOS_LOAD_SECONDS:-150}
 # bogus local submissions (sendmail): must stay queued
 CHAOS_LOCAL_BOGUS=10
-# size of the audit tmpfs: the chain of a 2000-message run is about 6 MB
-CHAOS_AUDIT_FS_SIZE=32m
+# size of the audit tmpfs (MiB): the chain of a 2000-message run is about 6 MB
+CHAOS_AUDIT_FS_MB=32
 # how long each outage lasts (seconds): long enough that the load meets it
 CHAOS_OUTAGE=3
 # SIGHUPs in the burst, 50 ms apart
@@ -52,9 +52,7 @@ CHAOS_DRAIN_ROUNDS=12
 CHAOS="$LAB/chaos"
 CHAOS_FS="$CHAOS/auditfs"
 CHAOS_LOGS="$LAB/log/70-chaos"
-mkdir -p "$CHAOS" "$CHAOS_FS" "$CHAOS_LOGS"
-mountpoint -q "$CHAOS_FS" || mount -t tmpfs -o "size=$CHAOS_AUDIT_FS_SIZE,mode=0755" nta7516-chaos "$CHAOS_FS" ||
-    e2e_die "cannot mount a tmpfs on $CHAOS_FS"
+mkdir -p "$CHAOS" "$CHAOS_FS" "$CHAOS_LOGS" "$CHAOS/audit-copy"
 # the daemon's audit chain of this case lives on the tmpfs (set before lib-postfix.sh reads it)
 PF_AUDIT_FILE="$CHAOS_FS/audit.log"
 # shellcheck source-path=SCRIPTDIR source=lib-postfix.sh
@@ -62,6 +60,9 @@ PF_AUDIT_FILE="$CHAOS_FS/audit.log"
 
 LOAD_PID=""
 UNBOUND_STOPPED=0
+# chaos_cleanup : everything this case starts or changes, undone (also on failure): the
+# driver, the fill file, Unbound (later case files need it), the mail lab, the tmpfs,
+# the Postfix logs
 chaos_cleanup() {
     local n
     set +e
@@ -71,10 +72,11 @@ chaos_cleanup() {
     fi
     rm -f "$CHAOS_FS/fill"
     # later case files need the resolver: start it again if we died during its outage
-    if [ "$UNBOUND_STOPPED" -eq 1 ] || [ ! -f "$LAB/pids/unbound.pid" ]; then
+    if [ "$UNBOUND_STOPPED" -eq 1 ] || ! kill -0 "$(cat "$LAB/pids/unbound.pid" 2>/dev/null)" 2>/dev/null; then
+        lab_stop unbound
         (unbound_start) || e2e_warn "could not restart Unbound"
     fi
-    pf_lab_down
+    lib_pf_lab_down
     cp -a "$CHAOS_FS"/. "$CHAOS/audit-copy/" 2>/dev/null
     umount "$CHAOS_FS" 2>/dev/null || umount -l "$CHAOS_FS" 2>/dev/null
     for n in pfa pfb pfc pfd; do
@@ -82,11 +84,17 @@ chaos_cleanup() {
     done
 }
 
-pf_lab_up fallback
+# pf_lab_up sets `trap pf_lab_down EXIT`: this case's cleanup takes that name and calls
+# the library's own pf_lab_down (kept as lib_pf_lab_down) itself
+eval "lib_pf_lab_down() $(declare -f pf_lab_down | tail -n +2)"
+pf_lab_down() { chaos_cleanup; }
 trap chaos_cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
-mkdir -p "$CHAOS/audit-copy"
+mountpoint -q "$CHAOS_FS" || mount -t tmpfs -o "size=${CHAOS_AUDIT_FS_MB}m,mode=0755" nta7516-chaos "$CHAOS_FS" ||
+    e2e_die "cannot mount a tmpfs on $CHAOS_FS"
+
+pf_lab_up fallback
 # this case's daemon writes another chain: 90 must not expect a startup of it in the run's
 sed -i "/^${E2E_CASE}\$/d" "$LAB/audit/cases"
 # reject-* at pfb: a permanent refusal by the receiver, which pfa must bounce to the sender
@@ -190,7 +198,8 @@ assert_true "hup: ... and still listens" nta_daemon_up
 wait_load $((CHAOS_COUNT * 55 / 100))
 note_load "fault 4: audit filesystem full"
 fails_before=$(grep -c 'audit log write failed' "$DAEMON_LOG" || true)
-dd if=/dev/zero of="$CHAOS_FS/fill" bs=64k count=$((64 * 1024 / 64)) >/dev/null 2>&1 || true
+# bounded by the filesystem's size; dd ends with ENOSPC
+dd if=/dev/zero of="$CHAOS_FS/fill" bs=1M count=$((CHAOS_AUDIT_FS_MB + 1)) >/dev/null 2>&1 || true
 assert_eq "disk: the audit filesystem is full" 0 "$(df --output=avail -B1 "$CHAOS_FS" | tail -n 1 | tr -d ' ')"
 # the next message's lines cannot be written (up to a page of them can still land)
 wait_for "the daemon fails to write the audit log" 100 0.2 \
@@ -254,7 +263,7 @@ acc_rc=0
 /usr/bin/python3 "$E2E_DIR/chaos/account.py" --run "$RUN" --results "$LOAD_OUT" --results "$LOCAL_OUT" \
     --maildir "pfa=$(pf_mail pfa)" --maildir "pfb=$(pf_mail pfb)" --maildir "pfc=$(pf_mail pfc)" \
     --maildir "pfd=$(pf_mail pfd)" --queue "$CHAOS/pfa-queue.json" --maillog "$(pf_log pfa)" \
-    --dkim-txt "$CHAOS/dkim.txt" >"$CHAOS/account.out" 2>"$CHAOS/account.err" || acc_rc=$?
+    --dkim-txt "$CHAOS/dkim.txt" --audit "$PF_AUDIT_FILE" >"$CHAOS/account.out" 2>"$CHAOS/account.err" || acc_rc=$?
 assert_eq "accounting: account.py ran" 0 "$acc_rc" "$(cat "$CHAOS/account.err")"
 c() { awk -v k="$1" '$1 == k { print $2 }' "$CHAOS/account.out"; }
 details() { grep "^detail $1 " "$CHAOS/account.out" || true; }
@@ -274,6 +283,8 @@ assert_eq "chaos: 0 bounces but for the receiver's 550" 0 "$(c unexpected_bounce
 assert_eq "chaos: 0 messages both refused to the client and kept by pfa" 0 "$(c refused_kept)" "$(details refused_kept)"
 assert_eq "chaos: every copy that left pfa ($(c left_copies) at pfb and pfd) has a verifying DKIM signature" \
     "$(c left_copies)" "$(c verified)"
+assert_eq "chaos: every message accepted over SMTP has its message_received and signed audit lines (none processed unlogged)" \
+    0 "$(c unlogged)" "$(details unlogged)"
 assert_eq "chaos: the bogus local submissions are still queued" "$CHAOS_LOCAL_BOGUS" \
     "$(jq -r '.recipients[].address' "$CHAOS/pfa-queue.json" | grep -c "^$RUN-b[0-9]*@bogus\.lab\.test\$" || true)"
 

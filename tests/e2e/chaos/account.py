@@ -21,6 +21,10 @@ or lost (none of these). Independently of that it counts:
     refused_kept        a message whose every attempt was refused, yet a copy or queue
                 entry exists (the client keeps it too: it would arrive twice)
     duplicates  messages delivered more than once
+    unlogged    (with --audit) a message pfa accepted over SMTP whose queue id has no
+                message_received or no signed line in the daemon's audit file: NEN 7513
+                allows no processing without a trail, so the daemon must refuse (4xx)
+                while it cannot write the file
 
 Prints "NAME COUNT" lines, then at most 10 "detail CATEGORY ID WHY" lines per category.
 Exit status 0 when it could do the accounting, 2 when it could not (missing input).
@@ -99,6 +103,7 @@ def main():
     p.add_argument("--queue", required=True, help="postqueue -j output of pfa")
     p.add_argument("--maillog", required=True, help="pfa's mail log")
     p.add_argument("--dkim-txt", required=True, help="dig +short output of the key record")
+    p.add_argument("--audit", help="the daemon's audit file (hash-chained JSON lines)")
     args = p.parse_args()
 
     try:
@@ -121,7 +126,7 @@ def main():
     counts = {k: 0 for k in ("accepted", "delivered", "queued", "bounced", "lost", "insecure",
                               "unsigned", "misrouted", "unexpected_bounce", "refused", "unsent",
                               "refused_kept", "duplicates", "left_copies", "verified",
-                              "sent_verified_tls",
+                              "sent_verified_tls", "unlogged",
                               "local_copies")}
     details = {}
 
@@ -224,8 +229,25 @@ def main():
                     detail("insecure", mid, f"{kind} sent by postfix/{tag}[{pid}] over a "
                            f"{level or 'no'} TLS connection (not Verified)")
 
+    trail = None  # (queue id, event type) pairs in the audit file
+    if args.audit:
+        trail = set()
+        with open(args.audit, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn line: audit verify judges the file
+                qid = (rec.get("detail") or {}).get("queue_id")
+                if qid:
+                    trail.add((qid, rec.get("event_type")))
+
     for mid, m in msgs.items():
         held = copies.get(mid, [])
+        if trail is not None and m["status"] == "accepted" and m["qid"] not in ("-", "maildrop"):
+            missing = [t for t in ("message_received", "signed") if (m["qid"], t) not in trail]
+            if missing:
+                detail("unlogged", mid, f"accepted as {m['qid']} without {'/'.join(missing)} in the audit file")
         if m["status"] != "accepted":
             counts["refused" if m["status"] == "refused" else "unsent"] += 1
             if held or mid in queued or mid in bounced:
