@@ -568,3 +568,39 @@ pf_assert_sent() {
 # pf_dkimverify FILE : python3-dkim's dkimverify on a delivered message, in the lab (the
 # key record is looked up through Unbound); prints its verdict
 pf_dkimverify() { run_in_lab_resolv timeout 20 dkimverify <"$1" 2>&1; }
+
+# ---------------------------------------------------------------------------------------
+# Faults (case file 70-chaos)
+
+# nta_daemon_kill : SIGKILL the daemon (no graceful stop: no shutdown line, no final
+# sync) and wait until its sockets are closed; sets NTA_KILLED_PID
+nta_daemon_kill() {
+    local pidfile="$LAB/pids/nta-daemon.pid" pid
+    pid=$(cat "$pidfile" 2>/dev/null) || e2e_die "nta_daemon_kill: the daemon was not started"
+    [ "$(ip netns identify "$pid" 2>/dev/null)" = "$NETNS" ] || e2e_die "nta_daemon_kill: pid $pid is not the lab's daemon"
+    # no "Killed" job notice from bash (lab_bg started it as a job of this shell)
+    disown "$pid" 2>/dev/null || true
+    kill -KILL "$pid"
+    rm -f "$pidfile"
+    # the kernel closes the sockets when the process dies (before it is reaped)
+    wait_for "the killed daemon's sockets are closed" 50 0.1 sh -c "! ip netns exec '$NETNS' timeout 2 bash -c 'exec 3<>/dev/tcp/$PF_INT/7517' 2>/dev/null" ||
+        e2e_die "the daemon still listens after SIGKILL"
+    NTA_KILLED_PID=$pid
+}
+
+# pf_refuse_rcpt NAME PCRE REPLY PROBE : receiver NAME refuses recipients matching PCRE at
+# RCPT with REPLY (e.g. "550 5.1.1 no such mailbox"), through check_recipient_access;
+# reloads NAME and waits until a new session refuses the address PROBE
+pf_refuse_rcpt() {
+    local name=$1 re=$2 reply=$3 probe=$4 d addr
+    d=$(pf_etc "$name")
+    addr=$(sed -n 's/^inet_interfaces = //p' "$d/main.cf")
+    printf '/%s/ %s\n' "$re" "$reply" >"$d/refuse_rcpt.pcre"
+    postconf -c "$d" -e "smtpd_recipient_restrictions = check_recipient_access pcre:$d/refuse_rcpt.pcre" ||
+        e2e_die "pf_refuse_rcpt: postconf failed for $name"
+    postfix_ "$name" reload >/dev/null 2>&1 || e2e_die "pf_refuse_rcpt: postfix $name reload failed"
+    # swaks exits 24 when the server refuses the recipient
+    wait_for "$name refuses <$probe>" 25 0.2 sh -c \
+        "ip netns exec '$NETNS' timeout 10 swaks --server '$addr:25' --from probe@sender.lab.test --to '$probe' --quit-after RCPT --timeout 5 >/dev/null 2>&1; [ \$? -eq 24 ]" ||
+        e2e_die "pf_refuse_rcpt: $name does not refuse <$probe>"
+}
