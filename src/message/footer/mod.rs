@@ -275,6 +275,7 @@ fn add_footer_inner(
         parsed: &raw,
         parts: &message.parts,
         found: Vec::new(),
+        boundaries: Vec::new(),
     };
     walker.visit(0, None, 0)?;
     let targets = walker.found;
@@ -443,6 +444,8 @@ struct Walker<'m, 'x> {
     parsed: &'m [u8],
     parts: &'m [MessagePart<'x>],
     found: Vec<(usize, Kind)>,
+    /// The boundaries of the multiparts we are in (at most `MAX_DEPTH`).
+    boundaries: Vec<&'m [u8]>,
 }
 
 impl<'m> Walker<'m, '_> {
@@ -471,6 +474,7 @@ impl<'m> Walker<'m, '_> {
             Node::Opaque(_) | Node::Other => Ok(()),
             Node::Text(kind) => {
                 if !is_attachment(part) {
+                    self.check_no_outer_delimiter(part)?;
                     self.found.push((id, kind));
                 }
                 Ok(())
@@ -480,10 +484,28 @@ impl<'m> Walker<'m, '_> {
                     .content_type()
                     .and_then(|c| c.attribute("boundary"))
                     .ok_or_else(|| unparsable("multipart without a boundary"))?;
+                if children.is_empty() {
+                    return Err(unparsable(format!("multipart/{subtype} without any part")));
+                }
+                let boundary = boundary.as_bytes();
+                // RFC 2046 §5.1.1: a boundary ends in a character other than a space; readers
+                // differ on whether the spaces belong to it or are padding.
+                if boundary.ends_with(b" ") || boundary.ends_with(b"\t") {
+                    return Err(unparsable("MIME boundary ends with white space"));
+                }
+                // ... and must not occur in the parts it encloses. When an inner boundary
+                // is the outer one, or it with "--" added or removed ("a--" in "a----"),
+                // one line is a delimiter of both, and readers split the message differently.
+                if self.boundaries.iter().any(|outer| clash(outer, boundary)) {
+                    return Err(unparsable(
+                        "nested MIME boundaries whose delimiter lines coincide",
+                    ));
+                }
                 let me = Some(Parent {
-                    boundary: boundary.as_bytes(),
+                    boundary,
                     is_digest: subtype == limits::DEFUSED_DIGEST,
                 });
+                self.boundaries.push(boundary);
                 for &child in children {
                     let before = self.found.len();
                     self.visit(child as usize, me, depth + 1)?;
@@ -492,10 +514,39 @@ impl<'m> Walker<'m, '_> {
                         break;
                     }
                 }
+                self.boundaries.pop();
                 Ok(())
             }
         }
     }
+}
+
+impl Walker<'_, '_> {
+    /// A delimiter line of an enclosing multipart inside a text part (its own boundary
+    /// would have ended it): RFC 2046 §5.1.1 forbids it, and readers then disagree on
+    /// where that multipart ends. Each text part is scanned once, against at most
+    /// `MAX_DEPTH` boundaries.
+    fn check_no_outer_delimiter(&self, part: &MessagePart<'_>) -> Result<(), SkipReason> {
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        let Some(content) = self.parsed.get(start..end) else {
+            return Err(unparsable("part offsets out of range"));
+        };
+        let outer = content
+            .split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(b"--"))
+            .any(|line| self.boundaries.iter().any(|b| is_delimiter_line(line, b)));
+        if outer {
+            return Err(unparsable(
+                "a text part contains a delimiter of an enclosing multipart",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Delimiter lines are "--" boundary and "--" boundary "--": do two boundaries share one?
+fn clash(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.strip_suffix(b"--") == Some(b) || b.strip_suffix(b"--") == Some(a)
 }
 
 /// The part must start right after a delimiter line of its parent's boundary and end right

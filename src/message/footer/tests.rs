@@ -1210,3 +1210,50 @@ fn content_type_without_subtype_is_text_plain() {
         "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text\n\nHallo\n--b--\n";
     assert_eq!(added(run(msg, &FOOTER).2).1, 1);
 }
+
+/// Nested boundaries whose delimiter lines coincide make one line a delimiter of both;
+/// readers then see different parts (Python's email package does).
+#[test]
+fn nested_boundaries_that_clash_are_refused() {
+    let nested = |outer: &str, inner: &str, text: &str| {
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"{outer}\"\n\n--{outer}\nContent-Type: multipart/alternative; boundary=\"{inner}\"\n\n--{inner}\nContent-Type: text/plain\n\n{text}\n--{inner}--\n--{outer}--\n"
+        )
+    };
+    for (outer, inner) in [("a--", "a----"), ("same", "same"), ("ab--", "ab")] {
+        let reason = skipped(run(&nested(outer, inner, "body"), &FOOTER).2);
+        assert!(
+            reason.to_string().contains("delimiter lines coincide"),
+            "{outer} {inner}: {reason}"
+        );
+    }
+    // Boundaries that merely share a beginning (Outlook's "X" and "X_alt") are fine.
+    for (outer, inner) in [("ab1", "ab2"), ("X", "X_alt"), ("ab", "abcd")] {
+        assert_eq!(added(run(&nested(outer, inner, "body"), &FOOTER).2).1, 1);
+    }
+    // An outer delimiter (with transport padding) inside an inner text part.
+    let reason = skipped(run(&nested("o", "i", "text\n--o \nmore"), &FOOTER).2);
+    assert!(
+        reason.to_string().contains("enclosing multipart"),
+        "{reason}"
+    );
+    // A boundary ending in white space (RFC 2046 §5.1.1 forbids it).
+    let msg = "Content-Type: multipart/mixed; boundary=\"b \"\n\n--b \nContent-Type: text/plain\n\nx\n--b --\n";
+    assert!(
+        skipped(run(msg, &FOOTER).2)
+            .to_string()
+            .contains("white space")
+    );
+}
+
+/// RFC 2046 §5.1.1 wants at least one body part; where mail-parser finds none, readers
+/// may find several ("--b" lines it reads as header fields).
+#[test]
+fn multipart_without_parts_is_refused() {
+    let msg = "Content-Type: multipart/mixed; boundary=\":foo\"\n\n--:foo\n--:foo\nContent-Type: text/plain\n--:foo\nContent-Type: text/html\n--:foo--\n";
+    assert!(
+        skipped(run(msg, &FOOTER).2)
+            .to_string()
+            .contains("without any part")
+    );
+}
