@@ -1,4 +1,5 @@
 use super::*;
+use mail_parser::PartType;
 use std::time::{Duration, Instant};
 
 const FOOTER: Footer<'static> = Footer {
