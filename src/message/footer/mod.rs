@@ -394,8 +394,8 @@ fn rewrite_part(
     kind: Kind,
 ) -> Result<Replacement, SkipReason> {
     let cte = transfer_encoding(part)?;
-    // mail-parser gives up on invalid quoted-printable, which we decode leniently; where
-    // the part ends was checked by `check_position`.
+    // mail-parser gives up on invalid quoted-printable, which we decode leniently (where
+    // the part ends does not depend on it, and was checked by `structure`).
     if part.is_encoding_problem {
         match cte {
             Cte::QuotedPrintable => {}
@@ -407,15 +407,16 @@ fn rewrite_part(
             }
         }
     }
-    // Into the body; where the part starts and ends was checked by `check_position`.
+    // Into the body; where the part starts and ends was checked by `structure`.
     let start = (part.offset_body as usize).wrapping_sub(ctx.base);
     let end = (part.offset_end as usize).wrapping_sub(ctx.base);
     if start > end || end > ctx.body.len() {
         return Err(unparsable("part offsets out of range"));
     }
     let region = &ctx.body[start..end];
-    // An empty body directly followed by its delimiter (`structure::shares_delimiter_break`): the
-    // new body needs a line break of its own before the delimiter.
+    // An empty body directly followed by its delimiter (see
+    // `structure::shares_delimiter_break`): the new body needs a line break of its own
+    // before the delimiter.
     let own_break = region.is_empty() && ctx.body[end..].starts_with(b"--");
     let ct: Option<&ContentType> = part.content_type();
     let charset_label = ct.and_then(|c| c.attribute("charset"));
