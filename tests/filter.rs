@@ -279,3 +279,40 @@ fn stderr_on_stdout_gets_no_notes() {
     assert!(out.starts_with("Received: from client.zkh.nl"), "{out}");
     assert!(!out.contains("nta7516-milter filter:"), "{out}");
 }
+
+/// Nothing (or only a blank line) on stdin is not a message: inventing one would deliver
+/// a message nobody wrote.
+#[test]
+fn empty_input_fails_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    for input in ["", "\n", "\r\n", "\n\nbody\n"] {
+        for class in ["secure", "standard"] {
+            let o = run(class, &cfg, input);
+            assert_eq!(o.status.code(), Some(75), "{input:?} {class}");
+            assert!(o.stdout.is_empty(), "{input:?}: {}", stdout(&o));
+            assert!(stderr(&o).contains("not a message"), "{}", stderr(&o));
+        }
+    }
+}
+
+/// The LF message Exim writes gets an LF footer even when its body does not show the
+/// line-break style: empty, no final newline, a stray CR.
+#[test]
+fn lf_message_gets_lf_footer_whatever_its_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    for (body, new_body) in [
+        ("", format!("{FOOTER_TEXT}\n")),
+        ("x", format!("x\n\n{FOOTER_TEXT}\n")),
+        ("x\r\n", format!("x\r\n\n{FOOTER_TEXT}\n")),
+    ] {
+        let o = run("secure", &cfg, &format!("From: a@zkh.nl\n\n{body}"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            format!("From: a@zkh.nl\nX-NTA7516-Classification: secure\n\n{new_body}"),
+            "{body:?}"
+        );
+    }
+}

@@ -80,8 +80,16 @@ fn sample_messages() {
                 assert_eq!(&got, want, "{file}");
                 continue;
             }
-            (Outcome::Added { body, parts }, Expect::Added(want)) => {
+            (
+                Outcome::Added {
+                    body,
+                    parts,
+                    skipped,
+                },
+                Expect::Added(want),
+            ) => {
                 assert_eq!(parts, *want, "{file}");
+                assert!(skipped.is_empty(), "{file}: {skipped:?}");
                 (body, parts)
             }
             (Outcome::Skipped(got), _) => panic!("{file}: skipped: {got}"),

@@ -11,11 +11,11 @@
 //! * `X-NTA7516-Classification: <class>` is appended to the header;
 //! * `secure` mail gets the footer ([`footer::add_footer`], as the milter does).
 //!
-//! Anything that is not a message (a header line that is not a field, input over
-//! [`footer::MAX_MESSAGE_SIZE`]) is an error: the caller must not pass the input on.
+//! Anything that is not a message (no header fields, a header line that is not a field,
+//! input over [`footer::MAX_MESSAGE_SIZE`]) is an error: the caller must not pass the input on.
 
 use crate::config::{Classification, Config};
-use crate::message::footer::{self, Footer, Outcome};
+use crate::message::footer::{self, Footer, LineBreak, Outcome};
 use crate::milter::classify::is_own_header;
 use crate::milter::plan::HEADER_CLASSIFICATION;
 
@@ -90,6 +90,9 @@ pub fn parse(raw: &[u8]) -> Result<Parsed<'_>, RewriteError> {
             .unwrap_or(line);
         if content.is_empty() && line.ends_with(b"\n") {
             close(raw, &mut fields, current.take(), pos);
+            if fields.is_empty() {
+                return Err(no_fields());
+            }
             return Ok(Parsed {
                 fields,
                 separator: line,
@@ -128,12 +131,21 @@ pub fn parse(raw: &[u8]) -> Result<Parsed<'_>, RewriteError> {
     }
     // No empty line: the whole input is header (a message without a body).
     close(raw, &mut fields, current.take(), raw.len());
+    if fields.is_empty() {
+        return Err(no_fields());
+    }
     Ok(Parsed {
         fields,
         separator: &[],
         body: &[],
         eol,
     })
+}
+
+/// Empty input, or a body without a header: passing it on would invent a message
+/// (RFC 5322 §3.6 requires at least the From and Date fields).
+fn no_fields() -> RewriteError {
+    RewriteError::Unparsable("no header fields".into())
 }
 
 /// Ends the field that started at `cur` (start, end of name, colon) at `end`.
@@ -201,12 +213,16 @@ pub fn rewrite(
             text: &config.footer.text,
             html: &config.footer.html,
         };
-        match footer::add_footer(&headers, parsed.body, &f) {
-            Outcome::Added { body, parts } => {
-                notes.push(format!("footer added to {parts} part(s)"));
-                new_body = Some(body);
-            }
-            Outcome::Skipped(why) => notes.push(format!("footer skipped: {why}")),
+        // The header's line breaks are the message's: the body alone may not tell.
+        let line_break = if parsed.eol == b"\r\n" {
+            LineBreak::Crlf
+        } else {
+            LineBreak::Lf
+        };
+        let outcome = footer::add_footer_with(&headers, parsed.body, &f, line_break);
+        notes.push(outcome.to_string());
+        if let Outcome::Added { body, .. } = outcome {
+            new_body = Some(body);
         }
     }
     let body = new_body.as_deref().unwrap_or(parsed.body);
@@ -287,6 +303,9 @@ mod tests {
             b": no name\n\n",
             b"From a@b.nl Mon Jan  1 00:00:00 2024\nFrom: a@b.nl\n\n",
             b"Na\xffme: v\n\n",
+            b"",
+            b"\n",
+            b"\r\n\r\nbody\r\n",
         ] {
             assert!(
                 matches!(parse(raw), Err(RewriteError::Unparsable(_))),

@@ -156,15 +156,17 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             text: &config.footer.text,
             html: &config.footer.html,
         };
-        match footer::add_footer(&kept, &msg.body, &f) {
-            Outcome::Added { body: b, parts } => {
-                p.notes.push(format!("footer added to {parts} part(s)"));
+        let outcome = footer::add_footer(&kept, &msg.body, &f);
+        let note = outcome.to_string();
+        match outcome {
+            Outcome::Added { body: b, parts, .. } => {
+                p.notes.push(note);
                 p.footer = Some(Ok(parts));
                 body = b.clone();
                 p.body = Some(b);
             }
             Outcome::Skipped(why) => {
-                p.notes.push(format!("footer skipped: {why}"));
+                p.notes.push(note);
                 p.footer = Some(Err(why.to_string()));
             }
         }

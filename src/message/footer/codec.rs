@@ -1,9 +1,11 @@
 //! Content-Transfer-Encoding *encoders* (RFC 2045 §6.7 quoted-printable, §6.8 base64).
 //!
-//! Decoding uses mail-parser's public decoders. Base64 encoding is data-encoding's; only
-//! the MIME line structure is added here. Quoted-printable is encoded here: it must keep
-//! the part's own line-break style and never emit a bare CR, which is specific to
-//! splicing a re-encoded part back into the original message.
+//! Base64 is decoded by mail-parser and encoded by data-encoding; only the MIME line
+//! structure is added here. Quoted-printable is encoded here: it must keep the part's own
+//! line-break style and never emit a bare CR, which is specific to splicing a re-encoded
+//! part back into the original message. It is decoded here too, because mail-parser's
+//! decoder gives up on the first invalid "=" and we must decode the way mail readers do
+//! ([`qp_decode_lenient`]).
 
 /// Longest encoded line RFC 2045 allows for quoted-printable and base64, excluding the line break.
 pub(super) const MAX_ENCODED_LINE: usize = 76;
@@ -75,6 +77,72 @@ pub(super) fn qp_encode(data: &[u8], eol: &[u8]) -> Vec<u8> {
         }
         line_len += width;
         i += 1;
+    }
+    out
+}
+
+/// Quoted-printable decoding as mail readers do it (RFC 2045 §6.7):
+/// * `=XX` (hex digits in either case, note (1)) is the octet;
+/// * `=` followed by optional white space and a line break is a soft line break (rule 5;
+///   the white space is what transports add, rule 3);
+/// * any other `=` is kept as it is, with what follows (note (2): "a reasonable approach
+///   by a robust implementation"). HTML editors that forget to encode write
+///   `text="#000000"`, and readers show that unchanged;
+/// * white space before a hard line break is removed (rule 3); hard line breaks (CRLF or
+///   LF) and every other octet are kept.
+pub(super) fn qp_decode_lenient(data: &[u8]) -> Vec<u8> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
+    let mut out = Vec::with_capacity(data.len());
+    // Literal (not encoded) white space at the end of `out`, removed at a hard break.
+    let mut trailing_ws = 0usize;
+    let mut i = 0usize;
+    while let Some(&b) = data.get(i) {
+        match b {
+            b'=' => {
+                if let (Some(h), Some(l)) = (
+                    data.get(i + 1).copied().and_then(hex),
+                    data.get(i + 2).copied().and_then(hex),
+                ) {
+                    out.push(h << 4 | l);
+                    trailing_ws = 0;
+                    i += 3;
+                    continue;
+                }
+                let ws = data[i + 1..]
+                    .iter()
+                    .take_while(|&&c| c == b' ' || c == b'\t')
+                    .count();
+                let rest = &data[i + 1 + ws..];
+                if rest.starts_with(b"\r\n") {
+                    i += 1 + ws + 2;
+                } else if rest.starts_with(b"\n") || rest.is_empty() {
+                    // A soft break, or a lone "=" at the very end (nothing to join).
+                    i += 1 + ws + usize::from(!rest.is_empty());
+                } else {
+                    out.push(b'=');
+                    trailing_ws = 0;
+                    i += 1;
+                }
+            }
+            b'\n' | b'\r' if b == b'\n' || data.get(i + 1) == Some(&b'\n') => {
+                out.truncate(out.len() - trailing_ws);
+                trailing_ws = 0;
+                let n = if b == b'\r' { 2 } else { 1 };
+                out.extend_from_slice(&data[i..i + n]);
+                i += n;
+            }
+            _ => {
+                out.push(b);
+                trailing_ws = if b == b' ' || b == b'\t' {
+                    trailing_ws + 1
+                } else {
+                    0
+                };
+                i += 1;
+            }
+        }
     }
     out
 }
@@ -191,6 +259,25 @@ mod tests {
                 assert_eq!(quoted_printable_decode(&enc).unwrap(), text.as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn qp_lenient_decoding() {
+        let d = |s: &str| String::from_utf8_lossy(&qp_decode_lenient(s.as_bytes())).into_owned();
+        assert_eq!(d("caf=C3=A9 caf=c3=a9"), "café café");
+        assert_eq!(d("<p text=\"#000000\">"), "<p text=\"#000000\">");
+        assert_eq!(d("a=3D=ZZ=4 =\r\nb"), "a==ZZ=4 b");
+        assert_eq!(d("soft= \t\nbreak=\r\n"), "softbreak");
+        assert_eq!(d("end="), "end");
+        assert_eq!(d("trail \t\r\nx  \ny\r"), "trail\r\nx\ny\r");
+        // Valid quoted-printable decodes as mail-parser's strict decoder does.
+        let text = "Caf\u{e9} = 1 \r\n\r\n".repeat(30);
+        let enc = qp_encode(text.as_bytes(), b"\r\n");
+        assert_eq!(qp_decode_lenient(&enc), text.as_bytes());
+        assert_eq!(
+            qp_decode_lenient(&enc),
+            quoted_printable_decode(&enc).unwrap()
+        );
     }
 
     #[test]

@@ -28,11 +28,17 @@
 //!   body carries inline PGP armor: changing it would break or confuse the protection;
 //! * messages over [`MAX_MESSAGE_SIZE`] (never truncated);
 //! * MIME we cannot be sure we understand the way a mail reader would: a multipart without
-//!   its boundary, a text part with a damaged encoding or no closing boundary, a delimiter
-//!   not at the start of a line, duplicate Content-Type or Content-Transfer-Encoding fields,
+//!   its boundary, a text part with invalid base64 or no closing boundary, a delimiter
+//!   not at the start of a line or inside a part header, duplicate Content-Type or
+//!   Content-Transfer-Encoding fields,
 //!   an unknown Content-Transfer-Encoding, a charset in which ASCII bytes do not mean ASCII
 //!   (UTF-16, UTF-7, EBCDIC), or structures beyond the resource limits below.
-//!   A part-level problem only skips that part; the outcome is `Skipped` when no part is left.
+//!   A part-level problem only skips that part (and is listed in `Outcome::Added`'s
+//!   `skipped`, for the log); the outcome is `Skipped` when no part is left.
+//!
+//! Not skipped: an empty text part (it gets the footer as its whole text), invalid
+//! quoted-printable (decoded leniently, a stray `=` stays an `=`, as mail readers show it),
+//! and a Content-Type without subtype (text/plain, RFC 2045 §5.2).
 //!
 //! # Text decisions
 //! * Plain text: a blank line, then the footer. Not the "-- " signature separator: the
@@ -54,8 +60,9 @@
 //! * Footer lines are kept at most 998 octets (RFC 5322 §2.1.1), broken at a space if possible.
 //! * format=flowed (RFC 3676): footer lines lose trailing spaces (which would make them
 //!   flow into the next line) and are space-stuffed where needed.
-//! * Line endings: the message's own style (CRLF from Postfix; LF if the body is LF-only)
-//!   for everything written on the wire; inside a base64 text part the decoded text's style.
+//! * Line endings: the message's own style for everything written on the wire, as the
+//!   caller knows it ([`LineBreak`]: LF from Exim's transport filter) or else the body's
+//!   majority style (CRLF from Postfix); inside a base64 text part the decoded text's style.
 //!
 //! # Resource limits (adversarial input)
 //! Never panics; work is linear in the message size: deep nesting is not followed beyond
@@ -66,25 +73,21 @@
 mod charset;
 mod codec;
 mod limits;
+mod structure;
+mod text;
 
 use std::borrow::Cow;
 
 use mail_parser::decoders::base64::base64_decode;
-use mail_parser::decoders::html::html_to_text;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
-use mail_parser::{
-    ContentType, Encoding, HeaderName, MessageParser, MessagePart, MimeHeaders, PartType,
-};
+use mail_parser::{ContentType, Encoding, MessageParser, MessagePart, MimeHeaders};
 
-use charset::Charset;
+use text::{append_plain, footer_sources, insert_html, render_footer};
 
 /// Larger messages are left unchanged ([`SkipReason::TooLarge`]), never truncated.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// Multipart nesting we follow looking for the body; real mail stays well below 10.
 const MAX_DEPTH: usize = 32;
-/// RFC 5322 §2.1.1 line length limit (without CRLF) for the footer lines we write.
-const MAX_LINE: usize = 998;
 
 /// The footer to add; both texts are UTF-8, with any line endings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,8 @@ pub enum Outcome {
         body: Vec<u8>,
         /// How many text parts got the footer.
         parts: usize,
+        /// Why other body text parts did not get it (left unchanged), for the log.
+        skipped: Vec<SkipReason>,
     },
     /// The message must be left as it is.
     Skipped(SkipReason),
@@ -130,6 +135,37 @@ pub enum SkipReason {
     TooLarge,
 }
 
+/// The log line for an outcome.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Added { parts, skipped, .. } => {
+                write!(f, "footer added to {parts} part(s)")?;
+                if !skipped.is_empty() {
+                    write!(f, "; {} part(s) left without it", skipped.len())?;
+                    for (i, why) in skipped.iter().enumerate() {
+                        write!(f, "{}{why}", if i == 0 { ": " } else { "; " })?;
+                    }
+                }
+                Ok(())
+            }
+            Outcome::Skipped(why) => write!(f, "footer skipped: {why}"),
+        }
+    }
+}
+
+/// The line breaks of the message the body belongs to, for the lines the footer adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineBreak {
+    /// From the body: its majority style, CRLF on a tie (what Postfix hands a milter).
+    Detect,
+    /// CRLF, whatever the body has.
+    Crlf,
+    /// LF only (what Exim hands a transport filter), whatever the body has: an empty body,
+    /// one without a final line break or with a stray CR does not tell.
+    Lf,
+}
+
 fn unparsable(what: impl Into<String>) -> SkipReason {
     SkipReason::Unparsable(what.into())
 }
@@ -139,9 +175,24 @@ fn unparsable(what: impl Into<String>) -> SkipReason {
 /// `headers` are the message's header fields in order, as the milter received them
 /// (values may contain LF-only folding); `body` is the raw body. The result's `body` is the
 /// complete new body; the header is not changed (and need not be).
+/// Line breaks are detected from the body ([`LineBreak::Detect`]).
 pub fn add_footer(headers: &[(String, String)], body: &[u8], footer: &Footer) -> Outcome {
-    match add_footer_inner(headers, body, footer) {
-        Ok((body, parts)) => Outcome::Added { body, parts },
+    add_footer_with(headers, body, footer, LineBreak::Detect)
+}
+
+/// [`add_footer`] with the line breaks of the message as the caller knows them.
+pub fn add_footer_with(
+    headers: &[(String, String)],
+    body: &[u8],
+    footer: &Footer,
+    line_break: LineBreak,
+) -> Outcome {
+    match add_footer_inner(headers, body, footer, line_break) {
+        Ok((body, parts, skipped)) => Outcome::Added {
+            body,
+            parts,
+            skipped,
+        },
         Err(reason) => Outcome::Skipped(reason),
     }
 }
@@ -184,7 +235,8 @@ fn add_footer_inner(
     headers: &[(String, String)],
     body: &[u8],
     footer: &Footer,
-) -> Result<(Vec<u8>, usize), SkipReason> {
+    line_break: LineBreak,
+) -> Result<(Vec<u8>, usize, Vec<SkipReason>), SkipReason> {
     let header_size = headers
         .iter()
         .fold(0usize, |n, (k, v)| n.saturating_add(k.len() + v.len() + 4));
@@ -193,7 +245,7 @@ fn add_footer_inner(
     }
 
     let (text, html) = footer_sources(footer).ok_or(SkipReason::NoTextBody)?;
-    let eol = line_ending(body);
+    let eol = line_ending(body, line_break);
 
     // Only the MIME fields matter for locating parts; leaving the rest out keeps odd
     // header fields from influencing where the parser thinks the body starts.
@@ -218,13 +270,7 @@ fn add_footer_inner(
         return Err(unparsable("header fields not understood"));
     }
 
-    let mut walker = Walker {
-        parsed: &raw,
-        parts: &message.parts,
-        found: Vec::new(),
-    };
-    walker.visit(0, None, 0)?;
-    let targets = walker.found;
+    let targets = structure::find_body(&raw, &message.parts)?;
     if targets.is_empty() {
         return Err(SkipReason::NoTextBody);
     }
@@ -237,7 +283,7 @@ fn add_footer_inner(
         html: &html,
     };
     let mut replacements = Vec::with_capacity(targets.len());
-    let mut first_problem = None;
+    let mut problems = Vec::new();
     for (id, kind) in targets {
         let Some(part) = message.parts.get(id) else {
             continue;
@@ -246,13 +292,14 @@ fn add_footer_inner(
             Ok(r) => replacements.push(r),
             // Protected content anywhere in the body: leave the whole message alone.
             Err(reason @ (SkipReason::Signed | SkipReason::Encrypted)) => return Err(reason),
-            Err(reason) => {
-                first_problem.get_or_insert(reason);
-            }
+            Err(reason) => problems.push(reason),
         }
     }
     if replacements.is_empty() {
-        return Err(first_problem.unwrap_or(SkipReason::NoTextBody));
+        return Err(problems
+            .into_iter()
+            .next()
+            .unwrap_or(SkipReason::NoTextBody));
     }
     replacements.sort_by_key(|r| r.start);
 
@@ -268,49 +315,18 @@ fn add_footer_inner(
         pos = r.end;
     }
     out.extend_from_slice(&body[pos..]);
-    Ok((out, replacements.len()))
+    Ok((out, replacements.len(), problems))
 }
 
-/// The plain and HTML footer texts, each derived from the other when empty.
-fn footer_sources<'a>(footer: &Footer<'a>) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
-    let has_text = !footer.text.trim().is_empty();
-    let has_html = !footer.html.trim().is_empty();
-    match (has_text, has_html) {
-        (true, true) => Some((footer.text.into(), footer.html.into())),
-        (true, false) => Some((footer.text.into(), text_to_html(footer.text).into())),
-        (false, true) => Some((html_to_text(footer.html).into(), footer.html.into())),
-        (false, false) => None,
-    }
-}
-
-fn text_to_html(text: &str) -> String {
-    let mut html = String::from("<p>");
-    let text = text.replace("\r\n", "\n");
-    for (i, line) in text.trim_matches('\n').split('\n').enumerate() {
-        if i > 0 {
-            html.push_str("<br>\n");
+fn line_ending(body: &[u8], line_break: LineBreak) -> &'static [u8] {
+    match line_break {
+        LineBreak::Crlf => b"\r\n",
+        LineBreak::Lf => b"\n",
+        LineBreak::Detect => {
+            let lf = body.iter().filter(|&&b| b == b'\n').count();
+            let crlf = body.windows(2).filter(|w| w == b"\r\n").count();
+            if lf - crlf > crlf { b"\n" } else { b"\r\n" }
         }
-        for c in line.chars() {
-            match c {
-                '&' => html.push_str("&amp;"),
-                '<' => html.push_str("&lt;"),
-                '>' => html.push_str("&gt;"),
-                '"' => html.push_str("&quot;"),
-                _ => html.push(c),
-            }
-        }
-    }
-    html.push_str("</p>");
-    html
-}
-
-/// CRLF (what Postfix hands a milter) unless the body is LF-only.
-fn line_ending(body: &[u8]) -> &'static [u8] {
-    let has_lf = body.contains(&b'\n');
-    if has_lf && !body.windows(2).any(|w| w == b"\r\n") {
-        b"\n"
-    } else {
-        b"\r\n"
     }
 }
 
@@ -340,217 +356,6 @@ fn push_header(raw: &mut Vec<u8>, name: &str, value: &str, eol: &[u8]) {
     raw.extend_from_slice(eol);
 }
 
-/// How a part looks for the purpose of finding the body.
-enum Node<'p> {
-    Text(Kind),
-    Multipart {
-        subtype: &'p str,
-        children: &'p [u32],
-    },
-    Opaque(SkipReason),
-    Other,
-}
-
-fn classify<'p>(part: &'p MessagePart<'_>, in_digest: bool) -> Result<Node<'p>, SkipReason> {
-    let Some(ct) = part.content_type() else {
-        // RFC 2046 §5.1.5: the default in a digest is message/rfc822, elsewhere text/plain.
-        return Ok(if in_digest {
-            Node::Other
-        } else {
-            Node::Text(Kind::Plain)
-        });
-    };
-    let subtype = ct.subtype().unwrap_or("");
-    Ok(match ct.ctype() {
-        "multipart" => match subtype {
-            "signed" => Node::Opaque(SkipReason::Signed),
-            "encrypted" => Node::Opaque(SkipReason::Encrypted),
-            _ => match &part.body {
-                PartType::Multipart(children) => Node::Multipart { subtype, children },
-                _ => {
-                    return Err(unparsable(format!(
-                        "multipart/{subtype} without a usable boundary"
-                    )));
-                }
-            },
-        },
-        "application" => match subtype {
-            "pkcs7-mime" | "x-pkcs7-mime" => {
-                let signed = ct
-                    .attribute("smime-type")
-                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("signed-data"));
-                Node::Opaque(if signed {
-                    SkipReason::Signed
-                } else {
-                    SkipReason::Encrypted
-                })
-            }
-            "pgp-encrypted" => Node::Opaque(SkipReason::Encrypted),
-            _ => Node::Other,
-        },
-        "text" => match subtype {
-            "plain" => Node::Text(Kind::Plain),
-            "html" => Node::Text(Kind::Html),
-            _ => Node::Other,
-        },
-        _ => Node::Other,
-    })
-}
-
-fn is_attachment(part: &MessagePart<'_>) -> bool {
-    part.content_disposition()
-        .is_some_and(|d| d.is_attachment() || d.has_attribute("filename"))
-        || part.content_type().is_some_and(|c| c.has_attribute("name"))
-}
-
-/// The multipart a part is in.
-#[derive(Clone, Copy)]
-struct Parent<'m> {
-    boundary: &'m [u8],
-    is_digest: bool,
-}
-
-/// Finds the parts that are the message body (see the module documentation).
-struct Walker<'m, 'x> {
-    /// The bytes the parser read (offsets index into these).
-    parsed: &'m [u8],
-    parts: &'m [MessagePart<'x>],
-    found: Vec<(usize, Kind)>,
-}
-
-impl<'m> Walker<'m, '_> {
-    /// Recursion is bounded by [`MAX_DEPTH`]; every part is visited at most once.
-    fn visit(
-        &mut self,
-        id: usize,
-        parent: Option<Parent<'m>>,
-        depth: usize,
-    ) -> Result<(), SkipReason> {
-        if depth > MAX_DEPTH {
-            return Err(unparsable(format!(
-                "MIME parts nested more than {MAX_DEPTH} deep"
-            )));
-        }
-        let parts = self.parts;
-        let part = parts
-            .get(id)
-            .ok_or_else(|| unparsable("MIME part missing"))?;
-        check_unambiguous(part)?;
-        check_position(self.parsed, part, parent.map(|p| p.boundary))?;
-        let is_root = parent.is_none();
-        match classify(part, parent.is_some_and(|p| p.is_digest))? {
-            // An attached .p7m or signed message is just an attachment; as the body it stops us.
-            Node::Opaque(reason) if is_root || !is_attachment(part) => Err(reason),
-            Node::Opaque(_) | Node::Other => Ok(()),
-            Node::Text(kind) => {
-                if !is_attachment(part) {
-                    self.found.push((id, kind));
-                }
-                Ok(())
-            }
-            Node::Multipart { subtype, children } => {
-                let boundary = part
-                    .content_type()
-                    .and_then(|c| c.attribute("boundary"))
-                    .ok_or_else(|| unparsable("multipart without a boundary"))?;
-                let me = Some(Parent {
-                    boundary: boundary.as_bytes(),
-                    is_digest: subtype == limits::DEFUSED_DIGEST,
-                });
-                for &child in children {
-                    let before = self.found.len();
-                    self.visit(child as usize, me, depth + 1)?;
-                    // In an alternative every text alternative is body; elsewhere the first.
-                    if subtype != "alternative" && self.found.len() > before {
-                        break;
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// The part must start right after a delimiter line of its parent's boundary and end right
-/// before the next one (RFC 2046 §5.1.1: a delimiter is a line of its own, exactly "--"
-/// boundary, optionally "--", then only whitespace). mail-parser also accepts delimiters in
-/// mid-line and boundaries that merely start with the boundary; a mail reader may then see
-/// different parts than the parser did, so we would not know what we are changing.
-fn check_position(
-    parsed: &[u8],
-    part: &MessagePart<'_>,
-    boundary: Option<&[u8]>,
-) -> Result<(), SkipReason> {
-    let (start, end) = (part.offset_header as usize, part.offset_end as usize);
-    if start > end || end > parsed.len() {
-        return Err(unparsable("part offsets out of range"));
-    }
-    let Some(boundary) = boundary else {
-        // The top-level part is the whole message.
-        return if end == parsed.len() {
-            Ok(())
-        } else {
-            Err(unparsable("content after the end of the message"))
-        };
-    };
-    // A delimiter line is short; do not scan far through anything else.
-    let max_line = boundary.len() + 2 + 2 + 256;
-    let misplaced = || unparsable("MIME boundary delimiter not on a line of its own");
-
-    let before = parsed[..start].strip_suffix(b"\n").ok_or_else(misplaced)?;
-    let window = &before[before.len().saturating_sub(max_line)..];
-    let line = match window.iter().rposition(|&b| b == b'\n') {
-        Some(i) => &window[i + 1..],
-        None if window.len() == before.len() => window,
-        None => return Err(misplaced()),
-    };
-    if !is_delimiter_line(line, boundary) {
-        return Err(misplaced());
-    }
-
-    let after = &parsed[end..];
-    let after = after
-        .strip_prefix(b"\r\n")
-        .or_else(|| after.strip_prefix(b"\n"))
-        .ok_or_else(misplaced)?;
-    let window = &after[..after.len().min(max_line)];
-    let line = match window.iter().position(|&b| b == b'\n') {
-        Some(i) => &window[..i],
-        None if window.len() == after.len() => window,
-        None => return Err(misplaced()),
-    };
-    if !is_delimiter_line(line, boundary) {
-        return Err(misplaced());
-    }
-    Ok(())
-}
-
-/// `line` (without its LF) is "--" boundary ["--"] followed by whitespace only.
-fn is_delimiter_line(line: &[u8], boundary: &[u8]) -> bool {
-    let Some(rest) = line
-        .strip_prefix(b"--")
-        .and_then(|l| l.strip_prefix(boundary))
-    else {
-        return false;
-    };
-    let rest = rest.strip_prefix(b"--").unwrap_or(rest);
-    rest.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r'))
-}
-
-/// Two Content-Type or Content-Transfer-Encoding fields: readers disagree on which one
-/// counts, so we cannot know how the part will be read.
-fn check_unambiguous(part: &MessagePart<'_>) -> Result<(), SkipReason> {
-    for name in [HeaderName::ContentType, HeaderName::ContentTransferEncoding] {
-        if part.headers.iter().filter(|h| h.name == name).count() > 1 {
-            return Err(unparsable(format!(
-                "duplicate {} header field",
-                name.as_str()
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn transfer_encoding(part: &MessagePart<'_>) -> Result<Cte, SkipReason> {
     let cte = part
         .content_transfer_encoding()
@@ -568,8 +373,10 @@ fn transfer_encoding(part: &MessagePart<'_>) -> Result<Cte, SkipReason> {
             )));
         }
     };
-    // Cross-check with how the parser read the part.
+    // Cross-check with how the parser read the part (it reads a part it could not
+    // decode as unencoded).
     let expected = match cte {
+        _ if part.is_encoding_problem => Encoding::None,
         Cte::QuotedPrintable => Encoding::QuotedPrintable,
         Cte::Base64 => Encoding::Base64,
         _ => Encoding::None,
@@ -586,20 +393,31 @@ fn rewrite_part(
     part: &MessagePart<'_>,
     kind: Kind,
 ) -> Result<Replacement, SkipReason> {
+    let cte = transfer_encoding(part)?;
+    // mail-parser gives up on invalid quoted-printable, which we decode leniently (where
+    // the part ends does not depend on it, and was checked by `structure`).
     if part.is_encoding_problem {
-        return Err(unparsable(
-            "a text part has a damaged encoding or no closing boundary",
-        ));
+        match cte {
+            Cte::QuotedPrintable => {}
+            Cte::Base64 => return Err(unparsable("invalid base64 in a text part")),
+            _ => {
+                return Err(unparsable(
+                    "a text part has a damaged encoding or no closing boundary",
+                ));
+            }
+        }
     }
-    // Into the body; where the part starts and ends was checked by `check_position`.
+    // Into the body; where the part starts and ends was checked by `structure`.
     let start = (part.offset_body as usize).wrapping_sub(ctx.base);
     let end = (part.offset_end as usize).wrapping_sub(ctx.base);
     if start > end || end > ctx.body.len() {
         return Err(unparsable("part offsets out of range"));
     }
     let region = &ctx.body[start..end];
-
-    let cte = transfer_encoding(part)?;
+    // An empty body directly followed by its delimiter (see
+    // `structure::shares_delimiter_break`): the new body needs a line break of its own
+    // before the delimiter.
+    let own_break = region.is_empty() && ctx.body[end..].starts_with(b"--");
     let ct: Option<&ContentType> = part.content_type();
     let charset_label = ct.and_then(|c| c.attribute("charset"));
     let charset = charset::classify(charset_label).ok_or_else(|| {
@@ -615,9 +433,7 @@ fn rewrite_part(
 
     let content: Cow<[u8]> = match cte {
         Cte::SevenBit | Cte::EightBit | Cte::Binary => region.into(),
-        Cte::QuotedPrintable => quoted_printable_decode(region)
-            .ok_or_else(|| unparsable("invalid quoted-printable in a text part"))?
-            .into(),
+        Cte::QuotedPrintable => codec::qp_decode_lenient(region).into(),
         Cte::Base64 => base64_decode(region)
             .ok_or_else(|| unparsable("invalid base64 in a text part"))?
             .into(),
@@ -644,11 +460,14 @@ fn rewrite_part(
         Kind::Html => insert_html(&content, &footer, ceol),
     };
 
-    let bytes = match cte {
+    let mut bytes = match cte {
         Cte::SevenBit | Cte::EightBit | Cte::Binary => new_content,
         Cte::QuotedPrintable => codec::qp_encode(&new_content, ctx.eol),
         Cte::Base64 => codec::base64_encode(&new_content, ctx.eol, region.ends_with(b"\n")),
     };
+    if own_break {
+        bytes.extend_from_slice(ctx.eol);
+    }
     Ok(Replacement { start, end, bytes })
 }
 
@@ -670,110 +489,6 @@ fn inline_pgp(content: &[u8]) -> Option<SkipReason> {
         rest = &rest[1..];
     }
     None
-}
-
-fn ends_with_line_break(s: &[u8]) -> bool {
-    s.ends_with(b"\n")
-}
-
-fn append_plain(content: &[u8], footer: &[u8], eol: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + footer.len() + 2 * eol.len());
-    out.extend_from_slice(content);
-    if !out.is_empty() {
-        if !ends_with_line_break(&out) {
-            out.extend_from_slice(eol);
-        }
-        // One blank line between the text and the footer, unless there already is one.
-        let before_last = &out[..out.len() - 1];
-        let before_last = before_last.strip_suffix(b"\r").unwrap_or(before_last);
-        if !(before_last.ends_with(b"\n") || before_last.is_empty()) {
-            out.extend_from_slice(eol);
-        }
-    }
-    out.extend_from_slice(footer);
-    out
-}
-
-fn insert_html(content: &[u8], footer: &[u8], eol: &[u8]) -> Vec<u8> {
-    let at = last_body_close(content).unwrap_or(content.len());
-    let mut out = Vec::with_capacity(content.len() + footer.len() + eol.len());
-    out.extend_from_slice(&content[..at]);
-    if !out.is_empty() && !ends_with_line_break(&out) {
-        out.extend_from_slice(eol);
-    }
-    out.extend_from_slice(footer);
-    out.extend_from_slice(&content[at..]);
-    out
-}
-
-/// Position of the last `</body>` tag (any case, `</body >` too).
-fn last_body_close(html: &[u8]) -> Option<usize> {
-    let mut end = html.len();
-    while let Some(i) = html[..end]
-        .windows(6)
-        .rposition(|w| w.eq_ignore_ascii_case(b"</body"))
-    {
-        match html.get(i + 6) {
-            Some(b'>' | b' ' | b'\t' | b'\r' | b'\n') => return Some(i),
-            _ => end = i + 5, // keep looking before this "</body…"
-        }
-    }
-    None
-}
-
-/// The footer in the part's charset, one `eol` after each line (see module docs for the
-/// charset, 7bit, line length and format=flowed rules).
-fn render_footer(
-    source: &str,
-    kind: Kind,
-    charset: Charset,
-    ascii_only: bool,
-    eol: &[u8],
-    flowed: bool,
-) -> Vec<u8> {
-    let source = source.replace("\r\n", "\n").replace('\r', "\n");
-    let mut out = Vec::with_capacity(source.len() + 16);
-    for line in source.trim_matches('\n').split('\n') {
-        let mut line_start = out.len();
-        let mut last_space = None;
-        let line = if flowed {
-            line.trim_end_matches(' ')
-        } else {
-            line
-        };
-        if flowed && (line.starts_with([' ', '>']) || line.starts_with("From ")) {
-            out.push(b' '); // RFC 3676 §4.4 space-stuffing
-        }
-        for c in line.chars() {
-            if c.is_control() && c != '\t' {
-                continue;
-            }
-            let unit = out.len();
-            if !charset::push_char(&mut out, c, charset, ascii_only) {
-                match kind {
-                    Kind::Html => {
-                        out.extend_from_slice(format!("&#x{:X};", u32::from(c)).as_bytes())
-                    }
-                    Kind::Plain => {
-                        out.extend_from_slice(charset::transliterate(c).unwrap_or("?").as_bytes())
-                    }
-                }
-            }
-            if out.len() - line_start > MAX_LINE {
-                // Break at the last space (same meaning in HTML, a word wrap in text),
-                // else before this character.
-                let at = last_space.take().unwrap_or(unit);
-                let replaced = usize::from(at != unit);
-                out.splice(at..at + replaced, eol.iter().copied());
-                line_start = at + eol.len();
-            }
-            if c == ' ' && out.len() == unit + 1 {
-                last_space = Some(unit);
-            }
-        }
-        out.extend_from_slice(eol);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use mail_parser::PartType;
 use std::time::{Duration, Instant};
 
 const FOOTER: Footer<'static> = Footer {
@@ -33,7 +34,7 @@ fn milter_view(message: &str) -> (Vec<(String, String)>, Vec<u8>) {
 
 fn added(outcome: Outcome) -> (Vec<u8>, usize) {
     match outcome {
-        Outcome::Added { body, parts } => (body, parts),
+        Outcome::Added { body, parts, .. } => (body, parts),
         Outcome::Skipped(reason) => panic!("skipped: {reason}"),
     }
 }
@@ -1074,4 +1075,186 @@ fn odd_header_values_cannot_move_the_body() {
         skipped(add_footer(&headers, &body, &FOOTER)),
         SkipReason::Unparsable(_)
     ));
+}
+
+/// Thunderbird sends image-only mail as an empty text/plain beside the HTML: an empty body
+/// is valid (RFC 2046 §5.1.1), and the delimiter's line break then doubles as the blank
+/// line that ends the part header.
+#[test]
+fn empty_text_part_gets_the_footer() {
+    for cte in ["7bit", "quoted-printable", "base64"] {
+        let msg = format!(
+            "Content-Type: multipart/alternative; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: {cte}\n\n--XX\nContent-Type: text/html; charset=utf-8\n\n<html><body><img src=\"cid:a\"></body></html>\n--XX--\n"
+        );
+        let (headers, _, outcome) = run(&msg, &FOOTER);
+        let (body, parts) = added(outcome);
+        assert_eq!(parts, 2, "{cte}");
+        assert_no_bare_lf(&body);
+        let t = texts(&reassemble(&headers, &body));
+        assert_eq!(t[0], ("text/plain".into(), plain_footer_crlf()), "{cte}");
+        assert!(t[1].1.contains("<p>Dit bericht"), "{cte}");
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.ends_with("\r\n</body></html>\r\n--XX--\r\n"), "{text}");
+    }
+    // Empty first part of a mixed message, and with LF line endings.
+    let msg = "Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--b\nContent-Type: image/png\nContent-Disposition: attachment; filename=a.png\n\niVBO\n--b--\n";
+    let (headers, body) = milter_view(msg);
+    let body = String::from_utf8(body).unwrap().replace("\r\n", "\n");
+    let (out, parts) = added(add_footer(&headers, body.as_bytes(), &FOOTER));
+    assert_eq!(parts, 1);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "--b\n\nDit bericht is beveiligd verzonden.\nNTA 7516\n\n--b\nContent-Type: image/png\nContent-Disposition: attachment; filename=a.png\n\niVBO\n--b--\n"
+    );
+}
+
+/// A part header without its blank line runs into the next delimiter: mail-parser reads
+/// the next part's fields as this part's, a mail reader sees two parts.
+#[test]
+fn delimiter_inside_a_part_header_is_refused() {
+    let msg = "Content-Type: multipart/alternative; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n--XX\n\n<b>x</b>\n--XX--\n";
+    let (_, _, outcome) = run(msg, &FOOTER);
+    assert!(matches!(skipped(outcome), SkipReason::Unparsable(_)));
+}
+
+/// RFC 2045 §6.7 note (2): an "=" not followed by two hex digits is kept as it is, which
+/// is what mail readers show (HTML editors write `text="#000000"` unencoded).
+#[test]
+fn invalid_quoted_printable_is_decoded_leniently() {
+    let msg = "Content-Type: text/html; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n<html><body text=\"#000000\" bgcolor=3D\"#ffffff\">caf=e9 =\nau lait =ZZ</body></html>\n";
+    let (headers, _, outcome) = run(msg, &FOOTER);
+    let (body, parts) = added(outcome);
+    assert_eq!(parts, 1);
+    assert!(max_line(&body) <= 76);
+    let t = texts(&reassemble(&headers, &body));
+    assert_eq!(
+        t[0].1,
+        "<html><body text=\"#000000\" bgcolor=\"#ffffff\">café au lait =ZZ\r\n<p>Dit bericht is beveiligd verzonden.</p>\r\n</body></html>\r\n"
+    );
+}
+
+/// A part that cannot take the footer is reported, not silently dropped.
+#[test]
+fn part_left_without_footer_is_reported() {
+    let msg = "Content-Type: multipart/alternative; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\nTekst\n--XX\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n!!!not base64!!!\n--XX--\n";
+    let (_, _, outcome) = run(msg, &FOOTER);
+    let Outcome::Added { parts, skipped, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(parts, 1);
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0].to_string().contains("invalid base64"),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        Outcome::Added {
+            body: vec![],
+            parts,
+            skipped
+        }
+        .to_string(),
+        "footer added to 1 part(s); 1 part(s) left without it: MIME structure not rewritten: invalid base64 in a text part"
+    );
+}
+
+/// An LF-only message (as Exim hands it to a transport filter) gets an LF-only footer,
+/// even when the body gives no or a misleading hint.
+#[test]
+fn line_breaks_follow_the_message_not_the_body() {
+    for (body, expected) in [
+        ("", "Dit bericht is beveiligd verzonden.\nNTA 7516\n"),
+        (
+            "no final newline",
+            "no final newline\n\nDit bericht is beveiligd verzonden.\nNTA 7516\n",
+        ),
+        (
+            "one\r\nstray CR\n",
+            "one\r\nstray CR\n\nDit bericht is beveiligd verzonden.\nNTA 7516\n",
+        ),
+    ] {
+        let out = added(add_footer_with(
+            &[],
+            body.as_bytes(),
+            &FOOTER,
+            LineBreak::Lf,
+        ))
+        .0;
+        assert_eq!(String::from_utf8(out).unwrap(), expected, "{body:?}");
+    }
+    // Detected from the body: the majority style; CRLF (what Postfix sends) on a tie.
+    let detect = |body: &str| {
+        let out = added(add_footer(&[], body.as_bytes(), &FOOTER)).0;
+        String::from_utf8(out).unwrap().ends_with("NTA 7516\r\n")
+    };
+    assert!(detect(""));
+    assert!(detect("a\r\nb\r\nc\n"));
+    assert!(!detect("a\nb\r\nc\n"));
+    assert!(!detect("a\nb\n"));
+}
+
+/// RFC 2045 §5.2: a Content-Type without a subtype is invalid, and then text/plain.
+#[test]
+fn content_type_without_subtype_is_text_plain() {
+    for ct in ["text", "text; charset=utf-8", "text/", "garbage"] {
+        let msg = format!("Content-Type: {ct}\n\nHallo\n");
+        let (_, _, outcome) = run(&msg, &FOOTER);
+        let (body, parts) = added(outcome);
+        assert_eq!(parts, 1, "{ct}");
+        assert_eq!(
+            body,
+            format!("Hallo\r\n\r\n{}", plain_footer_crlf()).as_bytes()
+        );
+    }
+    // In a multipart too; a multipart without subtype is still not text.
+    let msg =
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text\n\nHallo\n--b--\n";
+    assert_eq!(added(run(msg, &FOOTER).2).1, 1);
+}
+
+/// Nested boundaries whose delimiter lines coincide make one line a delimiter of both;
+/// readers then see different parts (Python's email package does).
+#[test]
+fn nested_boundaries_that_clash_are_refused() {
+    let nested = |outer: &str, inner: &str, text: &str| {
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"{outer}\"\n\n--{outer}\nContent-Type: multipart/alternative; boundary=\"{inner}\"\n\n--{inner}\nContent-Type: text/plain\n\n{text}\n--{inner}--\n--{outer}--\n"
+        )
+    };
+    for (outer, inner) in [("a--", "a----"), ("same", "same"), ("ab--", "ab")] {
+        let reason = skipped(run(&nested(outer, inner, "body"), &FOOTER).2);
+        assert!(
+            reason.to_string().contains("delimiter lines coincide"),
+            "{outer} {inner}: {reason}"
+        );
+    }
+    // Boundaries that merely share a beginning (Outlook's "X" and "X_alt") are fine.
+    for (outer, inner) in [("ab1", "ab2"), ("X", "X_alt"), ("ab", "abcd")] {
+        assert_eq!(added(run(&nested(outer, inner, "body"), &FOOTER).2).1, 1);
+    }
+    // An outer delimiter (with transport padding) inside an inner text part.
+    let reason = skipped(run(&nested("o", "i", "text\n--o \nmore"), &FOOTER).2);
+    assert!(
+        reason.to_string().contains("enclosing multipart"),
+        "{reason}"
+    );
+    // A boundary ending in white space (RFC 2046 §5.1.1 forbids it).
+    let msg = "Content-Type: multipart/mixed; boundary=\"b \"\n\n--b \nContent-Type: text/plain\n\nx\n--b --\n";
+    assert!(
+        skipped(run(msg, &FOOTER).2)
+            .to_string()
+            .contains("white space")
+    );
+}
+
+/// RFC 2046 §5.1.1 wants at least one body part; where mail-parser finds none, readers
+/// may find several ("--b" lines it reads as header fields).
+#[test]
+fn multipart_without_parts_is_refused() {
+    let msg = "Content-Type: multipart/mixed; boundary=\":foo\"\n\n--:foo\n--:foo\nContent-Type: text/plain\n--:foo\nContent-Type: text/html\n--:foo--\n";
+    assert!(
+        skipped(run(msg, &FOOTER).2)
+            .to_string()
+            .contains("without any part")
+    );
 }
