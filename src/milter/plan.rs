@@ -235,10 +235,11 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
                     "body: bare CRs and white space on the trailing blank lines removed so that DKIM verifies"
                         .into(),
                 );
-                body = fixed;
-                p.body = Some(body.clone());
+                p.body = Some(fixed);
             }
-            let sig = dkim::sign(key, &headers, &body).map_err(|e| {
+            // The body that leaves: the replacement (footer, normalisation), else the original.
+            let leaving = p.body.as_deref().unwrap_or(&body);
+            let sig = dkim::sign(key, &headers, leaving).map_err(|e| {
                 if e.is_permanent() {
                     PlanError::Unsignable(e.to_string())
                 } else {
