@@ -677,3 +677,53 @@ async fn what_leaves_verifies_with_an_independent_verifier() {
     }
     d.shutdown().await;
 }
+
+/// Inbound verification sees the header bytes as they arrived: a valid DKIM signature over
+/// a raw Latin-1 Subject passes (a lossy copy of the values made it fail).
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_dkim_over_raw_8bit_headers_passes() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "[inbound]\nauthserv_id = \"mx.zkh.test\"\n")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ed.pem");
+    std::fs::write(&path, common::keys::ED25519_PEM).unwrap();
+    let key =
+        nta7516_milter::message::dkim::SigningKey::load(&"auth.test".parse().unwrap(), "ed", &path)
+            .unwrap();
+    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"From".to_vec(), b" Huisarts <arts@auth.test>".to_vec()),
+        (b"To".to_vec(), b" J\xf6rg <jan@zkh.test>".to_vec()),
+        (
+            b"Subject".to_vec(),
+            b" Gr\xfc\xdfe uit \xe9\xe9n praktijk".to_vec(),
+        ),
+    ];
+    let sig = nta7516_milter::message::dkim::sign(
+        &key,
+        &headers
+            .iter()
+            .map(|(n, v)| (String::from_utf8(n.clone()).unwrap(), v.clone()))
+            .collect::<Vec<_>>(),
+        BODY,
+    )
+    .unwrap();
+    headers.insert(
+        0,
+        (b"DKIM-Signature".to_vec(), format!(" {sig}").into_bytes()),
+    );
+    let mut conn = open_exact(d.milter).await;
+    let (actions, status) = send_body(
+        &mut conn,
+        [192, 0, 2, 7],
+        &[("jan@zkh.test", "local")],
+        &headers,
+        BODY,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    let ar = inserted(&actions, "Authentication-Results");
+    assert_eq!(ar.len(), 1, "{actions:?}");
+    assert!(ar[0].contains("dkim=pass"), "{}", ar[0]);
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}
