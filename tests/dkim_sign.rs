@@ -590,7 +590,7 @@ fn messages_that_cannot_be_signed_as_sent_are_refused() {
         Err(SignError::NoSignedHeaders)
     ));
     assert!(matches!(
-        dkim::sign(&key, &[], BODY),
+        dkim::sign::<&str, &str>(&key, &[], BODY),
         Err(SignError::NoSignedHeaders)
     ));
 
@@ -812,5 +812,170 @@ fn invalid_selector_is_refused() {
             ),
             "{bad:?}"
         );
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Byte-exact signing: raw 8-bit header bytes and the bytes mail-auth canonicalises on its
+// own terms, each checked against the independent verifier
+
+/// The message exactly as Postfix writes it with LEADING_SPACE: `Name:` + the value bytes.
+fn wire_exact(headers: &[(String, Vec<u8>)], sig_value: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut line = |name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        let mut i = 0;
+        while i < value.len() {
+            if value[i] == b'\n' && (i == 0 || value[i - 1] != b'\r') {
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.push(value[i]);
+            }
+            i += 1;
+        }
+        out.extend_from_slice(b"\r\n");
+    };
+    line("DKIM-Signature", format!(" {sig_value}").as_bytes());
+    for (n, v) in headers {
+        line(n, v);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+fn exact_headers(subject: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut h: Vec<(String, Vec<u8>)> = milter_headers()
+        .into_iter()
+        .map(|(n, v)| (n, format!(" {v}").into_bytes()))
+        .collect();
+    h[3].1 = subject.to_vec();
+    h
+}
+
+#[test]
+fn raw_8bit_header_bytes_are_signed_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = load("rsa8", &rsa_pkcs8(dir.path()));
+    // Legacy clients put raw Latin-1 in Subject and To; raw UTF-8 (RFC 6532) too.
+    for subject in [
+        &b" Gr\xfc\xdfe uit de \xe9\xe9n"[..],
+        " Grüße, één".as_bytes(),
+        b" Gr\xfc\xdfe\n\t\xe9t\xe9 (gevouwen)",
+    ] {
+        let mut headers = exact_headers(subject);
+        headers[1].1 = b" J\xf6rg <bob@zorg.example>".to_vec();
+        let sig = dkim::sign(&key, &headers, BODY).unwrap();
+        assert_verifies(&wire_exact(&headers, &sig, BODY), &key);
+        // The same signature over the U+FFFD view of the bytes (what a lossy copy signs)
+        // is not the message that leaves: the verifier tells them apart.
+        let lossy: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    String::from_utf8_lossy(v).into_owned().into_bytes(),
+                )
+            })
+            .collect();
+        if lossy != headers {
+            let lossy_sig = dkim::sign(&key, &lossy, BODY).unwrap();
+            assert_fails(
+                &wire_exact(&headers, &lossy_sig, BODY),
+                &key,
+                "signature verification failed",
+            );
+        }
+    }
+}
+
+/// Each byte mail-auth 0.13.3 canonicalises differently from RFC 6376: signing the raw form
+/// is refused, and the normalised form (`dkim::exact`) verifies with dkimpy.
+#[test]
+fn bytes_canonicalised_differently_are_refused_and_their_normalised_form_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = load("ed", &ed25519(dir.path()));
+    let headers_cases: &[(&str, &[u8])] = &[
+        ("form feed", b" Uitslag\x0conderzoek"),
+        ("form feed at the end", b" Uitslag\x0c"),
+        ("form feed next to spaces", b" Uitslag \x0c onderzoek"),
+        ("vertical tab at the end", b" Uitslag\x0b"),
+        ("vertical tab inside", b" Uit\x0bslag"),
+        ("bare CR", b" Uitslag\ronderzoek"),
+        ("bare CR at the end", b" Uitslag\r"),
+    ];
+    for (what, subject) in headers_cases {
+        let headers = exact_headers(subject);
+        let err = dkim::sign(&key, &headers, BODY).unwrap_err();
+        assert!(
+            matches!(&err, SignError::NotExact { name, .. } if name == "Subject")
+                && err.is_permanent(),
+            "{what}: {err:?}"
+        );
+        let fixed = dkim::exact::header_value(subject).unwrap();
+        let headers = exact_headers(&fixed);
+        let sig = dkim::sign(&key, &headers, BODY).unwrap();
+        if let Err(log) = dkimpy_verify(&wire_exact(&headers, &sig, BODY), &key) {
+            panic!("{what}: normalised header does not verify:\n{log}");
+        }
+    }
+    let body_cases: &[(&str, &[u8])] = &[
+        ("bare CR in a line", b"Uitslag\rvolgt\r\n"),
+        ("CR CR LF", b"Uitslag\r\r\nvolgt\r\n"),
+        ("white space on the last line", b"Uitslag\r\n \r\n"),
+        (
+            "white space on the last lines",
+            b"Uitslag\r\n \r\n\t\r\n\r\n",
+        ),
+        (
+            "white space on a blank line after an empty one",
+            b"Uitslag\r\n\r\n \r\n",
+        ),
+        ("trailing space and a blank line", b"Uitslag \r\n \t \r\n"),
+        ("only white space", b" \r\n\t\r\n"),
+        ("LF lines", b"Uitslag\n \n"),
+    ];
+    let headers = exact_headers(b" Uitslag");
+    for (what, body) in body_cases {
+        let err = dkim::sign(&key, &headers, body).unwrap_err();
+        assert!(
+            matches!(err, SignError::BodyNotExact { .. }) && err.is_permanent(),
+            "{what}: {err:?}"
+        );
+        let fixed = dkim::exact::body(body).unwrap();
+        let sig = dkim::sign(&key, &headers, &fixed).unwrap();
+        if let Err(log) = dkimpy_verify(&wire_exact(&headers, &sig, &fixed), &key) {
+            panic!("{what}: normalised body does not verify:\n{log}");
+        }
+    }
+    // What mail-auth and the RFC agree on is signed as it is.
+    let as_is: &[(&str, &[u8], &[u8])] = &[
+        ("form feed in the body", b" x", b"a\x0cb\r\n\x0c\r\n"),
+        ("vertical tab in the body", b" x", b"a\x0bb \x0b \r\n"),
+        (
+            "8-bit no-break spaces in the body",
+            b" x",
+            b"a\xa0 \xa0b\r\n",
+        ),
+        (
+            "white space on a blank line inside",
+            b" x",
+            b"a\r\n \r\nb\r\n",
+        ),
+        ("trailing tabs", b" x", b"a\t\r\nb \t \r\n"),
+        ("no final line break", b" x", b"a\r\nb"),
+        ("empty lines at the end", b" x", b"a\r\n\r\n\r\n"),
+        ("tab runs in a header", b" \ta \t b\t", BODY),
+        ("empty header", b"", BODY),
+        ("other control byte in a header", b" a\x01b", BODY),
+        ("white space around a fold", b" a \n\t b", BODY),
+    ];
+    for (what, subject, body) in as_is {
+        let headers = exact_headers(subject);
+        let sig = dkim::sign(&key, &headers, body).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if let Err(log) = dkimpy_verify(&wire_exact(&headers, &sig, body), &key) {
+            panic!("{what}: does not verify:\n{log}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ffi::CString;
 use std::time::Duration;
 
 use common::daemon;
@@ -16,6 +17,20 @@ async fn open(addr: std::net::SocketAddr, actions: Actions) -> TestConnection {
         .read_timeout(Duration::from_secs(10))
         .write_timeout(Duration::from_secs(10))
         .available_actions(actions)
+        .open_tcp(addr)
+        .await
+        .unwrap()
+}
+
+/// A connection that passes header values exactly as given (indymilter-test otherwise adds
+/// the leading space itself); the values then include the space after the colon, as
+/// Postfix sends them with LEADING_SPACE.
+async fn open_exact(addr: std::net::SocketAddr) -> TestConnection {
+    TestConnection::configure()
+        .read_timeout(Duration::from_secs(10))
+        .write_timeout(Duration::from_secs(10))
+        .available_actions(all_actions())
+        .exact_leading_space(true)
         .open_tcp(addr)
         .await
         .unwrap()
@@ -43,12 +58,12 @@ async fn send(
 }
 
 /// One message through the milter, the body in chunks of at most 60,000 bytes (under the
-/// protocol's 65,535).
-async fn send_body(
+/// protocol's 65,535). Header names and values are bytes (raw 8-bit allowed).
+async fn send_body<N: AsRef<[u8]>, V: AsRef<[u8]>>(
     conn: &mut TestConnection,
     client: [u8; 4],
     rcpts: &[(&str, &str)],
-    headers: &[(&str, &str)],
+    headers: &[(N, V)],
     body: &[u8],
 ) -> (indymilter_test::EomActions, Status) {
     no_reply(conn.connect("client.test", client).await.unwrap());
@@ -63,7 +78,12 @@ async fn send_body(
         no_reply(conn.rcpt([format!("<{rcpt}>")]).await.unwrap());
     }
     for (n, v) in headers {
-        no_reply(conn.header(*n, *v).await.unwrap());
+        let (n, v) = (n.as_ref().to_vec(), v.as_ref().to_vec());
+        no_reply(
+            conn.header(CString::new(n).unwrap(), CString::new(v).unwrap())
+                .await
+                .unwrap(),
+        );
     }
     for chunk in body.chunks(60_000) {
         no_reply(conn.body(chunk.to_vec()).await.unwrap());
@@ -473,6 +493,237 @@ async fn negotiation_takes_noreply_and_leading_space_when_offered() {
     }
     // End of data always answers: that is where every refusal happens.
     assert!(!opts.contains(indymilter_test::ProtoOpts::NOREPLY_EOH));
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}
+
+/// The header block is capped in bytes, not only in fields: exactly MAX_HEADER_BYTES is
+/// accepted, one byte more (or one field past MAX_HEADERS) is refused with 552 5.3.4 at end
+/// of data, a permanent property of the message.
+#[tokio::test(flavor = "multi_thread")]
+async fn header_blocks_past_the_byte_or_field_limit_are_refused_with_552() {
+    use nta7516_milter::milter::{MAX_HEADER_BYTES, MAX_HEADERS};
+    assert_eq!(MAX_HEADER_BYTES, 1024 * 1024);
+    assert_eq!(MAX_HEADERS, 10_000);
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    // Each field counts its name, its value and 3 bytes (colon, CRLF).
+    let cost = |h: &[(String, String)]| h.iter().map(|(n, v)| n.len() + v.len() + 3).sum::<usize>();
+    let block = |total: usize| {
+        let mut h: Vec<(String, String)> = HEADERS
+            .iter()
+            .map(|(n, v)| (n.to_string(), format!(" {v}")))
+            .collect();
+        // Fillers of at most Postfix's header_size_limit (100 KiB) each.
+        while cost(&h) < total {
+            let room = total - cost(&h) - "X-Fill".len() - 3;
+            h.push(("X-Fill".into(), "x".repeat(room.min(100 * 1024))));
+        }
+        assert_eq!(cost(&h), total);
+        h
+    };
+    let mut conn = open(d.milter, all_actions()).await;
+    let (_, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &[],
+    )
+    .await;
+    assert_eq!(status, Status::Continue, "an empty header block passes");
+    conn.close().await.unwrap();
+    let at_limit = block(MAX_HEADER_BYTES);
+    let mut conn = open_exact(d.milter).await;
+    let (_, status) = send_body(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &at_limit,
+        BODY,
+    )
+    .await;
+    assert_eq!(status, Status::Continue, "exactly at the limit");
+    conn.close().await.unwrap();
+
+    let too_many_fields: Vec<(String, String)> = (0..=MAX_HEADERS)
+        .map(|i| ("X-N".to_string(), i.to_string()))
+        .collect();
+    for (what, headers) in [
+        ("one byte past the limit", block(MAX_HEADER_BYTES + 1)),
+        ("ten times the limit", block(10 * MAX_HEADER_BYTES)),
+        ("one field past the limit", too_many_fields),
+    ] {
+        let mut conn = open_exact(d.milter).await;
+        let (actions, status) = send_body(
+            &mut conn,
+            [127, 0, 0, 1],
+            &[("a@compliant.test", "nta-dane")],
+            &headers,
+            BODY,
+        )
+        .await;
+        let Status::Reject { message: Some(m) } = status else {
+            panic!("{what}: {status:?}")
+        };
+        let m = m.to_str().unwrap();
+        assert!(m.starts_with("552 5.3.4 NTA 7516: "), "{what}: {m}");
+        assert!(m.contains("1048576 bytes"), "{what}: {m}");
+        assert!(actions.actions.is_empty(), "{what}: nothing changed");
+        conn.close().await.unwrap();
+    }
+    d.shutdown().await;
+}
+
+/// A config that signs mail from zkh.test with the test Ed25519 key; returns it with the
+/// key's DNS name and record.
+fn signing_config(bed: &DnsBed, dir: &std::path::Path) -> (String, String, String) {
+    let path = dir.join("ed.pem");
+    std::fs::write(&path, common::keys::ED25519_PEM).unwrap();
+    let key =
+        nta7516_milter::message::dkim::SigningKey::load(&"zkh.test".parse().unwrap(), "ed", &path)
+            .unwrap();
+    let extra = format!(
+        "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed\"\nkey = \"{}\"\n",
+        path.display()
+    );
+    (
+        config(bed, &extra),
+        key.dns_name(),
+        key.public_key_dns_record(),
+    )
+}
+
+/// What leaves is what was signed: raw 8-bit header bytes (legacy Latin-1 clients) are
+/// signed as they are, and the bytes mail-auth canonicalises unlike RFC 6376 (a form feed in
+/// the Subject, a bare CR and white space on the trailing blank lines of the body) leave
+/// normalised. Each message is rebuilt as Postfix writes it after the milter's actions and
+/// checked with python3-dkim.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_leaves_verifies_with_an_independent_verifier() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, dns_name, record) = signing_config(&bed, dir.path());
+    let d = daemon::start(&toml).await;
+    // As Postfix sends them with LEADING_SPACE: the value includes the space after the colon.
+    let latin1: &[(&[u8], &[u8])] = &[
+        (b"From", b" Jan <jan@zkh.test>"),
+        (b"To", b" J\xf6rg M\xfcller <a@compliant.test>"),
+        (b"Subject", b" Gr\xfc\xdfe uit \xe9\xe9n\n\tregel"),
+        (b"MIME-Version", b" 1.0"),
+        (b"Content-Type", b" text/plain; charset=iso-8859-1"),
+        (b"Content-Transfer-Encoding", b" 8bit"),
+    ];
+    let body_latin1: &[u8] = b"Beste J\xf6rg,\r\n\r\nDe uitslag volgt.\r\n";
+    let controls: &[(&[u8], &[u8])] = &[
+        (b"From", b" Jan <jan@zkh.test>"),
+        (b"To", b" a@compliant.test"),
+        (b"Subject", b" Uitslag\x0conderzoek\x0c"),
+        (b"X-Unsigned", b" keeps\x0cits form feed"),
+        (b"X-NTA7516-Bypass", b" true"),
+    ];
+    let body_controls: &[u8] = b"Beste collega,\r\nUitslag\rvolgt.\r\n \r\n\t\r\n";
+    for (what, headers, body) in [
+        ("raw Latin-1 headers, secure (footer)", latin1, body_latin1),
+        (
+            "form feed, bare CR, blank lines with spaces",
+            controls,
+            body_controls,
+        ),
+    ] {
+        let mut conn = open_exact(d.milter).await;
+        let (actions, status) = send_body(
+            &mut conn,
+            [127, 0, 0, 1],
+            &[("a@compliant.test", "nta-dane")],
+            headers,
+            body,
+        )
+        .await;
+        assert_eq!(status, Status::Continue, "{what}");
+        assert_eq!(inserted(&actions, "DKIM-Signature").len(), 1, "{what}");
+        let message = common::postfix_view::emitted(headers, body, &actions);
+        if let Err(log) = common::dkimpy::verify(&message, &dns_name, &record) {
+            panic!(
+                "{what}: python3-dkim rejects what leaves:\n{log}\n{}",
+                String::from_utf8_lossy(&message)
+            );
+        }
+        conn.close().await.unwrap();
+        if what.starts_with("form feed") {
+            assert!(
+                actions.has_change_header("Subject", 1, " Uitslag onderzoek "),
+                "{actions:?}"
+            );
+            assert!(
+                !actions.actions.iter().any(|a| matches!(a,
+                    EomAction::ChangeHeader { name, .. } if name.to_bytes() == b"X-Unsigned")),
+                "an unsigned header is left alone"
+            );
+            assert!(
+                message.ends_with(b"Beste collega,\r\nUitslagvolgt.\r\n\r\n\r\n"),
+                "{}",
+                String::from_utf8_lossy(&message)
+            );
+        } else {
+            // The raw bytes leave (and are signed) as they came.
+            assert!(
+                message
+                    .windows(b"Subject: Gr\xfc\xdfe".len())
+                    .any(|w| w == b"Subject: Gr\xfc\xdfe"),
+                "{}",
+                String::from_utf8_lossy(&message)
+            );
+        }
+    }
+    d.shutdown().await;
+}
+
+/// Inbound verification sees the header bytes as they arrived: a valid DKIM signature over
+/// a raw Latin-1 Subject passes (a lossy copy of the values made it fail).
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_dkim_over_raw_8bit_headers_passes() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "[inbound]\nauthserv_id = \"mx.zkh.test\"\n")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ed.pem");
+    std::fs::write(&path, common::keys::ED25519_PEM).unwrap();
+    let key =
+        nta7516_milter::message::dkim::SigningKey::load(&"auth.test".parse().unwrap(), "ed", &path)
+            .unwrap();
+    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"From".to_vec(), b" Huisarts <arts@auth.test>".to_vec()),
+        (b"To".to_vec(), b" J\xf6rg <jan@zkh.test>".to_vec()),
+        (
+            b"Subject".to_vec(),
+            b" Gr\xfc\xdfe uit \xe9\xe9n praktijk".to_vec(),
+        ),
+    ];
+    let sig = nta7516_milter::message::dkim::sign(
+        &key,
+        &headers
+            .iter()
+            .map(|(n, v)| (String::from_utf8(n.clone()).unwrap(), v.clone()))
+            .collect::<Vec<_>>(),
+        BODY,
+    )
+    .unwrap();
+    headers.insert(
+        0,
+        (b"DKIM-Signature".to_vec(), format!(" {sig}").into_bytes()),
+    );
+    let mut conn = open_exact(d.milter).await;
+    let (actions, status) = send_body(
+        &mut conn,
+        [192, 0, 2, 7],
+        &[("jan@zkh.test", "local")],
+        &headers,
+        BODY,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    let ar = inserted(&actions, "Authentication-Results");
+    assert_eq!(ar.len(), 1, "{actions:?}");
+    assert!(ar[0].contains("dkim=pass"), "{}", ar[0]);
     conn.close().await.unwrap();
     d.shutdown().await;
 }

@@ -30,6 +30,8 @@ use rustls_pki_types::pem::{self, PemObject as _};
 
 use crate::domain::DomainName;
 
+pub mod exact;
+
 /// Smallest RSA modulus we sign with (RFC 8301 §3.2 "SHOULD use at least 2048 bits").
 pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus the crypto backend (aws-lc-rs) accepts.
@@ -136,6 +138,20 @@ pub enum SignError {
     /// would end the header or start a new one, so the signed text would not be what is sent.
     #[error("cannot DKIM-sign: header {name} has a line break not followed by a space or tab")]
     HeaderFolding { name: String },
+    /// A signed header holds a byte that mail-auth's relaxed canonicalisation hashes
+    /// differently from RFC 6376 (see [`exact`]): the signature would not verify anywhere.
+    #[error(
+        "cannot DKIM-sign: header {name} contains {what}, which signers and verifiers \
+         canonicalise differently"
+    )]
+    NotExact { name: String, what: &'static str },
+    /// The body has bytes that mail-auth's relaxed canonicalisation hashes differently from
+    /// RFC 6376 (see [`exact`]).
+    #[error(
+        "cannot DKIM-sign: the body contains {what}, which signers and verifiers canonicalise \
+         differently"
+    )]
+    BodyNotExact { what: &'static str },
     /// None of [`SIGNED_HEADERS`] is in the message (not even From).
     #[error("cannot DKIM-sign: the message has none of the headers to sign (no From)")]
     NoSignedHeaders,
@@ -146,6 +162,15 @@ pub enum SignError {
         selector: String,
         message: String,
     },
+}
+
+impl SignError {
+    /// The message itself cannot be signed as it is (a malformed or unsignable header or
+    /// body): sending it again cannot help, so the caller refuses it permanently. The other
+    /// errors come from the signer and may pass.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, SignError::Signer { .. })
+    }
 }
 
 /// A loaded DKIM private key with the domain (`d=`) and selector (`s=`) it signs for.
@@ -258,12 +283,18 @@ impl SigningKey {
 
 /// Signs the final message and returns the value for a `DKIM-Signature` header.
 ///
-/// `headers` are the final header fields in order, as a Postfix milter sees them: the value
-/// without the one leading space Postfix strips, folded with `"\n\t"` (LF only); `"\r\n"`
-/// folding is accepted too. Each is signed as `Name: value` with CRLF line ends, which is what
-/// Postfix writes out; relaxed canonicalisation makes the exact space after the colon
-/// irrelevant. `body` is the final body as sent (CRLF; a bare LF is counted as CRLF, because
-/// that is how it goes out on the wire).
+/// `headers` are the final header fields in order, each as `(name, value)` where the value
+/// is **everything after the colon, byte for byte, as it leaves**: with the milter option
+/// `LEADING_SPACE` negotiated that is exactly the value Postfix handed the milter (the space
+/// after the colon included, raw 8-bit bytes untouched), and for a header the milter adds,
+/// the value with the leading space it is given. Folding may be `"\n"` (Postfix's milter
+/// view) or `"\r\n"`; each field is signed as `Name:value` with CRLF line ends, which is what
+/// Postfix writes out. `body` is the final body as sent (CRLF; a bare LF is counted as CRLF,
+/// because that is how it goes out on the wire).
+///
+/// What mail-auth's relaxed canonicalisation would hash differently from RFC 6376 §3.4 (and
+/// so from every independent verifier) is refused, never signed: see [`exact`]. Callers
+/// normalise the message first with [`exact::header_value`] and [`exact::body`].
 ///
 /// The returned value:
 /// * has no `DKIM-Signature:` prefix, no leading space and no trailing line break;
@@ -273,30 +304,42 @@ impl SigningKey {
 ///   `insert_header(0, ...)`. Without the `LEADING_SPACE` milter option (the default)
 ///   Postfix writes `DKIM-Signature: v=1; ...`. If `LEADING_SPACE` was negotiated, Postfix
 ///   writes the value verbatim; prepend `" "` for the usual look (it verifies either way).
-pub fn sign(
+pub fn sign<N: AsRef<str>, V: AsRef<[u8]>>(
     key: &SigningKey,
-    headers: &[(String, String)],
+    headers: &[(N, V)],
     body: &[u8],
 ) -> Result<String, SignError> {
+    let signed = |name: &str| SIGNED_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name));
     // mail-auth would report "no headers found"; checking first gives a clearer error and
     // also covers an empty header list (then the blank line below would be taken for the end
     // of a header block that never started).
-    if !headers
-        .iter()
-        .any(|(name, _)| SIGNED_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)))
-    {
+    if !headers.iter().any(|(name, _)| signed(name.as_ref())) {
         return Err(SignError::NoSignedHeaders);
+    }
+    for (name, value) in headers {
+        let name = name.as_ref();
+        if signed(name)
+            && let Some(what) = exact::header_problem(value.as_ref())
+        {
+            return Err(SignError::NotExact {
+                name: name.to_string(),
+                what,
+            });
+        }
+    }
+    if let Some(what) = exact::body_problem(body) {
+        return Err(SignError::BodyNotExact { what });
     }
 
     // sign_streaming() splits headers from body at the first CRLF CRLF, so the message is fed
     // exactly as it is sent: each header line, the blank line, the body. (Not sign_chained()
     // with a headers chunk and a body chunk: that treats every chunk as header text, and the
-    // body hash comes out wrong. See deps.md §2.2.)
+    // body hash comes out wrong.)
     let mut stream = key.signer.sign_streaming();
     let mut line = Vec::with_capacity(256);
     for (name, value) in headers {
         line.clear();
-        header_line(name, value, &mut line)?;
+        header_line(name.as_ref(), value.as_ref(), &mut line)?;
         stream.write(&line);
     }
     stream.write(b"\r\n");
@@ -321,8 +364,9 @@ pub fn sign(
     Ok(value.replace("\r\n", "\n"))
 }
 
-/// Appends `Name: value\r\n` to `out`, turning the milter's LF folding into CRLF.
-fn header_line(name: &str, value: &str, out: &mut Vec<u8>) -> Result<(), SignError> {
+/// Appends `Name:value\r\n` to `out`, turning the milter's LF folding into CRLF and
+/// leaving every other byte of the value as it is.
+fn header_line(name: &str, value: &[u8], out: &mut Vec<u8>) -> Result<(), SignError> {
     // RFC 5322 §3.6.8: printable US-ASCII except the colon.
     if name.is_empty() || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
         return Err(SignError::HeaderName {
@@ -330,8 +374,8 @@ fn header_line(name: &str, value: &str, out: &mut Vec<u8>) -> Result<(), SignErr
         });
     }
     out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    let bytes = value.as_bytes();
+    out.push(b':');
+    let bytes = value;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -781,10 +825,13 @@ mod tests {
     }
 
     #[test]
-    fn header_lines_get_crlf_folding() {
+    fn header_lines_get_crlf_folding_and_keep_every_other_byte() {
         let mut out = Vec::new();
-        header_line("Subject", "a\n\tb\r\n c", &mut out).unwrap();
+        header_line("Subject", b" a\n\tb\r\n c", &mut out).unwrap();
         assert_eq!(out, b"Subject: a\r\n\tb\r\n c\r\n");
+        out.clear();
+        header_line("Subject", b" Gr\xfc\xdfe", &mut out).unwrap();
+        assert_eq!(out, b"Subject: Gr\xfc\xdfe\r\n");
     }
 
     #[test]
@@ -793,7 +840,7 @@ mod tests {
         for bad in ["a\nb", "a\n", "a\n\nb", "a\r\n"] {
             assert!(
                 matches!(
-                    header_line("Subject", bad, &mut out),
+                    header_line("Subject", bad.as_bytes(), &mut out),
                     Err(SignError::HeaderFolding { .. })
                 ),
                 "{bad:?}"
@@ -802,7 +849,7 @@ mod tests {
         for bad in ["", "Sub ject", "Sub:ject", "Sub\tject"] {
             assert!(
                 matches!(
-                    header_line(bad, "x", &mut out),
+                    header_line(bad, b"x", &mut out),
                     Err(SignError::HeaderName { .. })
                 ),
                 "{bad:?}"

@@ -5,6 +5,7 @@
 //! never changes the rules in the middle of a message.
 
 pub mod classify;
+mod headers;
 pub mod plan;
 
 use std::ffi::{CStr, CString};
@@ -33,8 +34,7 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
     .union(Actions::REPLACE_BODY);
 /// Concurrent milter connections (one per smtpd/cleanup process that uses us).
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Header fields kept per message; Postfix's `header_size_limit` bounds the rest.
-pub const MAX_HEADERS: usize = 10_000;
+pub use headers::{MAX_HEADER_BYTES, MAX_HEADERS};
 /// The macros asked of the MTA per stage: the TLS session (inbound verdict), the queue
 /// id (log lines), the SASL user (direction), the envelope, and each recipient's
 /// transport (`X-NTA7516-Route: standard` only when all are remote SMTP).
@@ -96,7 +96,7 @@ struct Msg {
     queue_id: Option<String>,
     auth_user: Option<String>,
     received: Received,
-    header_overflow: bool,
+    header_limit: headers::Limit,
 }
 
 /// The status for a stage where we never refuse: no reply when it was negotiated away.
@@ -205,7 +205,7 @@ async fn mail(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
             sender: arg0(&args),
             ..Received::default()
         },
-        header_overflow: false,
+        header_limit: headers::Limit::default(),
     };
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_MAIL)
 }
@@ -240,14 +240,13 @@ async fn header(cx: &mut Context<Conn>, name: CString, value: CString) -> Status
         return carry_on(None, ProtoOpts::NOREPLY_HEADER);
     };
     let msg = &mut conn.msg;
-    if msg.received.headers.len() >= MAX_HEADERS {
-        msg.header_overflow = true;
-    } else {
-        msg.received.headers.push((
-            name.to_string_lossy().into_owned(),
-            value.to_string_lossy().into_owned(),
-        ));
-    }
+    headers::store(
+        &mut msg.received.headers,
+        &mut msg.header_limit,
+        name,
+        value,
+        conn.leading_space,
+    );
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_HEADER)
 }
 
@@ -272,6 +271,8 @@ enum Answer {
     Tempfail(&'static str, String),
     /// 550 5.7.1 with text.
     Reject(String),
+    /// A permanent refusal for a property of the message: (code, enhanced code, text).
+    Permanent(&'static str, &'static str, String),
 }
 
 /// Every refusal ends here: one SMTP reply with the reason, one audit event. A 451 keeps
@@ -280,6 +281,7 @@ fn refuse(cx: &mut EomContext<Conn>, answer: &Answer, queue_id: &str, auditor: &
     let (code, enhanced, text) = match answer {
         Answer::Tempfail(enhanced, text) => ("451", *enhanced, text),
         Answer::Reject(text) => ("550", "5.7.1", text),
+        Answer::Permanent(code, enhanced, text) => (*code, *enhanced, text),
         Answer::Apply(_) => return Status::Continue,
     };
     let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
@@ -344,13 +346,6 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     Status::Continue
 }
 
-fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-}
-
 /// Messages with at least this many body bytes are planned (footer, DKIM signature) on
 /// tokio's blocking pool instead of the event loop. Re-encoding and hashing a message of
 /// tens of megabytes takes a tenth of a second or more, and `serve` runs on one thread:
@@ -379,7 +374,7 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
     let auditor = &g.auditor;
     let r = &msg.received;
     let direction = classify::direction(&g.config, conn.client, msg.auth_user.as_deref());
-    let message_id = header_value(&r.headers, "message-id").map(str::to_string);
+    let message_id = headers::value(&r.headers, "message-id");
     auditor.record(Event::MessageReceived {
         direction: (&direction).into(),
         client_address: conn.client.map(|c| c.to_string()).unwrap_or_default(),
@@ -398,11 +393,14 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
     if !auditor.healthy() {
         return Answer::Tempfail("4.3.0", "the audit log cannot be written".into());
     }
-    if msg.header_overflow {
-        return Answer::Tempfail("4.3.0", "too many header fields".into());
+    if let Some(why) = msg.header_limit.overflow() {
+        return Answer::Permanent("552", "5.3.4", headers::overflow_text(why));
     }
     let mut plan = match plan_message(g, &direction, msg).await {
         Ok(p) => p,
+        Err(e) if e.is_permanent() => {
+            return Answer::Permanent("554", e.status_code(), e.to_string());
+        }
         Err(e) => return Answer::Tempfail(e.status_code(), e.to_string()),
     };
     // The decision's events share one write to the audit file (Auditor::record_all).
@@ -483,7 +481,7 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
         plan.add
             .push((inbound::HEADER_INBOUND.to_string(), v.header_value()));
         if let Some(tag) = &v.subject_tag {
-            plan.subject = Some(subject_with_tag(&r.headers, tag));
+            plan.subject = Some(headers::subject_with_tag(&r.headers, tag));
         }
     }
     let (class, source) = match &plan.classification {
@@ -533,15 +531,22 @@ async fn apply(
             .await
             .map_err(err)?;
     }
+    for (name, idx, value) in &plan.change {
+        let value = headers::stored_to_wire(value, leading_space)?;
+        cx.actions
+            .change_header(name.as_str(), *idx, Some(value))
+            .await
+            .map_err(err)?;
+    }
     if let Some((idx, value)) = &plan.subject {
+        let mut stored = b" ".to_vec();
+        stored.extend_from_slice(value);
+        let value = headers::stored_to_wire(&stored, leading_space)?;
         if *idx == 0 {
-            cx.actions
-                .add_header("Subject", v(value))
-                .await
-                .map_err(err)?;
+            cx.actions.add_header("Subject", value).await.map_err(err)?;
         } else {
             cx.actions
-                .change_header("Subject", *idx, Some(v(value)))
+                .change_header("Subject", *idx, Some(value))
                 .await
                 .map_err(err)?;
         }
@@ -567,21 +572,6 @@ async fn apply(
     Ok(())
 }
 
-/// The message as received (header values verbatim when LEADING_SPACE was negotiated,
-/// LF folding turned back into CRLF), for SPF/DKIM/DMARC verification.
-fn reconstruct(r: &Received, leading_space: bool) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(r.body.len() + 4096);
-    for (name, value) in &r.headers {
-        raw.extend_from_slice(name.as_bytes());
-        raw.extend_from_slice(if leading_space { b":" } else { b": " });
-        raw.extend_from_slice(value.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes());
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"\r\n");
-    raw.extend_from_slice(&r.body);
-    raw
-}
-
 async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::Verification {
     if r.body_overflow {
         return inbound::degraded(
@@ -591,7 +581,7 @@ async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::V
             false,
         );
     }
-    let raw = reconstruct(r, conn.leading_space);
+    let raw = headers::reconstruct(r);
     let transport = inbound::Transport {
         client_ip: conn.client,
         helo: conn.helo.clone(),
@@ -612,18 +602,6 @@ async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::V
         },
     )
     .await
-}
-
-/// The Subject with `tag` in front: (index of the first Subject, new value), or (0, tag)
-/// when there is none.
-fn subject_with_tag(headers: &[(String, String)], tag: &str) -> (i32, String) {
-    match headers
-        .iter()
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case("subject"))
-    {
-        Some((_, v)) => (1, format!("{tag}{}", v.trim_start())),
-        None => (0, tag.trim_end().to_string()),
-    }
 }
 
 async fn abort(cx: &mut Context<Conn>) -> Status {
@@ -663,7 +641,8 @@ pub async fn serve(
     .await
 }
 
-/// Why `eom` deferred, exposed for tests of the reply texts.
+/// Why `eom` refused, exposed for tests of the reply texts.
 pub fn deferral_text(e: &PlanError) -> String {
-    format!("451 {} NTA 7516: {e}", e.status_code())
+    let code = if e.is_permanent() { "554" } else { "451" };
+    format!("{code} {} NTA 7516: {e}", e.status_code())
 }

@@ -5,6 +5,7 @@
 //! reason the message must be deferred. Keeping this free of milter I/O is what lets it
 //! be tested message by message; `milter::eom` only applies the plan.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::config::Classification;
@@ -23,8 +24,12 @@ pub const HEADER_ROUTE: &str = "X-NTA7516-Route";
 pub struct Received {
     /// Envelope sender without angle brackets (empty for the null sender).
     pub sender: String,
-    /// Header fields in order, values as Postfix sent them (LF folding, no leading space).
-    pub headers: Vec<(String, String)>,
+    /// Header fields in order. Each value is everything after the colon **byte for byte as
+    /// Postfix will write it out** (raw 8-bit bytes untouched, LF folding): with the milter
+    /// option LEADING_SPACE that is the value Postfix sent; without it Postfix strips one
+    /// space, which the milter puts back. DKIM signs these bytes; everything that reads text
+    /// (classification, hygiene, From) uses the lossy view [`text`].
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
     /// The body exceeded [`footer::MAX_MESSAGE_SIZE`] and was not kept whole.
     pub body_overflow: bool,
@@ -41,13 +46,18 @@ pub struct Plan {
     pub delete: Vec<(String, i32)>,
     /// Header fields to append.
     pub add: Vec<(String, String)>,
+    /// Signed header fields whose value must leave normalised so that every DKIM verifier
+    /// hashes what we signed (`dkim::exact`): (name, 1-based index among headers of that
+    /// name, the new value as stored in [`Received::headers`]).
+    pub change: Vec<(String, i32, Vec<u8>)>,
     pub body: Option<Vec<u8>>,
     /// DKIM-Signature value, to insert at the top.
     pub dkim: Option<String>,
     /// Header fields to insert at the top (inbound: our Authentication-Results).
     pub insert_top: Vec<(String, String)>,
-    /// New Subject value (inbound subject tag): (1-based index or 0 when absent, value).
-    pub subject: Option<(i32, String)>,
+    /// New Subject value (inbound subject tag): (1-based index or 0 when absent, value
+    /// bytes without the leading space; the original's raw bytes are kept).
+    pub subject: Option<(i32, Vec<u8>)>,
     /// Put the message on hold with this reason (inbound DMARC p=quarantine, honoured).
     pub quarantine: Option<String>,
     /// Footer outcome for secure outbound mail: `Ok(parts)` or `Err(why skipped)`.
@@ -60,7 +70,8 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-/// Why a message cannot leave now. Each maps to one 4xx reply (see `milter::tempfail`).
+/// Why a message cannot leave now. Each maps to one 4xx reply, except a property of the
+/// message itself ([`PlanError::is_permanent`]), which is a 5xx.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("no DKIM key is configured for own domain {0}; refusing to send unsigned")]
@@ -69,6 +80,9 @@ pub enum PlanError {
     DkimKeyUnusable { domain: DomainName, error: String },
     #[error("DKIM signing failed: {0}")]
     Sign(String),
+    /// The message cannot be signed as it is, and sending it again cannot change that.
+    #[error("{0}")]
+    Unsignable(String),
     #[error(
         "message larger than {} bytes cannot be processed",
         footer::MAX_MESSAGE_SIZE
@@ -85,8 +99,27 @@ impl PlanError {
             PlanError::DkimKeyMissing(_) | PlanError::DkimKeyUnusable { .. } => "4.7.0",
             PlanError::Sign(_) | PlanError::Internal(_) => "4.3.0",
             PlanError::TooLarge => "4.3.4",
+            // RFC 3463: X.6.0, other or undefined media error (the content).
+            PlanError::Unsignable(_) => "5.6.0",
         }
     }
+
+    /// The message itself is at fault: a 5xx, so the sender learns at once instead of the
+    /// client retrying for days.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, PlanError::Unsignable(_))
+    }
+}
+
+/// The lossy UTF-8 view of a header value, for everything that reads text.
+pub fn text(value: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(value)
+}
+
+/// A value the milter adds, as it will leave: Postfix writes the space after the colon
+/// (without LEADING_SPACE) or the milter supplies it (with), so it is part of the bytes.
+fn added_value(value: &str) -> Vec<u8> {
+    format!(" {value}").into_bytes()
 }
 
 pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Plan, PlanError> {
@@ -97,23 +130,24 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     // bypass header go first; a trusted client's bypass value is read before deletion.
     let mut seen: HashMap<String, i32> = HashMap::new();
     let mut bypass_values = Vec::new();
-    let mut kept: Vec<(String, String)> = Vec::new();
+    // (name, index among that name, value)
+    let mut kept: Vec<(String, i32, Vec<u8>)> = Vec::new();
     let mut deletes = Vec::new();
     for (name, value) in &msg.headers {
         let idx = seen.entry(name.to_ascii_lowercase()).or_insert(0);
         *idx += 1;
         let forged_results = name.trim().eq_ignore_ascii_case(HEADER_AUTH_RESULTS)
-            && claims_authserv_id(value, &g.authserv_id);
+            && claims_authserv_id(&text(value), &g.authserv_id);
         if is_own_header(name, &config.policy.bypass_header) || forged_results {
             if name
                 .trim()
                 .eq_ignore_ascii_case(&config.policy.bypass_header)
             {
-                bypass_values.push(value.trim().to_string());
+                bypass_values.push(text(value).trim().to_string());
             }
             deletes.push((name.clone(), *idx));
         } else {
-            kept.push((name.clone(), value.clone()));
+            kept.push((name.clone(), *idx, value.clone()));
         }
     }
     deletes.sort_by(|a, b| {
@@ -156,7 +190,11 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             text: &config.footer.text,
             html: &config.footer.html,
         };
-        let outcome = footer::add_footer(&kept, &msg.body, &f);
+        let view: Vec<(String, String)> = kept
+            .iter()
+            .map(|(n, _, v)| (n.clone(), text(v).into_owned()))
+            .collect();
+        let outcome = footer::add_footer(&view, &msg.body, &f);
         let note = outcome.to_string();
         match outcome {
             Outcome::Added { body: b, parts, .. } => {
@@ -173,14 +211,43 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     }
 
     // DKIM last, over the message exactly as it will leave: kept headers + ours + body.
-    let from = from_domain(&kept);
+    let from = from_domain(kept.iter().map(|(n, _, v)| (n.as_str(), v.as_slice())));
     let slot = from.as_ref().and_then(|d| g.dkim_key(d).map(|s| (d, s)));
     match (slot, &from) {
         (Some((_, Ok(key))), _) => {
-            let mut headers = kept.clone();
-            headers.extend(p.add.iter().cloned());
-            let sig =
-                dkim::sign(key, &headers, &body).map_err(|e| PlanError::Sign(e.to_string()))?;
+            let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(kept.len() + 2);
+            for (name, idx, value) in kept {
+                let signed = dkim::SIGNED_HEADERS
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(name.trim()));
+                match dkim::exact::header_value(&value).filter(|_| signed) {
+                    Some(fixed) => {
+                        p.notes.push(format!(
+                            "{name}: control characters replaced by spaces so that DKIM verifies"
+                        ));
+                        p.change.push((name.clone(), idx, fixed.clone()));
+                        headers.push((name, fixed));
+                    }
+                    None => headers.push((name, value)),
+                }
+            }
+            headers.extend(p.add.iter().map(|(n, v)| (n.clone(), added_value(v))));
+            if let Some(fixed) = dkim::exact::body(&body) {
+                p.notes.push(
+                    "body: bare CRs and white space on the trailing blank lines removed so that DKIM verifies"
+                        .into(),
+                );
+                p.body = Some(fixed);
+            }
+            // The body that leaves: the replacement (footer, normalisation), else the original.
+            let leaving = p.body.as_deref().unwrap_or(&body);
+            let sig = dkim::sign(key, &headers, leaving).map_err(|e| {
+                if e.is_permanent() {
+                    PlanError::Unsignable(e.to_string())
+                } else {
+                    PlanError::Sign(e.to_string())
+                }
+            })?;
             p.notes.push(format!(
                 "DKIM signed d={} s={}",
                 key.domain(),
@@ -206,15 +273,23 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     Ok(p)
 }
 
-/// The domain of the (first) From address, parsed by mail-parser so that display names,
-/// comments and encoded words are handled as RFC 5322 says.
-pub fn from_domain(headers: &[(String, String)]) -> Option<DomainName> {
+/// The domain of the (first) From address, parsed by mail-parser (from the raw bytes) so
+/// that display names, comments and encoded words are handled as RFC 5322 says.
+pub fn from_domain<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Option<DomainName> {
     let (_, value) = headers
-        .iter()
+        .into_iter()
         .find(|(n, _)| n.trim().eq_ignore_ascii_case("from"))?;
-    let unfolded = value.replace("\r\n", "\n").replace('\n', "\r\n");
-    let raw = format!("From: {unfolded}\r\n\r\n");
-    let parsed = mail_parser::MessageParser::default().parse_headers(raw.as_bytes())?;
+    let mut raw = b"From:".to_vec();
+    for (i, &b) in value.iter().enumerate() {
+        if b == b'\n' && (i == 0 || value[i - 1] != b'\r') {
+            raw.push(b'\r');
+        }
+        raw.push(b);
+    }
+    raw.extend_from_slice(b"\r\n\r\n");
+    let parsed = mail_parser::MessageParser::default().parse_headers(&raw)?;
     let addr = parsed.from()?.first()?.address()?;
     crate::domain::address_domain(addr)
 }

@@ -2,5 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod dkimpy;
 pub mod dnsbed;
 pub mod keys;
+pub mod postfix_view;

@@ -13,7 +13,8 @@
 # compliant domain (tls policy map); bypass "false"; the same header from the external
 # client is ignored and stripped; the footer in a multipart/alternative message (decoded
 # parts, transfer encodings kept); DKIM signatures verified; own From domain without a key
-# -> 451 and nothing queued.
+# -> 451 and nothing queued; 8-bit headers and body signed byte for byte and not re-encoded
+# for a receiver without 8BITMIME (and broken when conversion is turned on).
 # No `set -e`: a failed assertion is recorded and the next case still runs.
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -186,6 +187,56 @@ assert_eq "no key: swaks refused at end of data (exit 26)" 26 "$rc"
 assert_match "no key: 451 4.7.0 with the reason" '^<\*\* 451 4\.7\.0 NTA 7516: no DKIM key is configured for own domain nokey\.lab\.test' "$(cat "$PF_OUT")"
 pf_assert_log "no key: smtpd logged the milter's 451" pfa 'milter-reject: END-OF-MESSAGE from .*: 4\.7\.0 NTA 7516: no DKIM key'
 pf_assert_count "no key: nothing delivered" 0 pfb "$t"
+
+# --- 8-bit mail: signed byte for byte, and not re-encoded for a receiver without 8BITMIME --
+# Raw Latin-1 in To and Cc (legacy clients), an 8-bit body that ends with a blank line
+# holding a space (mail-auth hashes that unlike RFC 6376; the milter normalises it). pfc
+# stops announcing 8BITMIME for this case; the shipped main.cf's
+# disable_mime_output_conversion = yes keeps pfa's smtp client from converting the signed
+# body to quoted-printable. Then once more with the conversion on: the signature breaks,
+# which proves the setting is what keeps it whole.
+pfa_etc=$(pf_etc pfa)
+assert_eq "8bit: pfa runs the shipped disable_mime_output_conversion = yes" yes \
+    "$(postconf -c "$pfa_etc" -h disable_mime_output_conversion 2>&1)"
+postconf -c "$(pf_etc pfc)" -e 'smtpd_discard_ehlo_keywords = 8bitmime'
+postfix_ pfc reload >/dev/null 2>&1 || e2e_fail "8bit: pfc reload failed"
+# eight_bit TOKEN : writes the message and prints its path
+eight_bit() {
+    local f="$LAB/out/8bit-$1.eml"
+    printf 'From: sender@sender.lab.test\r\nTo: J\366rg M\374ller <%s@notlsa.lab.test>\r\nCc: Gr\374\337e <cc-%s@notlsa.lab.test>\r\nSubject: e2e %s\r\nX-NTA7516-Bypass: true\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nUitslag van pati\353nt %s.\r\n \r\n' \
+        "$1" "$1" "$1" "$1" >"$f"
+    printf '%s\n' "$f"
+}
+for conversion in off on; do
+    if [ "$conversion" = on ]; then
+        postconf -c "$pfa_etc" -e 'disable_mime_output_conversion = no'
+        postfix_ pfa reload >/dev/null 2>&1 || e2e_fail "8bit: pfa reload failed"
+    fi
+    t=$(pf_token)
+    r="$t@notlsa.lab.test"
+    pf_accepted "8bit/conversion $conversion: accepted" int "$t" --to "$r" --data "$(eight_bit "$t")"
+    q=$PF_QID
+    pf_assert_sent "8bit/conversion $conversion: to the plain MX without 8BITMIME (FILTER smtp:)" "$q" "$r" smtp \
+        'mx\.notlsa\.lab\.test\[127\.0\.10\.26\]:25'
+    if pf_assert_mail "8bit/conversion $conversion: pfc received it" pfc "$t" "$r"; then
+        if [ "$conversion" = off ]; then
+            assert_eq "8bit: left as 8bit (not re-encoded)" 8bit "$(pf_hdr "$PF_FILE" Content-Transfer-Encoding)"
+            assert_eq "8bit: the raw Latin-1 bytes of To arrived as sent" 1 \
+                "$(grep -c "$(printf '^To: J\366rg M\374ller <')" "$PF_FILE")"
+            assert_eq "8bit: DKIM over the raw header bytes and the normalised body verifies (dkimverify)" \
+                "signature ok" "$(pf_dkimverify "$PF_FILE")"
+        else
+            assert_eq "8bit/conversion on: pfa re-encoded the body" quoted-printable \
+                "$(pf_hdr "$PF_FILE" Content-Transfer-Encoding)"
+            assert_match "8bit/conversion on: so the signature breaks (the setting is what keeps it)" \
+                'body hash mismatch|signature verification failed' "$(pf_dkimverify "$PF_FILE")"
+        fi
+    fi
+done
+postconf -c "$pfa_etc" -e 'disable_mime_output_conversion = yes'
+postfix_ pfa reload >/dev/null 2>&1 || e2e_fail "8bit: pfa reload (restore) failed"
+postconf -c "$(pf_etc pfc)" -X smtpd_discard_ehlo_keywords
+postfix_ pfc reload >/dev/null 2>&1 || e2e_fail "8bit: pfc reload (restore) failed"
 
 [ "$E2E_FAILED" -eq 0 ] || pf_dump_logs
 exit 0

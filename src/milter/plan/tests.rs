@@ -16,7 +16,7 @@ fn msg(headers: &[(&str, &str)], mailers: &[&str]) -> Received {
         sender: "jan@zkh.test".into(),
         headers: headers
             .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .map(|(n, v)| (n.to_string(), format!(" {v}").into_bytes()))
             .collect(),
         body: b"Beste collega,\r\n\r\nZie bijlage.\r\n".to_vec(),
         body_overflow: false,
@@ -187,18 +187,109 @@ async fn oversized_outbound_body_is_deferred() {
 
 #[test]
 fn from_domains() {
-    let h = |v: &str| vec![("From".to_string(), v.to_string())];
+    fn h(v: &str) -> [(&'static str, &[u8]); 1] {
+        [("From", v.as_bytes())]
+    }
     let d = |s: &str| DomainName::parse(s).ok();
-    assert_eq!(from_domain(&h("jan@zkh.test")), d("zkh.test"));
+    assert_eq!(from_domain(h("jan@zkh.test")), d("zkh.test"));
     assert_eq!(
-        from_domain(&h("\"A <b@c.test>\" <jan@zkh.test>")),
+        from_domain(h("\"A <b@c.test>\" <jan@zkh.test>")),
         d("zkh.test")
     );
     assert_eq!(
-        from_domain(&h("=?utf-8?q?J=C3=A1n?= <jan@zkh.test>")),
+        from_domain(h("=?utf-8?q?J=C3=A1n?= <jan@zkh.test>")),
         d("zkh.test")
     );
-    assert_eq!(from_domain(&h("Jan\n\t<jan@zkh.test>")), d("zkh.test"));
-    assert_eq!(from_domain(&h("undisclosed-recipients:;")), None);
-    assert_eq!(from_domain(&[]), None);
+    assert_eq!(from_domain(h("Jan\n\t<jan@zkh.test>")), d("zkh.test"));
+    assert_eq!(from_domain(h("undisclosed-recipients:;")), None);
+    assert_eq!(from_domain([]), None);
+    // Raw 8-bit bytes in the display name do not hide the address.
+    assert_eq!(
+        from_domain([("From", &b" J\xf6rg <jan@zkh.test>"[..])]),
+        d("zkh.test")
+    );
+}
+
+/// A generation that signs for zkh.test with a fresh Ed25519 key (made with openssl).
+fn signing_generation(dir: &std::path::Path) -> Generation {
+    let key = dir.join("ed.pem");
+    let ok = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .expect("openssl is needed for this test (apt-get install openssl)");
+    assert!(ok.success());
+    generation(&format!(
+        "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed1\"\nkey = \"{}\"\n",
+        key.display()
+    ))
+}
+
+#[tokio::test]
+async fn signed_headers_and_the_body_leave_normalised_when_mail_auth_would_hash_them_wrongly() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = signing_generation(dir.path());
+    let mut headers = BASIC.to_vec();
+    headers[0] = ("From", "Jan <jan@zkh.test>");
+    headers[2] = ("Subject", "Uit\x0cslag\r");
+    headers.push(("X-Unsigned", "form\x0cfeed"));
+    headers.push(("Subject", "tweede\x0b"));
+    headers.push(("X-NTA7516-Bypass", "true"));
+    let mut m = msg(&headers, &["smtp"]);
+    m.body = b"Beste collega,\r\nzie\rbijlage.\r\n \r\n".to_vec();
+    let p = plan(&g, &outbound(), &m).unwrap();
+    // Only signed headers, each by its own index; a space for each control byte.
+    assert_eq!(
+        p.change,
+        vec![
+            ("Subject".to_string(), 1, b" Uit slag ".to_vec()),
+            ("Subject".to_string(), 2, b" tweede ".to_vec()),
+        ]
+    );
+    assert_eq!(
+        p.body.as_deref(),
+        Some(&b"Beste collega,\r\nziebijlage.\r\n\r\n"[..]),
+        "no footer on standard mail, but the body is normalised"
+    );
+    assert!(p.dkim.is_some());
+    // Without a key nothing is signed, so nothing is changed.
+    let p = plan(&generation(""), &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    assert!(matches!(p, PlanError::DkimKeyMissing(_)));
+    let mut unsigned = msg(&headers, &["smtp"]);
+    unsigned.headers[0].1 = b" jan@extern.test".to_vec();
+    let p = plan(&generation(""), &outbound(), &unsigned).unwrap();
+    assert!(p.change.is_empty() && p.body.is_none() && p.dkim.is_none());
+}
+
+#[tokio::test]
+async fn raw_8bit_values_are_signed_and_left_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = signing_generation(dir.path());
+    let mut m = msg(BASIC, &["nta-dane"]);
+    m.headers[0].1 = b" J\xf6rg <jan@zkh.test>".to_vec();
+    m.headers[2].1 = b" Gr\xfc\xdfe".to_vec();
+    let p = plan(&g, &outbound(), &m).unwrap();
+    assert!(p.dkim.is_some(), "{:?}", p.notes);
+    assert!(p.change.is_empty(), "8-bit bytes need no change");
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_signed_as_it_is_is_refused_permanently() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = signing_generation(dir.path());
+    let mut headers = BASIC.to_vec();
+    headers[0] = ("From", "jan@zkh.test");
+    headers.push(("Bad Name", "x"));
+    let err = plan(&g, &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    assert!(matches!(err, PlanError::Unsignable(_)), "{err:?}");
+    assert!(err.is_permanent());
+    assert_eq!(err.status_code(), "5.6.0");
+    let text = crate::milter::deferral_text(&err);
+    assert!(
+        text.starts_with("554 5.6.0 NTA 7516: cannot DKIM-sign"),
+        "{text}"
+    );
+    // The signer's own failures and missing keys stay temporary.
+    assert!(!PlanError::Sign("x".into()).is_permanent());
+    assert!(!PlanError::TooLarge.is_permanent());
 }
