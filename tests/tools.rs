@@ -925,7 +925,10 @@ async fn explain_temporary_own_and_non_addresses() {
     assert!(out.contains("[domains] own contains \"zkh.test\""), "{out}");
     assert!(!out.contains("Verdict:"), "{out}");
 
-    for key in ["postmaster", "a@[192.0.2.1]", "*"] {
+    // An address literal is never NOTFOUND (it takes the non_compliant route).
+    let (_, out) = explain(&cfg, "a@[192.0.2.1]").await;
+    assert!(answer_line(&out, "route a@[192.0.2.1]").starts_with("OK nta-"), "{out}");
+    for key in ["postmaster", "*"] {
         let (code, out) = explain(&cfg, key).await;
         assert_eq!(code, 0, "{key}: {out}");
         assert_eq!(answer_line(&out, &format!("route {key}")), "NOTFOUND ");
