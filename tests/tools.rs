@@ -927,7 +927,10 @@ async fn explain_temporary_own_and_non_addresses() {
 
     // An address literal is never NOTFOUND (it takes the non_compliant route).
     let (_, out) = explain(&cfg, "a@[192.0.2.1]").await;
-    assert!(answer_line(&out, "route a@[192.0.2.1]").starts_with("OK nta-"), "{out}");
+    assert!(
+        answer_line(&out, "route a@[192.0.2.1]").starts_with("OK nta-"),
+        "{out}"
+    );
     for key in ["postmaster", "*"] {
         let (code, out) = explain(&cfg, key).await;
         assert_eq!(code, 0, "{key}: {out}");
