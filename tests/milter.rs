@@ -476,3 +476,103 @@ async fn negotiation_takes_noreply_and_leading_space_when_offered() {
     conn.close().await.unwrap();
     d.shutdown().await;
 }
+
+/// `[server] dry_run` never refuses: what would have been refused (an own sender domain
+/// without a key, an honoured DMARC reject, an unwritable audit log) goes on unchanged,
+/// and the journal and audit file say what the answer would have been. The map server
+/// answers NOTFOUND and audits the route it decided.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_never_refuses_and_audits_what_it_would_have_done() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let d = daemon::start(&config(
+        &bed,
+        &format!(
+            "[server]\ndry_run = true\n[inbound]\ndmarc = \"honour\"\n[audit]\nfile = \"{}\"\n",
+            log.display()
+        ),
+    ))
+    .await;
+    // Our own sender domain, which has no [[dkim]] key here: normally a 451.
+    let mut own = HEADERS.to_vec();
+    own[0] = ("From", "jan@zkh.test");
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &own,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    // From a DMARC p=reject domain, unauthenticated, from outside: normally a 550.
+    let mut forged = HEADERS.to_vec();
+    forged[0] = ("From", "arts@auth.test");
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [192, 0, 2, 99],
+        &[("jan@zkh.test", "local")],
+        &forged,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    let g = d.shared.current();
+    let route = nta7516_milter::map::server::answer(b"route a@compliant.test", &g).await;
+    assert_eq!(route, nta7516_milter::map::reply::Reply::NotFound);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let would: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l["event_type"] == "would_refuse")
+        .map(|l| {
+            let d = &l["detail"];
+            (
+                d["reply"].as_str().unwrap().to_string(),
+                d["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(would.len(), 2, "{text}");
+    assert_eq!(would[0].0, "451 4.7.0", "{would:?}");
+    assert!(would[0].1.contains("no DKIM key"), "{would:?}");
+    assert_eq!(would[1].0, "550 5.7.1", "{would:?}");
+    assert!(would[1].1.contains("DMARC"), "{would:?}");
+    assert!(!text.contains("\"deferred\"") && !text.contains("\"rejected\""));
+    let routed = lines
+        .iter()
+        .find(|l| l["event_type"] == "recipient_routed")
+        .expect("the decided route is audited");
+    assert_eq!(
+        routed["detail"]["route"],
+        "NOTFOUND (dry run; decided: OK nta-dane:compliant.test)"
+    );
+
+    // The audit file on a full disk: still no refusal, from the milter or the map.
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        HEADERS,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    assert!(!g.auditor.healthy());
+    let route = nta7516_milter::map::server::answer(b"route a@compliant.test", &g).await;
+    assert_eq!(route, nta7516_milter::map::reply::Reply::NotFound);
+    d.shutdown().await;
+}

@@ -20,7 +20,9 @@ pub struct ServerConfig {
     pub socket_group: Option<String>,
     /// Permission bits (at most 0o777), written in TOML as an octal string like `"0660"`.
     pub socket_mode: u32,
-    /// Decide and log, but change nothing: no rerouting, no rejections.
+    /// Decide, log and audit everything, act on nothing: the map server answers
+    /// `NOTFOUND`, the milter changes no message and refuses none (a refusal it would
+    /// have given is logged and audited as `would_refuse`).
     pub dry_run: bool,
 }
 
