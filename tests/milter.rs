@@ -576,3 +576,99 @@ async fn dry_run_never_refuses_and_audits_what_it_would_have_done() {
     assert_eq!(route, nta7516_milter::map::reply::Reply::NotFound);
     d.shutdown().await;
 }
+
+/// A reload that would break signing (the key file gone, an own domain without a key) is
+/// refused by the check `serve` reloads with (`Generation::build_checked`, the one
+/// `check-config` makes), and the running generation keeps signing with its keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_would_break_signing_is_refused_and_the_old_keys_stay() {
+    use nta7516_milter::config::{Config, SocketSpec};
+    use nta7516_milter::daemon::{Listeners, Loader, ReloadObserver};
+    use nta7516_milter::server::listen::bind;
+    use nta7516_milter::state::{Generation, Shared};
+    use tokio::sync::{mpsc, watch};
+
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("zkh.pem");
+    std::fs::write(&key, common::keys::ED25519_PEM).unwrap();
+    let with_key = |path: &std::path::Path, extra: &str| {
+        config(
+            &bed,
+            &format!(
+                "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed\"\nkey = \"{}\"\n{extra}",
+                path.display()
+            ),
+        )
+    };
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, with_key(&key, "")).unwrap();
+    let first = Generation::build_checked(Config::load(Some(&file)).unwrap(), None).unwrap();
+    let any = SocketSpec::Inet {
+        host: "127.0.0.1".into(),
+        port: 0,
+    };
+    let milter = bind(&any, &first.config.server).unwrap();
+    let map = bind(&any, &first.config.server).unwrap();
+    let addr = milter.local_addr().unwrap();
+    let shared = Shared::new(first);
+    let (stop, stop_rx) = watch::channel(false);
+    let (reload, reload_rx) = mpsc::channel(1);
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let path = file.clone();
+    let loader: Loader = Box::new(move |current| {
+        let c = Config::load(Some(&path)).map_err(|e| e.to_string())?;
+        Generation::build_checked(c, Some(current)).map_err(|e| e.to_string())
+    });
+    let observer: ReloadObserver = Box::new(move |r| {
+        let _ = seen_tx.send(r.clone());
+    });
+    let task = tokio::spawn(nta7516_milter::run(
+        Listeners { milter, map },
+        shared.clone(),
+        stop_rx,
+        reload_rx,
+        loader,
+        observer,
+    ));
+
+    // The key file named in the new configuration does not exist.
+    std::fs::write(&file, with_key(&dir.path().join("gone.pem"), "")).unwrap();
+    reload.send(()).await.unwrap();
+    let err = seen.recv().await.unwrap().unwrap_err();
+    assert!(err.contains("dkim (zkh.test)"), "{err}");
+    // A second own domain without any [[dkim]] entry.
+    std::fs::write(
+        &file,
+        with_key(&key, "").replace(
+            "own = [\"zkh.test\"]",
+            "own = [\"zkh.test\", \"ander.test\"]",
+        ),
+    )
+    .unwrap();
+    reload.send(()).await.unwrap();
+    let err = seen.recv().await.unwrap().unwrap_err();
+    assert!(err.contains("ander.test has no [[dkim]] entry"), "{err}");
+    assert_eq!(shared.current().number, 0, "the old generation stays");
+
+    // And it still signs mail from zkh.test with the key it loaded.
+    let mut own = HEADERS.to_vec();
+    own[0] = ("From", "jan@zkh.test");
+    let mut conn = open(addr, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &own,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    let sig = inserted(&actions, "DKIM-Signature");
+    assert!(
+        sig.len() == 1 && sig[0].contains("d=zkh.test") && sig[0].contains("s=ed"),
+        "{sig:?}"
+    );
+    conn.close().await.unwrap();
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
