@@ -120,10 +120,17 @@ impl Generation {
 ///   an own domain is never sent unsigned (NTA 7516 requires DKIM), so without a usable
 ///   key every message from it would be deferred.
 ///
+/// - `[dns] trust_anchor_file`, when set, reads as the resolver reads it.
+///
 /// Returns the loaded keys, or every problem found (each as `key: message`).
 pub fn check_service(config: &Config) -> Result<HashMap<DomainName, DkimSlot>, Vec<String>> {
     let keys = load_dkim_keys(config);
     let mut problems = Vec::new();
+    if let Some(path) = &config.dns.trust_anchor_file
+        && let Err(e) = crate::dns::check_trust_anchor_file(path)
+    {
+        problems.push(format!("dns.trust_anchor_file: {e}"));
+    }
     for own in &config.domains.own {
         if !keys.contains_key(own) {
             problems.push(format!(

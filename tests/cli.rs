@@ -205,3 +205,28 @@ async fn check_config_and_serve_refuse_an_own_domain_that_cannot_sign() {
     assert!(err.contains("cannot start"), "{err}");
     assert!(err.contains("zkh.test has no [[dkim]] entry"), "{err}");
 }
+
+/// `check-config` reads the trust anchor file as the daemon does: before, a file the
+/// daemon could not start with passed.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_reads_the_trust_anchor_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("anchors.txt");
+    std::fs::write(&anchors, "test. IN DS 12345 15 2 0123456789abcdef\n").unwrap();
+    let cfg = dir.path().join("ds.toml");
+    std::fs::write(
+        &cfg,
+        format!("[dns]\ntrust_anchor_file = \"{}\"\n", anchors.display()),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("check-config").arg(&cfg);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dns.trust_anchor_file: cannot read trust anchor file")
+            && err.contains("DS records are not accepted"),
+        "{err}"
+    );
+}

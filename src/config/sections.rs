@@ -31,7 +31,8 @@ pub struct DnsConfig {
     /// Validating resolvers to query directly; empty means the system resolver
     /// (`/etc/resolv.conf`), with DNSSEC validation done by the daemon either way.
     pub nameservers: Vec<SocketAddr>,
-    /// File with root trust anchors (DS or DNSKEY records); `None` means the built-in ones.
+    /// File with trust anchors (DNSKEY records, for the root or other zones); `None`
+    /// means the built-in root anchors.
     pub trust_anchor_file: Option<PathBuf>,
     /// Per-query timeout, between 100ms and 30s.
     pub timeout: Duration,
