@@ -76,10 +76,17 @@ impl HickoryResolver {
         };
         let inner = Self::build(setup, Some(anchors))?;
         let outside = match islands {
-            Some(zones) => Some(Outside {
-                zones: zones.into(),
-                plain: Self::build(setup, None)?,
-            }),
+            Some(zones) => {
+                let names: Vec<&str> = zones.iter().map(DomainName::as_str).collect();
+                tracing::warn!(
+                    zones = %names.join(","),
+                    "trust anchors for these zones only (no root key): every other domain is DNSSEC-insecure, so it cannot be an NTA 7516 party; each zone's entry must list all of its DNSKEYs"
+                );
+                Some(Outside {
+                    zones: zones.into(),
+                    plain: Self::build(setup, None)?,
+                })
+            }
             None => None,
         };
         Ok(Self { inner, outside })
