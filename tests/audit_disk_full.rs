@@ -16,6 +16,24 @@ use nta7516_milter::map::server::{AUDIT_UNWRITABLE, answer};
 /// Outbound mail with a client copy of our header: four events (received, headers
 /// removed, classified, footer added), all of one decision.
 async fn send(addr: std::net::SocketAddr) -> Status {
+    send_as(
+        addr,
+        [127, 0, 0, 1],
+        "Jan <jan@extern.test>",
+        "a@compliant.test",
+        "nta-dane",
+    )
+    .await
+}
+
+/// One message from `client` with header `From: from` to `rcpt`.
+async fn send_as(
+    addr: std::net::SocketAddr,
+    client: [u8; 4],
+    from: &str,
+    rcpt: &str,
+    mailer: &str,
+) -> Status {
     let mut conn = TestConnection::configure()
         .read_timeout(Duration::from_secs(10))
         .write_timeout(Duration::from_secs(10))
@@ -23,18 +41,18 @@ async fn send(addr: std::net::SocketAddr) -> Status {
         .open_tcp(addr)
         .await
         .unwrap();
-    conn.connect("client.test", [127, 0, 0, 1]).await.unwrap();
+    conn.connect("client.test", client).await.unwrap();
     conn.macros(MacroStage::Mail, [("i", "4ABC123DEF")])
         .await
         .unwrap();
     conn.mail(["<jan@extern.test>"]).await.unwrap();
-    conn.macros(MacroStage::Rcpt, [("{rcpt_mailer}", "nta-dane")])
+    conn.macros(MacroStage::Rcpt, [("{rcpt_mailer}", mailer)])
         .await
         .unwrap();
-    conn.rcpt(["<a@compliant.test>"]).await.unwrap();
+    conn.rcpt([format!("<{rcpt}>")]).await.unwrap();
     for (n, v) in [
-        ("From", "Jan <jan@extern.test>"),
-        ("To", "a@compliant.test"),
+        ("From", from),
+        ("To", rcpt),
         ("Subject", "Uitslag"),
         ("X-NTA7516-Route", "standard"),
     ] {
@@ -81,7 +99,7 @@ async fn a_disk_that_fills_during_a_decision_defers_the_message_and_the_route() 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let d = daemon::start(&format!(
-        "{}\n[domains]\nown = [\"zkh.test\"]\n[audit]\nfile = \"{}\"\n",
+        "{}\n[domains]\nown = [\"zkh.test\"]\n[inbound]\ndmarc = \"honour\"\n[audit]\nfile = \"{}\"\n",
         bed.config_toml(),
         log.display()
     ))
@@ -135,6 +153,48 @@ async fn a_disk_that_fills_during_a_decision_defers_the_message_and_the_route() 
         .collect();
     assert_eq!(after[0], "audit_log_recovered", "{after:?}");
     assert!(after.contains(&"footer_added".to_string()), "{after:?}");
+
+    // An honoured DMARC reject (unauthenticated mail From a p=reject domain, from
+    // outside) whose `rejected` line finds the disk full after its decision was written:
+    // a 550 would be final and unlogged, so it is a 451.
+    let reject = || {
+        send_as(
+            d.milter,
+            [192, 0, 2, 99],
+            "arts@auth.test",
+            "jan@zkh.test",
+            "local",
+        )
+    };
+    let before = line_lengths(&log).len();
+    let Status::Reject { .. } = reject().await else {
+        panic!("the fixture must be a DMARC reject")
+    };
+    let lines = line_lengths(&log);
+    let names: Vec<&str> = lines[before..].iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_received",
+            "headers_removed",
+            "inbound_verified",
+            "rejected"
+        ]
+    );
+    let last = lines.len() - 1;
+    let decision: u64 = lines[before..last].iter().map(|(_, n)| n).sum();
+    let rejected = lines[last].1;
+    let size = std::fs::metadata(&log).unwrap().len();
+    set_file_size_limit(size + decision + rejected / 2);
+    let status = reject().await;
+    set_file_size_limit(libc::RLIM_INFINITY);
+    let Status::Tempfail { message: Some(m) } = &status else {
+        panic!("rejected without a rejected line: {status:?}")
+    };
+    assert_eq!(
+        m.to_str().unwrap(),
+        "451 4.3.0 NTA 7516: the audit log cannot be written"
+    );
     d.shutdown().await;
     nta7516_milter::audit::verify_files(std::slice::from_ref(&log)).unwrap();
 }
