@@ -28,6 +28,9 @@ pub enum BuildError {
     Resolver(#[from] SetupError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// What [`check_service`] found, one problem per entry.
+    #[error("{}", .0.join("; "))]
+    Refused(Vec<String>),
 }
 
 pub struct Generation {
@@ -44,9 +47,32 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Builds a generation. The engine (and its verdict cache) is carried over from
-    /// `previous` when neither the DNS settings nor the policy changed.
+    /// Builds a generation as it comes, keys that do not load included (mail from their
+    /// domains is then deferred). For tools and tests; `serve` uses
+    /// [`Generation::build_checked`].
     pub fn build(config: Config, previous: Option<&Generation>) -> Result<Self, BuildError> {
+        let dkim = load_dkim_keys(&config);
+        Self::assemble(config, previous, dkim)
+    }
+
+    /// What `serve` puts into service, at start and on every reload: refused unless
+    /// [`check_service`] passes, the check `check-config` makes. A refused reload leaves
+    /// the running generation, and its keys, in force.
+    pub fn build_checked(
+        config: Config,
+        previous: Option<&Generation>,
+    ) -> Result<Self, BuildError> {
+        let dkim = check_service(&config).map_err(BuildError::Refused)?;
+        Self::assemble(config, previous, dkim)
+    }
+
+    /// The engine (and its verdict cache) is carried over from `previous` when neither
+    /// the DNS settings nor the policy changed; the auditor when `[audit]` did not.
+    fn assemble(
+        config: Config,
+        previous: Option<&Generation>,
+        dkim: HashMap<DomainName, DkimSlot>,
+    ) -> Result<Self, BuildError> {
         let engine = match previous {
             Some(p) if p.config.dns == config.dns && p.config.policy == config.policy => {
                 p.engine.clone()
@@ -67,7 +93,6 @@ impl Generation {
             Some(p) if p.config.audit == config.audit => p.auditor.clone(),
             _ => Arc::new(Auditor::open(config.audit.file.as_deref())?),
         };
-        let dkim = load_dkim_keys(&config);
         let authserv_id = config
             .inbound
             .authserv_id
@@ -86,6 +111,42 @@ impl Generation {
     /// The signing key for mail from `domain`: `None` when no `[[dkim]]` entry exists.
     pub fn dkim_key(&self, domain: &DomainName) -> Option<&DkimSlot> {
         self.dkim.get(domain)
+    }
+}
+
+/// The checks beyond the file's syntax, one function for `check-config`, start-up and
+/// reload, so that what `check-config` accepts is what the daemon runs:
+/// - every own domain has a `[[dkim]]` entry, and every `[[dkim]]` key loads. Mail from
+///   an own domain is never sent unsigned (NTA 7516 requires DKIM), so without a usable
+///   key every message from it would be deferred.
+///
+/// - `[dns] trust_anchor_file`, when set, reads as the resolver reads it.
+///
+/// Returns the loaded keys, or every problem found (each as `key: message`).
+pub fn check_service(config: &Config) -> Result<HashMap<DomainName, DkimSlot>, Vec<String>> {
+    let keys = load_dkim_keys(config);
+    let mut problems = Vec::new();
+    if let Some(path) = &config.dns.trust_anchor_file
+        && let Err(e) = crate::dns::check_trust_anchor_file(path)
+    {
+        problems.push(format!("dns.trust_anchor_file: {e}"));
+    }
+    for own in &config.domains.own {
+        if !keys.contains_key(own) {
+            problems.push(format!(
+                "domains.own: {own} has no [[dkim]] entry, so every message from it would be deferred (451); add one (`nta7516-milter dkim-keygen --domain {own} --selector SELECTOR` prints it)"
+            ));
+        }
+    }
+    for d in &config.dkim {
+        if let Some(Err(e)) = keys.get(&d.domain) {
+            problems.push(format!("dkim ({}): {e}", d.domain));
+        }
+    }
+    if problems.is_empty() {
+        Ok(keys)
+    } else {
+        Err(problems)
     }
 }
 

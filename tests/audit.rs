@@ -95,6 +95,12 @@ fn all_events() -> Vec<Event> {
             stage: Stage::EndOfMessage,
             reason: "550 5.7.1 DMARC reject".into(),
         },
+        Event::WouldRefuse {
+            queue_id: Some("5DEF".into()),
+            stage: Stage::EndOfMessage,
+            reply: "550 5.7.1".into(),
+            reason: "NTA 7516: DMARC reject".into(),
+        },
         Event::HeadersRemoved {
             queue_id: "5DEF".into(),
             names: vec!["X-Ezorg-Secbypass".into()],
@@ -893,4 +899,21 @@ fn audit_verify_command_exit_codes() {
 
     let (code, _, _) = cli(&[audit, verify]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn record_says_whether_the_lines_reached_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log(&dir);
+    std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    let a = Auditor::open(Some(&path)).unwrap();
+    assert!(!a.record(event(0)));
+    assert!(!a.record_all(vec![event(1), event(2)]));
+    // Nothing to write is nothing lost.
+    assert!(a.record_all(Vec::new()));
+    fs::remove_file(&path).unwrap();
+    assert!(a.record_all(vec![event(3), event(4)]));
+    assert!(a.record(event(5)));
+    // Without a file the journal is the whole trail, by configuration.
+    assert!(Auditor::open(None).unwrap().record(event(6)));
 }

@@ -145,3 +145,88 @@ async fn usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// `check-config` and `serve` apply one check: an own domain needs a `[[dkim]]` entry
+/// whose key loads. Before, this file passed `check-config` and then every message from
+/// zkh.test was deferred.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_and_serve_refuse_an_own_domain_that_cannot_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("nokey.toml");
+    let missing = dir.path().join("missing.pem");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[domains]\nown = [\"zkh.test\", \"ander.test\"]\n[[dkim]]\ndomain = \"ander.test\"\nselector = \"s\"\nkey = \"{}\"\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let file = cfg.display().to_string();
+    let mut c = bin();
+    c.arg("check-config").arg(&cfg);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{file}: domains.own: zkh.test has no [[dkim]] entry"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}: dkim (ander.test): ")),
+        "{err}"
+    );
+
+    // serve refuses to start on the same file, before it binds anything (bounded: a
+    // serve that started would be killed after 20 s and fail the test).
+    let mut child = bin()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot start"), "{err}");
+    assert!(err.contains("zkh.test has no [[dkim]] entry"), "{err}");
+}
+
+/// `check-config` reads the trust anchor file as the daemon does: before, a file the
+/// daemon could not start with passed.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_reads_the_trust_anchor_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("anchors.txt");
+    std::fs::write(&anchors, "test. IN DS 12345 15 2 0123456789abcdef\n").unwrap();
+    let cfg = dir.path().join("ds.toml");
+    std::fs::write(
+        &cfg,
+        format!("[dns]\ntrust_anchor_file = \"{}\"\n", anchors.display()),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("check-config").arg(&cfg);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dns.trust_anchor_file: cannot read trust anchor file")
+            && err.contains("DS records are not accepted"),
+        "{err}"
+    );
+}

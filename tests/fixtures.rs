@@ -302,3 +302,56 @@ async fn check_binary_reports_every_fixture() {
     assert_eq!(code, 2);
     assert_eq!(json["results"].as_array().unwrap().len(), 3);
 }
+
+/// With a trust anchor for `test.` only, a name under no anchor has no chain of trust
+/// to check: insecure (RFC 4035 §4.3), so not compliant, instead of bogus (temporary,
+/// deferred for ever). Names under the anchor are validated as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn names_outside_a_non_root_trust_anchor_are_insecure_not_bogus() {
+    use nta7516_milter::dns::{Answer, Denial, Dnssec, Resolver};
+    let bed = DnsBed::start().await;
+    let config = config_for(&bed, "");
+    let resolver = HickoryResolver::new(&ResolverSetup {
+        nameservers: config.dns.nameservers.clone(),
+        trust_anchor_file: config.dns.trust_anchor_file.clone(),
+    })
+    .unwrap();
+    for name in ["example.com", "_dmarc.example.com", "zzz"] {
+        let got = resolver.txt(&DomainName::parse(name).unwrap()).await;
+        assert!(
+            matches!(
+                got,
+                Ok(Answer::Denied {
+                    denial: Denial::NxDomain,
+                    dnssec: Dnssec::Insecure,
+                    ..
+                })
+            ),
+            "{name}: {got:?}"
+        );
+    }
+    let inside = resolver
+        .txt(&DomainName::parse("compliant.test").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(inside.dnssec(), Dnssec::Secure);
+    assert!(
+        resolver
+            .txt(&DomainName::parse("bogus.test").unwrap())
+            .await
+            .is_err(),
+        "still bogus under the anchor"
+    );
+
+    let engine = engine(&config);
+    let decision = engine
+        .decide(&DomainName::parse("example.com").unwrap())
+        .await;
+    let v = &decision.verdict;
+    assert_eq!(v.label(), "not_compliant", "{v:#?}");
+    assert_eq!(
+        codes(v),
+        ["nta_record_insecure", "nta_record_absent", "mx_insecure"],
+        "{v:#?}"
+    );
+}

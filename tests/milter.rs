@@ -727,3 +727,198 @@ async fn inbound_dkim_over_raw_8bit_headers_passes() {
     conn.close().await.unwrap();
     d.shutdown().await;
 }
+/// `[server] dry_run` never refuses: what would have been refused (an own sender domain
+/// without a key, an honoured DMARC reject, an unwritable audit log) goes on unchanged,
+/// and the journal and audit file say what the answer would have been. The map server
+/// answers NOTFOUND and audits the route it decided.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_never_refuses_and_audits_what_it_would_have_done() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let d = daemon::start(&config(
+        &bed,
+        &format!(
+            "[server]\ndry_run = true\n[inbound]\ndmarc = \"honour\"\n[audit]\nfile = \"{}\"\n",
+            log.display()
+        ),
+    ))
+    .await;
+    // Our own sender domain, which has no [[dkim]] key here: normally a 451.
+    let mut own = HEADERS.to_vec();
+    own[0] = ("From", "jan@zkh.test");
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &own,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    // From a DMARC p=reject domain, unauthenticated, from outside: normally a 550.
+    let mut forged = HEADERS.to_vec();
+    forged[0] = ("From", "arts@auth.test");
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [192, 0, 2, 99],
+        &[("jan@zkh.test", "local")],
+        &forged,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    let g = d.shared.current();
+    let route = nta7516_milter::map::server::answer(b"route a@compliant.test", &g).await;
+    assert_eq!(route, nta7516_milter::map::reply::Reply::NotFound);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let would: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l["event_type"] == "would_refuse")
+        .map(|l| {
+            let d = &l["detail"];
+            (
+                d["reply"].as_str().unwrap().to_string(),
+                d["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(would.len(), 2, "{text}");
+    assert_eq!(would[0].0, "451 4.7.0", "{would:?}");
+    assert!(would[0].1.contains("no DKIM key"), "{would:?}");
+    assert_eq!(would[1].0, "550 5.7.1", "{would:?}");
+    assert!(would[1].1.contains("DMARC"), "{would:?}");
+    assert!(!text.contains("\"deferred\"") && !text.contains("\"rejected\""));
+    let routed = lines
+        .iter()
+        .find(|l| l["event_type"] == "recipient_routed")
+        .expect("the decided route is audited");
+    assert_eq!(
+        routed["detail"]["route"],
+        "NOTFOUND (dry run; decided: OK nta-dane:compliant.test)"
+    );
+
+    // The audit file on a full disk: still no refusal, from the milter or the map.
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let mut conn = open(d.milter, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        HEADERS,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.actions.is_empty(), "{actions:?}");
+    conn.close().await.unwrap();
+    assert!(!g.auditor.healthy());
+    let route = nta7516_milter::map::server::answer(b"route a@compliant.test", &g).await;
+    assert_eq!(route, nta7516_milter::map::reply::Reply::NotFound);
+    d.shutdown().await;
+}
+
+/// A reload that would break signing (the key file gone, an own domain without a key) is
+/// refused by the check `serve` reloads with (`Generation::build_checked`, the one
+/// `check-config` makes), and the running generation keeps signing with its keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_would_break_signing_is_refused_and_the_old_keys_stay() {
+    use nta7516_milter::config::{Config, SocketSpec};
+    use nta7516_milter::daemon::{Listeners, Loader, ReloadObserver};
+    use nta7516_milter::server::listen::bind;
+    use nta7516_milter::state::{Generation, Shared};
+    use tokio::sync::{mpsc, watch};
+
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("zkh.pem");
+    std::fs::write(&key, common::keys::ED25519_PEM).unwrap();
+    let with_key = |path: &std::path::Path, extra: &str| {
+        config(
+            &bed,
+            &format!(
+                "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed\"\nkey = \"{}\"\n{extra}",
+                path.display()
+            ),
+        )
+    };
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, with_key(&key, "")).unwrap();
+    let first = Generation::build_checked(Config::load(Some(&file)).unwrap(), None).unwrap();
+    let any = SocketSpec::Inet {
+        host: "127.0.0.1".into(),
+        port: 0,
+    };
+    let milter = bind(&any, &first.config.server).unwrap();
+    let map = bind(&any, &first.config.server).unwrap();
+    let addr = milter.local_addr().unwrap();
+    let shared = Shared::new(first);
+    let (stop, stop_rx) = watch::channel(false);
+    let (reload, reload_rx) = mpsc::channel(1);
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let path = file.clone();
+    let loader: Loader = Box::new(move |current| {
+        let c = Config::load(Some(&path)).map_err(|e| e.to_string())?;
+        Generation::build_checked(c, Some(current)).map_err(|e| e.to_string())
+    });
+    let observer: ReloadObserver = Box::new(move |r| {
+        let _ = seen_tx.send(r.clone());
+    });
+    let task = tokio::spawn(nta7516_milter::run(
+        Listeners { milter, map },
+        shared.clone(),
+        stop_rx,
+        reload_rx,
+        loader,
+        observer,
+    ));
+
+    // The key file named in the new configuration does not exist.
+    std::fs::write(&file, with_key(&dir.path().join("gone.pem"), "")).unwrap();
+    reload.send(()).await.unwrap();
+    let err = seen.recv().await.unwrap().unwrap_err();
+    assert!(err.contains("dkim (zkh.test)"), "{err}");
+    // A second own domain without any [[dkim]] entry.
+    std::fs::write(
+        &file,
+        with_key(&key, "").replace(
+            "own = [\"zkh.test\"]",
+            "own = [\"zkh.test\", \"ander.test\"]",
+        ),
+    )
+    .unwrap();
+    reload.send(()).await.unwrap();
+    let err = seen.recv().await.unwrap().unwrap_err();
+    assert!(err.contains("ander.test has no [[dkim]] entry"), "{err}");
+    assert_eq!(shared.current().number, 0, "the old generation stays");
+
+    // And it still signs mail from zkh.test with the key it loaded.
+    let mut own = HEADERS.to_vec();
+    own[0] = ("From", "jan@zkh.test");
+    let mut conn = open(addr, all_actions()).await;
+    let (actions, status) = send(
+        &mut conn,
+        [127, 0, 0, 1],
+        &[("a@compliant.test", "nta-dane")],
+        &own,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    let sig = inserted(&actions, "DKIM-Signature");
+    assert!(
+        sig.len() == 1 && sig[0].contains("d=zkh.test") && sig[0].contains("s=ed"),
+        "{sig:?}"
+    );
+    conn.close().await.unwrap();
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}

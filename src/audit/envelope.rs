@@ -155,9 +155,9 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         | Event::Signed { queue_id, .. }
         | Event::InboundVerified { queue_id, .. }
         | Event::HeadersRemoved { queue_id, .. } => vec![q(queue_id)],
-        Event::Deferred { queue_id, .. } | Event::Rejected { queue_id, .. } => {
-            queue_id.as_deref().map(q).into_iter().collect()
-        }
+        Event::Deferred { queue_id, .. }
+        | Event::Rejected { queue_id, .. }
+        | Event::WouldRefuse { queue_id, .. } => queue_id.as_deref().map(q).into_iter().collect(),
         Event::ConfigLoaded { source, .. }
         | Event::ConfigReloaded { source, .. }
         | Event::ConfigRefused { source, .. } => vec![Object {

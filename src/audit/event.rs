@@ -198,6 +198,14 @@ pub enum Event {
         stage: Stage,
         reason: String,
     },
+    /// `[server] dry_run`: the reply a message would have had (`451 4.3.0`, `550 5.7.1`)
+    /// and why; it went on unchanged instead.
+    WouldRefuse {
+        queue_id: Option<String>,
+        stage: Stage,
+        reply: String,
+        reason: String,
+    },
     /// Classification/bypass headers stripped from the message.
     HeadersRemoved {
         queue_id: String,
@@ -250,6 +258,7 @@ impl Event {
             Event::InboundVerified { .. } => "inbound_verified",
             Event::Deferred { .. } => "deferred",
             Event::Rejected { .. } => "rejected",
+            Event::WouldRefuse { .. } => "would_refuse",
             Event::HeadersRemoved { .. } => "headers_removed",
             Event::ConfigLoaded { .. } => "config_loaded",
             Event::ConfigReloaded { .. } => "config_reloaded",
@@ -277,6 +286,7 @@ impl Event {
             | Event::InboundVerified { .. }
             | Event::Deferred { .. }
             | Event::Rejected { .. }
+            | Event::WouldRefuse { .. }
             | Event::Startup { .. }
             | Event::Shutdown { .. }
             | Event::AuditLogRecovered { .. } => "E",
@@ -327,6 +337,17 @@ mod tests {
             evidence: String::new(),
         };
         assert_eq!(temp.outcome(), 4);
+        let would = Event::WouldRefuse {
+            queue_id: None,
+            stage: Stage::EndOfMessage,
+            reply: "451 4.3.0".into(),
+            reason: "x".into(),
+        };
+        // Nothing was refused: the message went on.
+        assert_eq!(
+            (would.name(), would.action(), would.outcome()),
+            ("would_refuse", "E", 0)
+        );
         let shutdown = Event::Shutdown {
             reason: "SIGTERM".into(),
         };

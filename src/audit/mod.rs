@@ -12,7 +12,7 @@
 //! | `prev` | – | hex SHA-256 of the previous line's bytes (without newline); 64 zeros at the genesis |
 //! | `event_id` | `EventID` | `<boot id>-<n>`: 16 random hex digits per process start, `n` counts from 1, so ids are unique across restarts; a gap means an event that only reached the journal |
 //! | `time` | `EventDateTime` | UTC, RFC 3339 with milliseconds: `2026-11-22T21:04:05.123Z` |
-//! | `event_type` | `EventTypeCode` | `message_received`, `classified`, `recipient_routed`, `footer_added`, `footer_skipped`, `quarantined`, `signed`, `inbound_verified`, `deferred`, `rejected`, `headers_removed`, `config_loaded`, `config_reloaded`, `config_refused`, `startup`, `shutdown`, `audit_log_recovered` |
+//! | `event_type` | `EventTypeCode` | `message_received`, `classified`, `recipient_routed`, `footer_added`, `footer_skipped`, `quarantined`, `signed`, `inbound_verified`, `deferred`, `rejected`, `would_refuse` (dry run), `headers_removed`, `config_loaded`, `config_reloaded`, `config_refused`, `startup`, `shutdown`, `audit_log_recovered` |
 //! | `action` | `EventActionCode` | `C` create, `R` read, `U` update, `D` delete, `E` execute ([`Event::action`]) |
 //! | `outcome` | `EventOutcomeIndicator` | 0 success, 4 minor failure (deferred, skipped, refused reload), 8 serious failure (rejected) |
 //! | `user` | `UserID` | `{"id", "type"}`, type `sasl_user`, `envelope_sender` or `system` |
@@ -32,11 +32,20 @@
 //! [`Auditor::record`] never blocks on anything but the file's mutex, never returns an
 //! error and never panics. Every event goes to tracing whatever happens to the file. A
 //! failed file write is counted ([`Auditor::failures`]), logged at ERROR, and turns
-//! [`Auditor::healthy`] false until a later line is written. The milter checks
-//! `healthy()` before it accepts a message and answers 451 4.3.0 while it is false,
-//! recording a `Deferred`: that record is itself the retry, so health comes back by
-//! itself once the disk has room again. Once it does, the file first gets an
-//! `audit_log_recovered` line saying how many events only reached the journal.
+//! [`Auditor::healthy`] false until a later line is written. `record` and
+//! [`Auditor::record_all`] return whether the lines reached the file, and every answer
+//! that lets processing go on depends on it:
+//! - the milter answers 451 4.3.0 unless every event of the message's decision was
+//!   written (received, headers removed, classified, footer, signed, inbound verdict,
+//!   quarantine), and turns an honoured DMARC 550 into a 451 when its `rejected` line
+//!   cannot be written;
+//! - the map server answers `TEMP` to a `route` lookup whose `recipient_routed` line
+//!   cannot be written: the queue manager keeps the message and asks again.
+//!
+//! Each refusal records a `Deferred`: that record is itself the retry, so health comes
+//! back by itself once the disk has room again. Once it does, the file first gets an
+//! `audit_log_recovered` line saying how many events only reached the journal. With
+//! `[server] dry_run` nothing is refused; the journal says what would have been.
 //!
 //! Why not fail-open (deliver and log to the journal only): NEN 7513 requires every
 //! processing of the data to be logged, reliably and non-repudiably, for five years;
@@ -44,10 +53,10 @@
 //! would move healthcare mail with a hole in its audit trail, for exactly the period
 //! nobody is looking. A 4xx loses nothing: the sending MTA keeps the message and retries
 //! (Postfix for up to five days), so NTA 7516's no-loss requirement still holds; the
-//! cost is delay, made loud by the ERROR lines. Why not fail inside `record` (tempfail
-//! the message the failed event belongs to): events happen at many stages, some after
-//! the last point where the milter can still answer 4xx, and the caller should not have
-//! to handle an error at each of them.
+//! cost is delay, made loud by the ERROR lines. Why a flag and not an error: some events
+//! happen after the last point where an answer can still be 4xx (shutdown, the refusal
+//! itself); those stay in the journal and are counted, and only the callers that still
+//! decide something look at the flag.
 //!
 //! # Durability (fsync policy)
 //!
@@ -225,22 +234,26 @@ impl Auditor {
 
     /// Records one event: to tracing always, to the file when there is one. Never
     /// fails and never panics; see the module docs for what a file failure does.
-    pub fn record(&self, event: Event) {
-        self.record_all(vec![event]);
+    /// Returns whether the event is in the file (always true without one): a caller
+    /// about to let a message pass answers 4xx on false.
+    pub fn record(&self, event: Event) -> bool {
+        self.record_all(vec![event])
     }
 
     /// Records events that belong together (one message decision) as consecutive lines
     /// in a single write: fewer system calls per message than one `record` each, and
     /// either all of them reach the file or none does. Same guarantees as `record`.
-    pub fn record_all(&self, events: Vec<Event>) {
+    /// Returns true when every event is in the file (always without a file, and for no
+    /// events), false when none is.
+    pub fn record_all(&self, events: Vec<Event>) -> bool {
         let Some(writer) = &self.writer else {
             for event in &events {
                 trace::emit(event, &self.next_id(), None);
             }
-            return;
+            return true;
         };
         if events.is_empty() {
-            return;
+            return true;
         }
         let bodies: Vec<Vec<u8>> = events
             .iter()
@@ -281,6 +294,7 @@ impl Auditor {
                 for ((event, id), seq) in events.iter().zip(&ids).zip(first..) {
                     trace::emit(event, id, Some(seq));
                 }
+                true
             }
             Err(e) => {
                 self.healthy.store(false, Ordering::Relaxed);
@@ -300,6 +314,7 @@ impl Auditor {
                 for (event, id) in events.iter().zip(&ids) {
                     trace::emit(event, id, None);
                 }
+                false
             }
         }
     }
@@ -310,7 +325,7 @@ impl Auditor {
     }
 
     /// False after a failed file write, until a later write succeeds (always true
-    /// without a file). The milter defers new mail (451 4.3.0) while it is false.
+    /// without a file). For monitoring: decisions use what `record` returns.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }

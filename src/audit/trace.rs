@@ -168,6 +168,22 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
             reason = reason.as_str(),
             "audit: rejected (5xx)"
         ),
+        Event::WouldRefuse {
+            queue_id,
+            stage,
+            reply,
+            reason,
+        } => tracing::warn!(
+            target: TARGET,
+            event = event.name(),
+            event_id = id,
+            seq,
+            queue_id = queue_id.as_deref(),
+            stage = stage.as_str(),
+            reply = reply.as_str(),
+            reason = reason.as_str(),
+            "audit: dry run, would have refused; went on unchanged"
+        ),
         Event::HeadersRemoved {
             queue_id,
             names,

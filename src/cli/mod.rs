@@ -197,16 +197,12 @@ fn check_config(file: Option<PathBuf>) -> ExitCode {
     let path = file.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     match Config::load(Some(&path)) {
         Ok(config) => {
-            // The keys are read here too, so that `ExecStartPre=… check-config` stops a
-            // start whose mail would all be deferred for want of a usable key.
-            let mut bad = false;
-            for (domain, slot) in crate::state::load_dkim_keys(&config) {
-                if let Err(e) = slot {
-                    eprintln!("{}: dkim ({domain}): {e}", path.display());
-                    bad = true;
+            // The same check as start-up and reload (keys read and all), so that
+            // `ExecStartPre=… check-config` and the daemon never disagree.
+            if let Err(problems) = crate::state::check_service(&config) {
+                for p in problems {
+                    eprintln!("{}: {p}", path.display());
                 }
-            }
-            if bad {
                 return ExitCode::from(1);
             }
             println!("{}: OK", path.display());

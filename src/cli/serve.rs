@@ -25,7 +25,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
         .source
         .as_ref()
         .map_or("embedded defaults".to_string(), |p| p.display().to_string());
-    let generation = match Generation::build(config, None) {
+    let generation = match Generation::build_checked(config, None) {
         Ok(g) => g,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -33,7 +33,6 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
             return fail;
         }
     };
-    log_key_problems(&generation);
     let server = &generation.config.server;
     let bound = bind(&server.milter, server).and_then(|milter| {
         bind(&server.map, server).map(|map| crate::daemon::Listeners { milter, map })
@@ -71,9 +70,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
                 "listener addresses changed in the configuration; they take effect only after a restart"
             );
         }
-        let g = Generation::build(config, Some(current)).map_err(|e| e.to_string())?;
-        log_key_problems(&g);
-        Ok(g)
+        Generation::build_checked(config, Some(current)).map_err(|e| e.to_string())
     });
     let observer: crate::daemon::ReloadObserver = Box::new(|outcome| match outcome {
         Ok(n) => crate::notify::notify(&format!("READY=1\nSTATUS=configuration generation {n}")),
@@ -87,14 +84,6 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Err(e) => {
             tracing::error!("stopped with an error: {e}");
             fail
-        }
-    }
-}
-
-fn log_key_problems(g: &Generation) {
-    for (domain, slot) in &g.dkim {
-        if let Err(e) = slot {
-            tracing::error!(%domain, error = %e, "DKIM key unusable: outbound mail from this domain will be deferred (451) until it is fixed");
         }
     }
 }

@@ -20,7 +20,9 @@ pub struct ServerConfig {
     pub socket_group: Option<String>,
     /// Permission bits (at most 0o777), written in TOML as an octal string like `"0660"`.
     pub socket_mode: u32,
-    /// Decide and log, but change nothing: no rerouting, no rejections.
+    /// Decide, log and audit everything, act on nothing: the map server answers
+    /// `NOTFOUND`, the milter changes no message and refuses none (a refusal it would
+    /// have given is logged and audited as `would_refuse`).
     pub dry_run: bool,
 }
 
@@ -29,7 +31,8 @@ pub struct DnsConfig {
     /// Validating resolvers to query directly; empty means the system resolver
     /// (`/etc/resolv.conf`), with DNSSEC validation done by the daemon either way.
     pub nameservers: Vec<SocketAddr>,
-    /// File with root trust anchors (DS or DNSKEY records); `None` means the built-in ones.
+    /// File with trust anchors (DNSKEY records, for the root or other zones); `None`
+    /// means the built-in root anchors.
     pub trust_anchor_file: Option<PathBuf>,
     /// Per-query timeout, between 100ms and 30s.
     pub timeout: Duration,

@@ -54,14 +54,74 @@ pub enum SetupError {
 #[derive(Clone)]
 pub struct HickoryResolver {
     inner: TokioResolver,
+    /// Set when the trust anchors are for zones other than the root only.
+    outside: Option<Outside>,
+}
+
+/// Names under none of the configured anchors. hickory would validate them up to the
+/// root, find no root key and call them bogus; RFC 4035 §4.3 (and RFC 4033 §5) calls
+/// an answer with no chain of trust from any anchor insecure, as Unbound does. They are
+/// asked of the same servers without validation and marked `Insecure`.
+#[derive(Clone)]
+struct Outside {
+    zones: Arc<[DomainName]>,
+    plain: TokioResolver,
 }
 
 impl HickoryResolver {
     pub fn new(setup: &ResolverSetup) -> Result<Self, SetupError> {
-        let anchors = match &setup.trust_anchor_file {
+        let (anchors, islands) = match &setup.trust_anchor_file {
             Some(path) => load_anchors(path)?,
-            None => TrustAnchors::default(),
+            None => (TrustAnchors::default(), None),
         };
+        let inner = Self::build(setup, Some(anchors))?;
+        let outside = match islands {
+            Some(zones) => {
+                let names: Vec<&str> = zones.iter().map(DomainName::as_str).collect();
+                tracing::warn!(
+                    zones = %names.join(","),
+                    "trust anchors for these zones only (no root key): every other domain is DNSSEC-insecure, so it cannot be an NTA 7516 party; each zone's entry must list all of its DNSKEYs"
+                );
+                Some(Outside {
+                    zones: zones.into(),
+                    plain: Self::build(setup, None)?,
+                })
+            }
+            None => None,
+        };
+        Ok(Self { inner, outside })
+    }
+
+    /// The underlying hickory resolver, for mail-auth (shares connections and cache).
+    pub fn hickory(&self) -> &TokioResolver {
+        &self.inner
+    }
+
+    async fn query(&self, name: &DomainName, rtype: RecordType) -> DnsResult<RData> {
+        let started = Instant::now();
+        if let Some(o) = &self.outside
+            && !o.zones.iter().any(|z| name.is_within(z))
+        {
+            let result = o.plain.lookup(name.fqdn(), rtype).await;
+            tracing::trace!(%name, ?rtype, elapsed = ?started.elapsed(), ok = result.is_ok(), "dns lookup outside the trust anchors (insecure)");
+            return match result {
+                Ok(lookup) => Ok(records_answer(&lookup, rtype).into_insecure()),
+                Err(e) => classify_error(e).map(Answer::into_insecure),
+            };
+        }
+        let result = self.inner.lookup(name.fqdn(), rtype).await;
+        tracing::trace!(%name, ?rtype, elapsed = ?started.elapsed(), ok = result.is_ok(), "dns lookup");
+        match result {
+            Ok(lookup) => Ok(records_answer(&lookup, rtype)),
+            Err(e) => classify_error(e),
+        }
+    }
+
+    /// A hickory resolver on `setup`'s servers: validating against `anchors`, or not at all.
+    fn build(
+        setup: &ResolverSetup,
+        anchors: Option<TrustAnchors>,
+    ) -> Result<TokioResolver, SetupError> {
         let mut builder = if setup.nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| SetupError::SystemConfig(e.to_string()))?
         } else {
@@ -89,30 +149,24 @@ impl HickoryResolver {
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         opts.preserve_intermediates = true;
-        let inner = builder
-            .with_trust_anchor(Arc::new(anchors))
+        let builder = match anchors {
+            Some(anchors) => builder.with_trust_anchor(Arc::new(anchors)),
+            None => builder,
+        };
+        builder
             .build()
-            .map_err(|e| SetupError::Build(e.to_string()))?;
-        Ok(Self { inner })
-    }
-
-    /// The underlying hickory resolver, for mail-auth (shares connections and cache).
-    pub fn hickory(&self) -> &TokioResolver {
-        &self.inner
-    }
-
-    async fn query(&self, name: &DomainName, rtype: RecordType) -> DnsResult<RData> {
-        let started = Instant::now();
-        let result = self.inner.lookup(name.fqdn(), rtype).await;
-        tracing::trace!(%name, ?rtype, elapsed = ?started.elapsed(), ok = result.is_ok(), "dns lookup");
-        match result {
-            Ok(lookup) => Ok(records_answer(&lookup, rtype)),
-            Err(e) => classify_error(e),
-        }
+            .map_err(|e| SetupError::Build(e.to_string()))
     }
 }
 
-fn load_anchors(path: &Path) -> Result<TrustAnchors, SetupError> {
+/// Reads `[dns] trust_anchor_file` as the resolver will (for `check-config`).
+pub fn check_trust_anchor_file(path: &Path) -> Result<(), SetupError> {
+    load_anchors(path).map(|_| ())
+}
+
+/// The anchors in `path`, and the zones they are for when none is the root's (`None`
+/// when the root is among them: then every name has a chain of trust to check).
+fn load_anchors(path: &Path) -> Result<(TrustAnchors, Option<Vec<DomainName>>), SetupError> {
     let err = |message: String| SetupError::TrustAnchor {
         path: path.to_path_buf(),
         message,
@@ -124,7 +178,24 @@ fn load_anchors(path: &Path) -> Result<TrustAnchors, SetupError> {
                 .into(),
         ));
     }
-    TrustAnchors::from_file(path).map_err(|e| err(e.to_string()))
+    let anchors = TrustAnchors::from_file(path).map_err(|e| err(e.to_string()))?;
+    // `len` counts the root's keys only.
+    if !anchors.is_empty() {
+        return Ok((anchors, None));
+    }
+    let mut zones = Vec::new();
+    for line in text.lines().filter(|l| l.contains("DNSKEY")) {
+        let owner = line.split_whitespace().next().unwrap_or_default();
+        let zone = DomainName::parse(owner).map_err(|e| {
+            err(format!(
+                "{owner:?}: not a zone name for a trust anchor: {e}"
+            ))
+        })?;
+        if !zones.contains(&zone) {
+            zones.push(zone);
+        }
+    }
+    Ok((anchors, Some(zones)))
 }
 
 /// The answer's status is the weakest over every record hickory returned for it, CNAMEs in

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::domain::DomainName;
 
-pub use hickory::{HickoryResolver, ResolverSetup, SetupError};
+pub use hickory::{HickoryResolver, ResolverSetup, SetupError, check_trust_anchor_file};
 
 /// DNSSEC status of an answer, as validated by this process (never by trusting an AD bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -109,6 +109,22 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl<T> Answer<T> {
+    /// The same answer with status `Insecure`: for names no trust anchor covers.
+    pub fn into_insecure(self) -> Self {
+        match self {
+            Answer::Records { records, ttl, .. } => Answer::Records {
+                records,
+                dnssec: Dnssec::Insecure,
+                ttl,
+            },
+            Answer::Denied { denial, ttl, .. } => Answer::Denied {
+                denial,
+                dnssec: Dnssec::Insecure,
+                ttl,
+            },
+        }
+    }
+
     pub fn dnssec(&self) -> Dnssec {
         match self {
             Answer::Records { dnssec, .. } | Answer::Denied { dnssec, .. } => *dnssec,

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::netstring::{self, MAX_QUERY_SIZE, MAX_REPLY_SIZE};
 use super::reply::{self, Query, Reply, RouteKey};
+use crate::audit::Event;
 use crate::policy::Verdict;
 use crate::server::listen::Bound;
 use crate::server::stream::Stream;
@@ -134,28 +135,50 @@ async fn write_reply(stream: &mut Stream, reply: &Reply) -> io::Result<()> {
     stream.flush().await
 }
 
-/// One request against one configuration generation.
+/// The `TEMP` text while the audit file cannot be written.
+pub const AUDIT_UNWRITABLE: &str = "NTA 7516: the audit log cannot be written";
+
+/// One request against one configuration generation. This is the one place where a
+/// decision becomes the MTA's answer:
+/// - with `[server] dry_run` every answer is `NOTFOUND`, so Postfix routes as it would
+///   without us; the decided answer is only logged and audited;
+/// - otherwise a `route` answer whose `recipient_routed` line cannot be written to the
+///   audit file becomes `TEMP` (NEN 7513: no processing without logging). The queue
+///   manager keeps the message and asks again, so nothing is lost.
 pub async fn answer(payload: &[u8], g: &Generation) -> Reply {
-    let reply = match reply::parse(payload) {
+    let dry_run = g.config.server.dry_run;
+    let (decided, event) = match reply::parse(payload) {
         Err(e) => {
             tracing::warn!(error = %e, "map server: bad request");
             return Reply::Perm(e.to_string());
         }
         Ok(Query::Route(key)) => route(g, &key).await,
-        Ok(Query::Tls(key)) => tls(g, &key).await,
+        Ok(Query::Tls(key)) => (tls(g, &key).await, None),
     };
-    if g.config.server.dry_run {
-        tracing::info!(would_reply = %reply, "dry run: answering NOTFOUND instead");
-        return Reply::NotFound;
+    if dry_run {
+        tracing::info!(would_reply = %decided, "dry run: answering NOTFOUND instead");
     }
-    reply
+    let Some(mut event) = event else {
+        return if dry_run { Reply::NotFound } else { decided };
+    };
+    if let Event::RecipientRouted { route, .. } = &mut event
+        && dry_run
+    {
+        *route = format!("NOTFOUND (dry run; decided: {route})");
+    }
+    match (g.auditor.record(event), dry_run) {
+        (_, true) => Reply::NotFound,
+        (true, false) => decided,
+        (false, false) => Reply::Temp(AUDIT_UNWRITABLE.into()),
+    }
 }
 
-async fn route(g: &Generation, key: &str) -> Reply {
+/// The route for one recipient, and its `recipient_routed` event (not yet recorded).
+async fn route(g: &Generation, key: &str) -> (Reply, Option<Event>) {
     // The cached decision is shared (Arc): borrow its verdict rather than copy it.
     let (decision, decided);
     let (shown, verdict) = match reply::route_key(&g.config, key) {
-        RouteKey::Pass => return Reply::NotFound,
+        RouteKey::Pass => return (Reply::NotFound, None),
         RouteKey::Domain(domain) => {
             decision = g.engine.decide(&domain).await;
             (domain.to_string(), &decision.verdict)
@@ -171,16 +194,16 @@ async fn route(g: &Generation, key: &str) -> Reply {
         Verdict::Compliant(c) => c.evidence.to_string(),
         _ => String::new(),
     };
-    g.auditor.record(crate::audit::Event::RecipientRouted {
+    let event = Event::RecipientRouted {
         queue_id: None,
         recipient_domain: reply::sanitize(&shown, reply::MAX_SHOWN_LEN),
         route: reply.to_string(),
         verdict: verdict.into(),
         reasons: reasons.iter().map(|r| r.to_string()).collect(),
         evidence: evidence.clone(),
-    });
-    // The recipient_routed audit event above already says this at INFO; this line adds
-    // nothing for operators, so it stays out of the journal unless asked for.
+    };
+    // The recipient_routed audit event says this at INFO; this line adds nothing for
+    // operators, so it stays out of the journal unless asked for.
     tracing::debug!(
         rcpt_domain = %shown,
         verdict = verdict.label(),
@@ -189,7 +212,7 @@ async fn route(g: &Generation, key: &str) -> Reply {
         route = %reply,
         "route decision"
     );
-    reply
+    (reply, Some(event))
 }
 
 async fn tls(g: &Generation, key: &str) -> Reply {

@@ -275,31 +275,63 @@ enum Answer {
     Permanent(&'static str, &'static str, String),
 }
 
+impl Answer {
+    /// The SMTP reply of a refusal: (code, enhanced code, sanitized text); `None` for
+    /// `Apply`.
+    fn refusal(&self) -> Option<(&'static str, &'static str, String)> {
+        let (code, enhanced, text) = match self {
+            Answer::Tempfail(enhanced, text) => ("451", *enhanced, text),
+            Answer::Reject(text) => ("550", "5.7.1", text),
+            Answer::Permanent(code, enhanced, text) => (*code, *enhanced, text),
+            Answer::Apply(_) => return None,
+        };
+        let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
+        Some((code, enhanced, text))
+    }
+}
+
+/// The deferral while the audit file cannot be written.
+fn audit_unwritable() -> Answer {
+    Answer::Tempfail("4.3.0", "the audit log cannot be written".into())
+}
+
 /// Every refusal ends here: one SMTP reply with the reason, one audit event. A 451 keeps
 /// the message at the client (NTA 7516 6.1.4: no loss).
 fn refuse(cx: &mut EomContext<Conn>, answer: &Answer, queue_id: &str, auditor: &Auditor) -> Status {
-    let (code, enhanced, text) = match answer {
-        Answer::Tempfail(enhanced, text) => ("451", *enhanced, text),
-        Answer::Reject(text) => ("550", "5.7.1", text),
-        Answer::Permanent(code, enhanced, text) => (*code, *enhanced, text),
-        Answer::Apply(_) => return Status::Continue,
+    let Some((mut code, mut enhanced, mut text)) = answer.refusal() else {
+        return Status::Continue;
     };
-    let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
     tracing::warn!(queue_id, code, reason = %text, "milter: refusing the message");
-    let event = if code == "451" {
-        Event::Deferred {
-            queue_id: Some(queue_id.to_string()),
-            stage: Stage::EndOfMessage,
-            reason: text.clone(),
-        }
-    } else {
-        Event::Rejected {
-            queue_id: Some(queue_id.to_string()),
-            stage: Stage::EndOfMessage,
-            reason: text.clone(),
+    let event = |code: &str, reason: &str| {
+        let (queue_id, stage, reason) = (
+            Some(queue_id.to_string()),
+            Stage::EndOfMessage,
+            reason.to_string(),
+        );
+        if code == "451" {
+            Event::Deferred {
+                queue_id,
+                stage,
+                reason,
+            }
+        } else {
+            Event::Rejected {
+                queue_id,
+                stage,
+                reason,
+            }
         }
     };
-    auditor.record(event);
+    if !auditor.record(event(code, &text)) && code != "451" {
+        // A rejection is final: unlogged, it would be processing without a trail
+        // (NEN 7513). Deferred, the client keeps the message and tries again.
+        let Some((c, e, t)) = audit_unwritable().refusal() else {
+            return Status::Tempfail;
+        };
+        (code, enhanced, text) = (c, e, t);
+        tracing::warn!(queue_id, code, reason = %text, "milter: deferring instead of rejecting");
+        auditor.record(event(code, &text));
+    }
     // A refused text (impossible for sanitized ASCII) still leaves a bare refusal, which
     // keeps the message all the same.
     let _ = cx
@@ -331,17 +363,40 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         .or(msg.queue_id.clone())
         .unwrap_or_else(|| "?".into());
     let g = conn.generation.clone();
+    let leading_space = conn.leading_space;
     let answer = decide(conn, &g, &msg, &qid).await;
-    let Answer::Apply(plan) = &answer else {
-        return refuse(cx, &answer, &qid, &g.auditor);
-    };
+    respond(cx, &answer, &qid, &g, leading_space).await
+}
+
+/// The one place where a decision becomes the MTA's answer. With `[server] dry_run`
+/// nothing is refused and nothing is changed: a refusal is logged and audited as
+/// `would_refuse`, and the message goes on as it came.
+async fn respond(
+    cx: &mut EomContext<Conn>,
+    answer: &Answer,
+    qid: &str,
+    g: &Generation,
+    leading_space: bool,
+) -> Status {
     if g.config.server.dry_run {
+        if let Some((code, enhanced, text)) = answer.refusal() {
+            let reply = format!("{code} {enhanced}");
+            tracing::warn!(queue_id = qid, would_reply = %reply, reason = %text, "dry run: would have refused the message; it goes on unchanged");
+            g.auditor.record(Event::WouldRefuse {
+                queue_id: Some(qid.to_string()),
+                stage: Stage::EndOfMessage,
+                reply,
+                reason: text,
+            });
+        }
         return Status::Continue;
     }
-    let leading_space = conn.leading_space;
+    let Answer::Apply(plan) = answer else {
+        return refuse(cx, answer, qid, &g.auditor);
+    };
     if let Err(e) = apply(cx, plan, leading_space).await {
         let failed = Answer::Tempfail("4.3.0", format!("cannot modify the message: {e}"));
-        return refuse(cx, &failed, &qid, &g.auditor);
+        return refuse(cx, &failed, qid, &g.auditor);
     }
     Status::Continue
 }
@@ -369,13 +424,31 @@ async fn plan_message(
         .unwrap_or_else(|e| Err(PlanError::Internal(e.to_string())))
 }
 
-/// Decides what to do with one message and records it in the audit trail.
+/// Decides what to do with one message and records the decision in the audit trail.
 async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> Answer {
-    let auditor = &g.auditor;
+    let mut trail = Vec::with_capacity(8);
+    let answer = judge(conn, g, msg, qid, &mut trail).await;
+    // NEN 7513: no processing without a trail. The decision's events share one write
+    // (Auditor::record_all); unless all of them are in the audit file, the message waits
+    // at the client instead of passing with a hole in its trail.
+    if !g.auditor.record_all(trail) {
+        return audit_unwritable();
+    }
+    answer
+}
+
+/// The decision itself; every event it makes goes to `trail`, none is written here.
+async fn judge(
+    conn: &Conn,
+    g: &Arc<Generation>,
+    msg: &Arc<Msg>,
+    qid: &str,
+    trail: &mut Vec<Event>,
+) -> Answer {
     let r = &msg.received;
     let direction = classify::direction(&g.config, conn.client, msg.auth_user.as_deref());
     let message_id = headers::value(&r.headers, "message-id");
-    auditor.record(Event::MessageReceived {
+    trail.push(Event::MessageReceived {
         direction: (&direction).into(),
         client_address: conn.client.map(|c| c.to_string()).unwrap_or_default(),
         client_name: conn.client_name.clone(),
@@ -388,11 +461,6 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
         sender: r.sender.clone(),
         recipients: r.rcpts.clone(),
     });
-    // NEN 7513: no processing without a trail. While the audit file cannot be written,
-    // mail waits at the client instead of passing unlogged.
-    if !auditor.healthy() {
-        return Answer::Tempfail("4.3.0", "the audit log cannot be written".into());
-    }
     if let Some(why) = msg.header_limit.overflow() {
         return Answer::Permanent("552", "5.3.4", headers::overflow_text(why));
     }
@@ -403,8 +471,6 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
         }
         Err(e) => return Answer::Tempfail(e.status_code(), e.to_string()),
     };
-    // The decision's events share one write to the audit file (Auditor::record_all).
-    let mut trail = Vec::with_capacity(4);
     if !plan.delete.is_empty() {
         trail.push(Event::HeadersRemoved {
             queue_id: qid.to_string(),
@@ -439,7 +505,6 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
             selector: selector.clone(),
         });
     }
-    auditor.record_all(trail);
     let mut inbound_summary = String::new();
     if !direction.is_outbound() {
         let v = verify_inbound(conn, g, r).await;
@@ -450,7 +515,7 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
             v.dmarc,
             v.header_value()
         );
-        auditor.record(Event::InboundVerified {
+        trail.push(Event::InboundVerified {
             queue_id: qid.to_string(),
             spf: v.spf.clone(),
             dkim: v.dkim.clone(),
@@ -462,7 +527,7 @@ async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> 
             inbound::Action::Reject(text) => return Answer::Reject(text.clone()),
             inbound::Action::Tempfail(text) => return Answer::Tempfail("4.7.0", text.clone()),
             inbound::Action::Quarantine(reason) if conn.can_quarantine => {
-                auditor.record(Event::Quarantined {
+                trail.push(Event::Quarantined {
                     queue_id: qid.to_string(),
                     reason: reason.clone(),
                 });

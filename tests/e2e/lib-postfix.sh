@@ -10,7 +10,8 @@
 #     127.0.10.1:25     pfa: the sending Postfix, configured FROM THE SHIPPED postfix/main.cf,
 #                       postfix/master.cf and postfix/nta7516-milter_header_checks (only
 #                       addresses and paths substituted); own domains sender.lab.test
-#                       (DKIM key e2e._domainkey) and nokey.lab.test (no key: 451)
+#                       (DKIM key e2e._domainkey); its subdomain nokey.sender.lab.test
+#                       has no key of its own (451)
 #     127.0.10.1:7516   the daemon's milter    127.0.10.1:7517  its socketmap server
 #     127.0.10.25:25    pfb: receiver with STARTTLS, the lab cert (TLSA in the zones): the
 #                       MX of nta.lab.test, the ntamx host relay.ntamx.lab.test
@@ -272,7 +273,7 @@ nta_daemon_config() {
 $server
 
 [domains]
-own = ["sender.lab.test", "nokey.lab.test"]
+own = ["sender.lab.test"]
 
 [outbound]
 networks = ["$PF_INT/32", "127.0.0.1/32"]
