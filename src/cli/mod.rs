@@ -32,6 +32,9 @@ pub mod exit {
     pub const COMPLIANT: u8 = 0;
     pub const NOT_COMPLIANT: u8 = 1;
     pub const TEMPORARY_OR_USAGE: u8 = 2;
+    /// Standard output was closed before everything was written (`check … | head -1`):
+    /// 128 + SIGPIPE, the status a shell shows for a command a closed pipe ended.
+    pub const OUTPUT_CLOSED: u8 = 141;
 }
 
 #[derive(Debug, Parser)]
@@ -96,10 +99,58 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout(dispatch)
+}
+
+/// What std's `print!` panics with when standard output is gone.
+const STDOUT_GONE: &str = "failed printing to stdout";
+
+fn is_stdout_gone(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.starts_with(STDOUT_GONE))
+}
+
+/// Runs `command`, turning a closed standard output into [`exit::OUTPUT_CLOSED`] without
+/// a panic message. Rust ignores SIGPIPE, so a write to a closed pipe is an error, which
+/// `print!` turns into a panic (exit 101 and a backtrace hint on stderr). SIGPIPE stays
+/// ignored rather than set back to its default: `serve` must outlive a peer that
+/// closes a socket, and the DNS-using commands must report, not die, on one.
+fn quiet_on_closed_stdout(command: impl FnOnce() -> ExitCode) -> ExitCode {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_stdout_gone(info.payload_as_str()) {
+            default_hook(info);
+        }
+    }));
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(command)) {
+        Ok(code) => code,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied());
+            if !is_stdout_gone(message) {
+                std::panic::resume_unwind(payload);
+            }
+            return ExitCode::from(exit::OUTPUT_CLOSED);
+        }
+    };
+    // Output still buffered (a last line without newline) would otherwise be lost
+    // silently at exit.
+    match std::io::Write::flush(&mut std::io::stdout()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit::OUTPUT_CLOSED),
+        _ => code,
+    }
+}
+
+fn dispatch() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
+            if let Err(p) = e.print()
+                && p.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::from(exit::OUTPUT_CLOSED);
+            }
             return if e.use_stderr() {
                 ExitCode::from(exit::TEMPORARY_OR_USAGE)
             } else {

@@ -138,10 +138,18 @@ pub fn all_remote(mailers: &[Option<String>]) -> Result<(), String> {
     Ok(())
 }
 
+/// The prefix of every header field the daemon writes (`X-NTA7516-Classification`, …).
+const OWN_PREFIX: &[u8] = b"x-nta7516";
+
 /// Is this a header the daemon owns (and therefore strips from clients)?
+///
+/// Compared as bytes: a client may send any bytes in a field name, and slicing the
+/// `&str` at the prefix length would panic inside a multi-byte character.
 pub fn is_own_header(name: &str, bypass_header: &str) -> bool {
     let n = name.trim();
-    n.len() >= 9 && n[..9].eq_ignore_ascii_case("x-nta7516")
+    n.as_bytes()
+        .get(..OWN_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX))
         || n.eq_ignore_ascii_case(bypass_header)
 }
 
