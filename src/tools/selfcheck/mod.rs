@@ -1,7 +1,7 @@
 //! `self-check`: each of our own domains (`[domains] own`) as a peer sees it, plus what
 //! internet.nl asks of a mail domain (reference/nta7516.md §4.1).
 //!
-//! The peer's view is the `check` report itself ([`crate::report::build`] over the same
+//! The peer's view is the `check` report itself ([`crate::tools::check::build`] over the same
 //! facts and decision); on top of it, for our own domains:
 //! * the NTA record must not expire within [`EXPIRY_WARNING_DAYS`] (a warning);
 //! * every delivery host, not just one, needs DANE: none usable fails, some usable warns
@@ -54,7 +54,7 @@ use crate::dns::{DnsError, DnsResult, Dnssec, Resolver};
 use crate::domain::DomainName;
 use crate::engine::Engine;
 use crate::nta::fmt_date;
-use crate::report::{self, DomainReport};
+use crate::tools::check::{self as report, DomainReport};
 
 mod dane;
 mod dkim;

@@ -5,7 +5,7 @@ use super::{Check, EXPIRY_WARNING_DAYS, Status};
 use crate::nta::facts::{Facts, txt_records};
 use crate::nta::fmt_date;
 use crate::nta::record::{self, Selection, Syntax, Validity};
-use crate::report::{self, DomainReport};
+use crate::tools::check::{self as report, DomainReport};
 
 /// The peer's-view criterion `id` of the `check` report, which these checks refine.
 fn criterion<'a>(r: &'a DomainReport, id: &str) -> Option<&'a report::Criterion> {
