@@ -1,6 +1,7 @@
 //! The NTA 7516 DNS TXT record at the apex of a recipient domain.
 //!
-//! Two syntaxes are in the wild (reference/nta7516.md §1.2, §1.3):
+//! Two syntaxes are in the wild (the first from Cryptshare's and Bastion's NTA 7516 DNS
+//! documentation, the second from SmartLockr's 2019 prototype):
 //!
 //! * current: `v=NTA7516-1;startdate=2019-06;enddate=2023-07;provider=Cryptshare;ntamx=10 mx.example.nl`
 //! * 2019 draft: `v=NTA7516;version:2019-06;expire:2019-10;provider:smartlockr;ntamx:mx.mail.de`
@@ -157,12 +158,12 @@ pub enum Validity {
 }
 
 impl NtaRecord {
-    /// The first day of the start month (reference §1.2).
+    /// The first day of the start month: `startdate` names the month validity begins.
     pub fn first_valid_day(&self) -> Date {
         self.start.first_day()
     }
 
-    /// The last day of the end month (reference §1.2).
+    /// The last day of the end month: `enddate` names the last month of validity.
     pub fn last_valid_day(&self) -> Date {
         self.end.last_day()
     }
@@ -185,7 +186,8 @@ impl NtaRecord {
 
     /// The `ntamx` hosts in delivery order: lowest preference first; entries without a
     /// preference after all entries with one, in written order; a host named twice is
-    /// tried once, at its best position. Empty means "use the MX hosts" (reference §1.2).
+    /// tried once, at its best position. Empty means "use the MX hosts", as the record's
+    /// definition says.
     pub fn targets(&self) -> Vec<DomainName> {
         let mut ordered: Vec<&NtaMx> = self.ntamx.iter().collect();
         // Stable sort, so equal preferences keep the order the domain owner wrote.

@@ -1,5 +1,6 @@
 //! `self-check`: each of our own domains (`[domains] own`) as a peer sees it, plus what
-//! internet.nl asks of a mail domain (reference/nta7516.md §4.1).
+//! internet.nl's e-mail test asks of a mail domain (DNSSEC, DANE on every MX, SPF `~all`
+//! or `-all`, DMARC `p=quarantine` or `p=reject`).
 //!
 //! The peer's view is the `check` report itself ([`crate::tools::check::build`] over the same
 //! facts and decision); on top of it, for our own domains:
