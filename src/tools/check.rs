@@ -453,23 +453,32 @@ pub fn render_text(r: &DomainReport) -> String {
     render_criteria(&mut s, r, "  ");
     match &r.compliance {
         Some(c) => {
-            let hosts: Vec<String> = c.targets.iter().map(|h| h.to_string()).collect();
             let _ = writeln!(
                 s,
                 "  Verdict: compliant — deliver directly with DANE enforced to {} (valid until {}; evidence {})",
-                hosts.join(", "),
+                host_list(c),
                 fmt_date(c.valid_until),
                 c.evidence
             );
         }
-        None => {
-            let _ = writeln!(s, "  Verdict: {}", r.verdict.replace('_', " "));
-            for reason in &r.reasons {
-                let _ = writeln!(s, "    - {} [{}]", reason.message, reason.code);
-            }
-        }
+        None => render_not_compliant(&mut s, r, "Verdict"),
     }
     s
+}
+
+/// A compliant verdict's delivery hosts in order, comma-separated.
+pub fn host_list(c: &crate::policy::Compliance) -> String {
+    let hosts: Vec<String> = c.targets.iter().map(|h| h.to_string()).collect();
+    hosts.join(", ")
+}
+
+/// `  <label>: <verdict>` and a line per reason, for a report that is not compliant
+/// (`Verdict` in `check`, `Peers see` in `self-check`).
+pub fn render_not_compliant(s: &mut String, r: &DomainReport, label: &str) {
+    let _ = writeln!(s, "  {label}: {}", r.verdict.replace('_', " "));
+    for reason in &r.reasons {
+        let _ = writeln!(s, "    - {} [{}]", reason.message, reason.code);
+    }
 }
 
 #[cfg(test)]

@@ -330,20 +330,14 @@ pub fn render_text(doc: &Document) -> String {
         let pv = &d.peer_view;
         match &pv.compliance {
             Some(c) => {
-                let hosts: Vec<String> = c.targets.iter().map(|h| h.to_string()).collect();
                 let _ = writeln!(
                     s,
                     "  Peers see: compliant — they deliver directly with DANE to {} (valid until {})",
-                    hosts.join(", "),
+                    report::host_list(c),
                     fmt_date(c.valid_until)
                 );
             }
-            None => {
-                let _ = writeln!(s, "  Peers see: {}", pv.verdict.replace('_', " "));
-                for reason in &pv.reasons {
-                    let _ = writeln!(s, "    - {} [{}]", reason.message, reason.code);
-                }
-            }
+            None => report::render_not_compliant(&mut s, pv, "Peers see"),
         }
     }
     let count = |st: Status| doc.domains.iter().filter(|d| d.result == st).count();

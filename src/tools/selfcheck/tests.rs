@@ -140,7 +140,12 @@ async fn all_pass_then_each_fault() {
     let doc = run_on(zone(today, secure(vec![record.clone()]), 12), &path).await;
     assert_eq!(doc.result, Status::Pass, "{:#?}", results(&doc));
     assert_eq!(doc.version, SELF_CHECK_VERSION);
-    assert!(render_text(&doc).contains("zkh.test — self-check: PASS"));
+    let text = render_text(&doc);
+    assert!(text.contains("zkh.test — self-check: PASS"), "{text}");
+    assert!(
+        text.contains("\n  Peers see: compliant — they deliver directly with DANE to mx.zkh.test (valid until "),
+        "{text}"
+    );
 
     // Expiring this month: a warning, exit 0.
     let doc = run_on(zone(today, secure(vec![record.clone()]), 0), &path).await;
