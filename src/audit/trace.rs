@@ -67,51 +67,29 @@ macro_rules! emit_events {
 pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
     emit_events! { event, id, seq;
         info MessageReceived "audit: message received" {
-            direction: str,
-            client_address: str,
-            client_name: str,
-            helo: str,
-            tls_version: opt,
-            cipher: opt,
-            sasl_user: opt,
-            queue_id: str,
-            message_id: opt,
-            sender: str,
+            direction: str, client_address: str, client_name: str, helo: str, tls_version: opt,
+            cipher: opt, sasl_user: opt, queue_id: str, message_id: opt, sender: str,
             recipients: list,
         }
         info Classified "audit: message classified" {
-            queue_id: str,
-            message_id: opt,
-            classification: str,
-            by: str,
-            trusted_client: val,
+            queue_id: str, message_id: opt, classification: str, by: str, trusted_client: val,
         }
         info RecipientRouted "audit: recipient routed" {
-            queue_id: opt,
-            recipient_domain: str => rcpt_domain,
-            route: str,
-            verdict: str,
-            reasons: list,
-            evidence: str,
+            queue_id: opt, recipient_domain: str => rcpt_domain, route: str, verdict: str,
+            reasons: list, evidence: str,
         }
         info FooterAdded "audit: footer added" { queue_id: str, parts: val }
         warn Quarantined "audit: message put on hold" { queue_id: str, reason: str }
         info FooterSkipped "audit: footer skipped" { queue_id: str, reason: str }
         info Signed "audit: DKIM signed" { queue_id: str, domain: str, selector: str }
         info InboundVerified "audit: inbound message verified" {
-            queue_id: str,
-            spf: str,
-            dkim: str,
-            dmarc: str,
-            arrived_securely: val,
+            queue_id: str, spf: str, dkim: str, dmarc: str, arrived_securely: val,
             reasons: list,
         }
         warn Deferred "audit: deferred (4xx)" { queue_id: opt, stage: str, reason: str }
         info Rejected "audit: rejected (5xx)" { queue_id: opt, stage: str, reason: str }
         info HeadersRemoved "audit: headers removed" {
-            queue_id: str,
-            names: list,
-            from_trusted_client: val,
+            queue_id: str, names: list, from_trusted_client: val,
         }
         info ConfigLoaded "audit: configuration loaded" { source: str, generation: val }
         info ConfigReloaded "audit: configuration reloaded" { source: str, generation: val }
@@ -119,9 +97,7 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
         info Startup "audit: startup" { version: str, milter: str, map: str }
         info Shutdown "audit: shutdown" { reason: str }
         warn AuditLogRecovered "audit: audit log recovered" {
-            reason: str,
-            lost_events: val,
-            torn_tail: len => torn_tail_bytes,
+            reason: str, lost_events: val, torn_tail: len => torn_tail_bytes,
         }
     }
 }

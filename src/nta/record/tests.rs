@@ -574,16 +574,14 @@ fn validity_window_boundaries() {
         r.validity(date!(2025 - 02 - 27)),
         Validity::Valid { days_left: 1 }
     );
-    assert_eq!(
-        r.validity(date!(2025 - 02 - 28)),
-        Validity::Valid { days_left: 0 }
-    );
-    assert_eq!(
-        r.validity(date!(2025 - 03 - 01)),
-        Validity::Expired {
-            ended: date!(2025 - 02 - 28)
-        }
-    );
+    ends_on(&r, date!(2025 - 02 - 28));
+}
+
+/// `last` is the record's last valid day (0 days left) and the day after it has expired.
+fn ends_on(r: &NtaRecord, last: time::Date) {
+    assert_eq!(r.validity(last), Validity::Valid { days_left: 0 });
+    let next = last.next_day().unwrap();
+    assert_eq!(r.validity(next), Validity::Expired { ended: last });
 }
 
 #[test]
@@ -595,16 +593,7 @@ fn february_last_day_in_leap_years() {
     assert_eq!(last(2100), date!(2100 - 02 - 28));
 
     let r = parse("v=NTA7516-1;startdate=2023-01;enddate=2024-02;provider=X").unwrap();
-    assert_eq!(
-        r.validity(date!(2024 - 02 - 29)),
-        Validity::Valid { days_left: 0 }
-    );
-    assert_eq!(
-        r.validity(date!(2024 - 03 - 01)),
-        Validity::Expired {
-            ended: date!(2024 - 02 - 29)
-        }
-    );
+    ends_on(&r, date!(2024 - 02 - 29));
     assert_eq!(ym(2024, 12).last_day(), date!(2024 - 12 - 31));
     assert_eq!(ym(2024, 4).last_day(), date!(2024 - 04 - 30));
 }
