@@ -18,9 +18,10 @@ pub mod milter;
 pub mod notify;
 pub mod nta;
 pub mod policy;
-pub mod report;
 pub mod server;
 pub mod state;
 pub mod tools;
 
 pub use daemon::run;
+/// The `check` report's former path (now [`tools::check`]), for callers not yet moved.
+pub use tools::check as report;

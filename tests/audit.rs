@@ -773,7 +773,7 @@ impl tracing::field::Visit for Fields<'_> {
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
     fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         if e.metadata().target() == "nta7516_milter::audit" {
-            let mut f = Vec::new();
+            let mut f = vec![("level".to_string(), e.metadata().level().to_string())];
             e.record(&mut Fields(&mut f));
             self.0.lock().unwrap().push(f);
         }
@@ -792,7 +792,20 @@ fn events_go_to_tracing_with_journald_ready_fields() {
     let dir = tempfile::tempdir().unwrap();
     let path = log(&dir);
     let a = Auditor::open(Some(&path)).unwrap();
-    for e in all_events() {
+    // all_events() and the two variants it leaves out, so every variant's fields are pinned.
+    let extra = [
+        Event::Quarantined {
+            queue_id: "6F00".into(),
+            reason: "policy hold".into(),
+        },
+        Event::AuditLogRecovered {
+            reason: "torn tail".into(),
+            lost_events: 3,
+            torn_tail: Some("{\"seq\":9".into()),
+        },
+    ];
+    let expected = all_events().len() + extra.len();
+    for e in all_events().into_iter().chain(extra) {
         a.record(e);
     }
     let get = |ev: &Recorded, k: &str| ev.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -805,7 +818,7 @@ fn events_go_to_tracing_with_journald_ready_fields() {
         .filter(|e| get(e, "event_id").is_some_and(|id| id.starts_with(&mine)))
         .cloned()
         .collect();
-    assert_eq!(got.len(), all_events().len());
+    assert_eq!(got.len(), expected);
     let routed = got
         .iter()
         .find(|e| get(e, "event").as_deref() == Some("recipient_routed"))
@@ -844,7 +857,46 @@ fn events_go_to_tracing_with_journald_ready_fields() {
     }
     // Absent options are simply not recorded.
     assert_eq!(get(&got[1], "sasl_user"), None);
+    // Every event's level, field names, order and values, as journald receives them
+    // (the boot-specific event id masked): operators' journal queries depend on these.
+    let lines: Vec<String> = got
+        .iter()
+        .map(|e| {
+            e.iter()
+                .map(|(k, v)| match k.as_str() {
+                    "event_id" => "event_id=<id>".to_string(),
+                    _ => format!("{k}={v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(lines, TRACE_GOLDEN);
 }
+
+/// What [`events_go_to_tracing_with_journald_ready_fields`] must see, one event a line.
+const TRACE_GOLDEN: &[&str] = &[
+    "level=INFO message=audit: message received event=message_received event_id=<id> seq=1 direction=outbound client_address=192.0.2.7 client_name=werkplek7.zorg.example helo=werkplek7 tls_version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 sasl_user=j.jansen queue_id=4ABC123DEF message_id=<1@zorg.example> sender=j.jansen@zorg.example recipients=a@ziekenhuis.example,b@kliniek.example",
+    "level=INFO message=audit: message received event=message_received event_id=<id> seq=2 direction=inbound client_address=unknown client_name=unknown helo=mx.peer.example queue_id=5DEF sender=x@peer.example recipients=y@zorg.example",
+    "level=INFO message=audit: message classified event=classified event_id=<id> seq=3 queue_id=4ABC123DEF message_id=<1@zorg.example> classification=secure by=bypass header (false) trusted_client=true",
+    "level=INFO message=audit: recipient routed event=recipient_routed event_id=<id> seq=4 rcpt_domain=kliniek.example route=smtp: verdict=not_compliant reasons=no_nta_record,no_dane evidence=txt secure (nxdomain); mx secure",
+    "level=INFO message=audit: recipient routed event=recipient_routed event_id=<id> seq=5 queue_id=4ABC123DEF rcpt_domain=traag.example route= verdict=temporary reasons=servfail evidence=txt servfail",
+    "level=INFO message=audit: footer added event=footer_added event_id=<id> seq=6 queue_id=4ABC123DEF parts=2",
+    "level=INFO message=audit: footer skipped event=footer_skipped event_id=<id> seq=7 queue_id=4ABC123DEF reason=multipart/signed",
+    "level=INFO message=audit: DKIM signed event=signed event_id=<id> seq=8 queue_id=4ABC123DEF domain=zorg.example selector=nta2026",
+    "level=INFO message=audit: inbound message verified event=inbound_verified event_id=<id> seq=9 queue_id=5DEF spf=pass dkim=pass dmarc=pass arrived_securely=true reasons=",
+    "level=WARN message=audit: deferred (4xx) event=deferred event_id=<id> seq=10 stage=rcpt_to reason=451 4.7.5 DNSSEC bogus",
+    "level=INFO message=audit: rejected (5xx) event=rejected event_id=<id> seq=11 queue_id=5DEF stage=end_of_message reason=550 5.7.1 DMARC reject",
+    "level=WARN message=audit: dry run, would have refused; went on unchanged event=would_refuse event_id=<id> seq=12 queue_id=5DEF stage=end_of_message reply=550 5.7.1 reason=NTA 7516: DMARC reject",
+    "level=INFO message=audit: headers removed event=headers_removed event_id=<id> seq=13 queue_id=5DEF names=X-Ezorg-Secbypass from_trusted_client=false",
+    "level=INFO message=audit: configuration loaded event=config_loaded event_id=<id> seq=14 source=/etc/nta7516-milter/config.toml generation=1",
+    "level=INFO message=audit: configuration reloaded event=config_reloaded event_id=<id> seq=15 source=/etc/nta7516-milter/config.toml generation=2",
+    "level=WARN message=audit: configuration refused event=config_refused event_id=<id> seq=16 source=/etc/nta7516-milter/config.toml error=line 3: unknown key",
+    "level=INFO message=audit: startup event=startup event_id=<id> seq=17 version=0.1.0 milter=inet:127.0.0.1:8891 map=unix:/run/nta7516-milter/map.sock",
+    "level=INFO message=audit: shutdown event=shutdown event_id=<id> seq=18 reason=SIGTERM",
+    "level=WARN message=audit: message put on hold event=quarantined event_id=<id> seq=19 queue_id=6F00 reason=policy hold",
+    "level=WARN message=audit: audit log recovered event=audit_log_recovered event_id=<id> seq=20 reason=torn tail lost_events=3 torn_tail_bytes=8",
+];
 
 fn cli(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_nta7516-milter"))

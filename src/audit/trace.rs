@@ -9,257 +9,98 @@ use super::event::Event;
 
 const TARGET: &str = "nta7516_milter::audit";
 
+/// One field's tracing value by its kind: `str` a `String` or a type with `as_str`, `opt`
+/// an `Option<String>` (absent: not recorded), `list` joined with commas, `val` as it is
+/// (numbers, booleans), `len` an optional text's length in bytes.
+macro_rules! value {
+    (str, $f:ident) => {
+        $f.as_str()
+    };
+    (opt, $f:ident) => {
+        $f.as_deref()
+    };
+    (list, $f:ident) => {
+        tracing::field::display($f.join(","))
+    };
+    (val, $f:ident) => {
+        $f
+    };
+    (len, $f:ident) => {
+        $f.as_ref().map(|t| t.len() as u64)
+    };
+}
+
+/// The match over every event, each field named once: `field: kind` records it under its
+/// own name, `field: kind => key` under `key`. The `@fields` rules pick each key in turn
+/// (a `macro_rules!` repetition cannot choose between two names) and then call tracing.
+macro_rules! emit_events {
+    ($event:ident, $id:ident, $seq:ident; $(
+        $level:ident $variant:ident $msg:literal {
+            $($field:ident : $kind:ident $(=> $key:ident)?),* $(,)?
+        }
+    )*) => {
+        match $event {
+            $(Event::$variant { $($field),* } => emit_events!(
+                @fields ($level, $msg, $event, $id, $seq) []
+                $($field : $kind $(=> $key)?,)*
+            ),)*
+        }
+    };
+    (@fields $head:tt [$($done:tt)*] $field:ident : $kind:ident => $key:ident, $($rest:tt)*) => {
+        emit_events!(@fields $head [$($done)* $key = value!($kind, $field),] $($rest)*)
+    };
+    (@fields $head:tt [$($done:tt)*] $field:ident : $kind:ident, $($rest:tt)*) => {
+        emit_events!(@fields $head [$($done)* $field = value!($kind, $field),] $($rest)*)
+    };
+    (@fields ($level:ident, $msg:literal, $event:ident, $id:ident, $seq:ident) [$($done:tt)*]) => {
+        tracing::$level!(
+            target: TARGET,
+            event = $event.name(),
+            event_id = $id,
+            seq = $seq,
+            $($done)*
+            $msg
+        )
+    };
+}
+
 pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
-    match event {
-        Event::MessageReceived {
-            direction,
-            client_address,
-            client_name,
-            helo,
-            tls_version,
-            cipher,
-            sasl_user,
-            queue_id,
-            message_id,
-            sender,
-            recipients,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            direction = direction.as_str(),
-            client_address = client_address.as_str(),
-            client_name = client_name.as_str(),
-            helo = helo.as_str(),
-            tls_version = tls_version.as_deref(),
-            cipher = cipher.as_deref(),
-            sasl_user = sasl_user.as_deref(),
-            queue_id = queue_id.as_str(),
-            message_id = message_id.as_deref(),
-            sender = sender.as_str(),
-            recipients = %recipients.join(","),
-            "audit: message received"
-        ),
-        Event::Classified {
-            queue_id,
-            message_id,
-            classification,
-            by,
-            trusted_client,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            message_id = message_id.as_deref(),
-            classification = classification.as_str(),
-            by = by.as_str(),
-            trusted_client,
-            "audit: message classified"
-        ),
-        Event::RecipientRouted {
-            queue_id,
-            recipient_domain,
-            route,
-            verdict,
-            reasons,
-            evidence,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_deref(),
-            rcpt_domain = recipient_domain.as_str(),
-            route = route.as_str(),
-            verdict = verdict.as_str(),
-            reasons = %reasons.join(","),
-            evidence = evidence.as_str(),
-            "audit: recipient routed"
-        ),
-        Event::FooterAdded { queue_id, parts } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            parts,
-            "audit: footer added"
-        ),
-        Event::Quarantined { queue_id, reason } => tracing::warn!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            reason = reason.as_str(),
-            "audit: message put on hold"
-        ),
-        Event::FooterSkipped { queue_id, reason } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            reason = reason.as_str(),
-            "audit: footer skipped"
-        ),
-        Event::Signed {
-            queue_id,
-            domain,
-            selector,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            domain = domain.as_str(),
-            selector = selector.as_str(),
-            "audit: DKIM signed"
-        ),
-        Event::InboundVerified {
-            queue_id,
-            spf,
-            dkim,
-            dmarc,
-            arrived_securely,
-            reasons,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            spf = spf.as_str(),
-            dkim = dkim.as_str(),
-            dmarc = dmarc.as_str(),
-            arrived_securely,
-            reasons = %reasons.join(","),
-            "audit: inbound message verified"
-        ),
-        Event::Deferred {
-            queue_id,
-            stage,
-            reason,
-        } => tracing::warn!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_deref(),
-            stage = stage.as_str(),
-            reason = reason.as_str(),
-            "audit: deferred (4xx)"
-        ),
-        Event::Rejected {
-            queue_id,
-            stage,
-            reason,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_deref(),
-            stage = stage.as_str(),
-            reason = reason.as_str(),
-            "audit: rejected (5xx)"
-        ),
-        Event::WouldRefuse {
-            queue_id,
-            stage,
-            reply,
-            reason,
-        } => tracing::warn!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_deref(),
-            stage = stage.as_str(),
-            reply = reply.as_str(),
-            reason = reason.as_str(),
-            "audit: dry run, would have refused; went on unchanged"
-        ),
-        Event::HeadersRemoved {
-            queue_id,
-            names,
-            from_trusted_client,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            queue_id = queue_id.as_str(),
-            names = %names.join(","),
-            from_trusted_client,
-            "audit: headers removed"
-        ),
-        Event::ConfigLoaded { source, generation } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            source = source.as_str(),
-            generation,
-            "audit: configuration loaded"
-        ),
-        Event::ConfigReloaded { source, generation } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            source = source.as_str(),
-            generation,
-            "audit: configuration reloaded"
-        ),
-        Event::ConfigRefused { source, error } => tracing::warn!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            source = source.as_str(),
-            error = error.as_str(),
-            "audit: configuration refused"
-        ),
-        Event::Startup {
-            version,
-            milter,
-            map,
-        } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            version = version.as_str(),
-            milter = milter.as_str(),
-            map = map.as_str(),
-            "audit: startup"
-        ),
-        Event::Shutdown { reason } => tracing::info!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            reason = reason.as_str(),
-            "audit: shutdown"
-        ),
-        Event::AuditLogRecovered {
-            reason,
-            lost_events,
-            torn_tail,
-        } => tracing::warn!(
-            target: TARGET,
-            event = event.name(),
-            event_id = id,
-            seq,
-            reason = reason.as_str(),
-            lost_events,
-            torn_tail_bytes = torn_tail.as_ref().map(|t| t.len() as u64),
-            "audit: audit log recovered"
-        ),
+    emit_events! { event, id, seq;
+        info MessageReceived "audit: message received" {
+            direction: str, client_address: str, client_name: str, helo: str, tls_version: opt,
+            cipher: opt, sasl_user: opt, queue_id: str, message_id: opt, sender: str,
+            recipients: list,
+        }
+        info Classified "audit: message classified" {
+            queue_id: str, message_id: opt, classification: str, by: str, trusted_client: val,
+        }
+        info RecipientRouted "audit: recipient routed" {
+            queue_id: opt, recipient_domain: str => rcpt_domain, route: str, verdict: str,
+            reasons: list, evidence: str,
+        }
+        info FooterAdded "audit: footer added" { queue_id: str, parts: val }
+        warn Quarantined "audit: message put on hold" { queue_id: str, reason: str }
+        info FooterSkipped "audit: footer skipped" { queue_id: str, reason: str }
+        info Signed "audit: DKIM signed" { queue_id: str, domain: str, selector: str }
+        info InboundVerified "audit: inbound message verified" {
+            queue_id: str, spf: str, dkim: str, dmarc: str, arrived_securely: val,
+            reasons: list,
+        }
+        warn Deferred "audit: deferred (4xx)" { queue_id: opt, stage: str, reason: str }
+        info Rejected "audit: rejected (5xx)" { queue_id: opt, stage: str, reason: str }
+        warn WouldRefuse "audit: dry run, would have refused; went on unchanged" {
+            queue_id: opt, stage: str, reply: str, reason: str,
+        }
+        info HeadersRemoved "audit: headers removed" {
+            queue_id: str, names: list, from_trusted_client: val,
+        }
+        info ConfigLoaded "audit: configuration loaded" { source: str, generation: val }
+        info ConfigReloaded "audit: configuration reloaded" { source: str, generation: val }
+        warn ConfigRefused "audit: configuration refused" { source: str, error: str }
+        info Startup "audit: startup" { version: str, milter: str, map: str }
+        info Shutdown "audit: shutdown" { reason: str }
+        warn AuditLogRecovered "audit: audit log recovered" {
+            reason: str, lost_events: val, torn_tail: len => torn_tail_bytes,
+        }
     }
 }

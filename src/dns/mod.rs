@@ -190,8 +190,9 @@ fn ser_hex<S: serde::Serializer>(d: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex(d))
 }
 
+/// Lower-case hex, as TLSA data is written in zone files (RFC 6698 §2.2).
 pub fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(d)
 }
 
 /// DANE for SMTP (RFC 7672 §3.1.3) uses only DANE-TA(2) and DANE-EE(3); PKIX-TA(0) and
@@ -264,5 +265,22 @@ mod tests {
         assert!(!t(3, 2, 1, 32).usable_for_smtp());
         assert!(!t(3, 1, 3, 32).usable_for_smtp());
         assert_eq!(DANE_SMTP_USAGES, [2, 3]);
+    }
+
+    #[test]
+    fn tlsa_data_is_lower_case_hex() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        let t = Tlsa {
+            usage: 3,
+            selector: 1,
+            matching: 1,
+            data: vec![0xde, 0xad, 0x01],
+        };
+        assert_eq!(t.to_string(), "3 1 1 dead01");
+        assert_eq!(
+            serde_json::to_value(&t).unwrap()["data"],
+            serde_json::json!("dead01")
+        );
     }
 }

@@ -60,7 +60,7 @@ async fn by<T>(deadline: Instant, f: impl Future<Output = DnsResult<T>>) -> DnsR
 }
 
 /// The hosts whose TLSA decides compliance: the NTA record's `ntamx` hosts in preference
-/// order when it has any (NTA 7516 record semantics, reference/nta7516.md §1.2), otherwise
+/// order when it has any (a record without `ntamx` means "use the MX hosts"), otherwise
 /// the MX hosts by preference. Null MX entries are never targets.
 pub fn target_hosts(selection: &Selection, mx: &DnsResult<Mx>) -> Vec<DomainName> {
     if let Selection::Found(rec) = selection {

@@ -11,11 +11,13 @@ pub fn today_utc() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
-/// Serialises a date as `YYYY-MM-DD`.
+/// Serialises a date as [`fmt_date`] writes it: the one date format of every JSON document
+/// (`check`, `self-check`, `explain`, `nta-record`, the record's validity).
 pub fn ser_date<S: serde::Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&fmt_date(*d))
 }
 
+/// A date as `YYYY-MM-DD` (ISO 8601 calendar date, the form NTA records' months extend).
 pub fn fmt_date(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }

@@ -13,8 +13,8 @@ use crate::map::reply::{self, Reply, RouteKey, TRANSPORT_DANE, TRANSPORT_FALLBAC
 use crate::map::server::answer;
 use crate::nta::fmt_date;
 use crate::policy::{Code, Verdict};
-use crate::report::{self, DomainReport};
 use crate::state::Generation;
+use crate::tools::check::{self as report, DomainReport};
 
 /// What kind of key the address is for the `route` map.
 #[derive(Debug, Clone, PartialEq, Eq)]

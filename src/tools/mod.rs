@@ -2,6 +2,7 @@
 //! subcommands. The CLI files (`src/cli/*.rs`) only parse arguments, print and pick the exit
 //! code; everything that can be tested without a terminal lives here.
 
+pub mod check;
 pub mod explain;
 pub mod keygen;
 pub mod record;

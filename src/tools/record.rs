@@ -1,6 +1,6 @@
 //! `nta-record`: writes the current-syntax NTA 7516 record
-//! (`v=NTA7516-1;startdate=YYYY-MM;enddate=YYYY-MM;provider=…;ntamx=PREF host`,
-//! reference/nta7516.md §1.2) from checked input, and proves it with the project's own
+//! (`v=NTA7516-1;startdate=YYYY-MM;enddate=YYYY-MM;provider=…;ntamx=PREF host`, the
+//! template of Cryptshare's NTA 7516 DNS setup documentation) from checked input, and proves it with the project's own
 //! parser: the printed text parses back to exactly the record that was asked for.
 
 use time::Date;

@@ -1,14 +1,17 @@
-//! The `check` report: what an operator reads, like internet.nl's mail test, and the same
-//! as a stable JSON document (`--json`, schema version [`REPORT_VERSION`]; documented in
-//! the README's "check --json" section).
+//! `check`: each domain's verdict and the report an operator reads, like internet.nl's mail
+//! test, and the same as a stable JSON document (`--json`, schema version
+//! [`REPORT_VERSION`]; documented in the README's "check --json" section). `self-check` and
+//! `explain` show the same per-domain report ([`build`]).
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cli::exit;
 use crate::config::PolicyConfig;
-use crate::dns::{Answer, DnsResult, Dnssec};
+use crate::dns::{Answer, DnsResult, Dnssec, Resolver};
 use crate::domain::DomainName;
+use crate::engine::Engine;
 use crate::nta::facts::{Facts, txt_records};
 use crate::nta::record::{self, Selection, Validity};
 use crate::nta::{fmt_date, ser_date};
@@ -16,6 +19,49 @@ use crate::policy::{Reason, SpfAll, Verdict, dmarc_policy, spf_all};
 
 /// Bumped on any incompatible change of the JSON document.
 pub const REPORT_VERSION: u32 = 1;
+
+/// What `check` found over all its domains.
+#[derive(Debug)]
+pub struct Checked {
+    /// The `--json` document, one result per domain in the order given.
+    pub document: Document,
+    /// The exit status: the worst over all domains (0 compliant, 1 not compliant,
+    /// 2 temporary: a lookup failed, run again later).
+    pub exit: u8,
+}
+
+/// Checks every domain concurrently with `engine` (and its policy).
+pub async fn run<R: Resolver>(engine: &Engine<R>, names: &[DomainName]) -> Checked {
+    let results = futures::future::join_all(names.iter().map(|n| engine.check(n))).await;
+    let mut code = exit::COMPLIANT;
+    let mut reports = Vec::with_capacity(results.len());
+    for (facts, verdict) in &results {
+        code = code.max(exit_status(verdict));
+        reports.push(build(facts, verdict, engine.policy()));
+    }
+    Checked {
+        document: Document {
+            version: REPORT_VERSION,
+            results: reports,
+        },
+        exit: code,
+    }
+}
+
+/// One verdict's exit status; higher is worse.
+fn exit_status(verdict: &Verdict) -> u8 {
+    match verdict {
+        Verdict::Compliant(_) => exit::COMPLIANT,
+        Verdict::NotCompliant { .. } => exit::NOT_COMPLIANT,
+        Verdict::Temporary { .. } => exit::TEMPORARY_OR_USAGE,
+    }
+}
+
+/// The text report: each domain's [`render_text`], separated by a blank line.
+pub fn render_all(doc: &Document) -> String {
+    let texts: Vec<String> = doc.results.iter().map(render_text).collect();
+    texts.join("\n")
+}
 
 #[derive(Debug, Serialize)]
 pub struct Document {
@@ -407,21 +453,33 @@ pub fn render_text(r: &DomainReport) -> String {
     render_criteria(&mut s, r, "  ");
     match &r.compliance {
         Some(c) => {
-            let hosts: Vec<String> = c.targets.iter().map(|h| h.to_string()).collect();
             let _ = writeln!(
                 s,
                 "  Verdict: compliant — deliver directly with DANE enforced to {} (valid until {}; evidence {})",
-                hosts.join(", "),
+                host_list(c),
                 fmt_date(c.valid_until),
                 c.evidence
             );
         }
-        None => {
-            let _ = writeln!(s, "  Verdict: {}", r.verdict.replace('_', " "));
-            for reason in &r.reasons {
-                let _ = writeln!(s, "    - {} [{}]", reason.message, reason.code);
-            }
-        }
+        None => render_not_compliant(&mut s, r, "Verdict"),
     }
     s
 }
+
+/// A compliant verdict's delivery hosts in order, comma-separated.
+pub fn host_list(c: &crate::policy::Compliance) -> String {
+    let hosts: Vec<String> = c.targets.iter().map(|h| h.to_string()).collect();
+    hosts.join(", ")
+}
+
+/// `  <label>: <verdict>` and a line per reason, for a report that is not compliant
+/// (`Verdict` in `check`, `Peers see` in `self-check`).
+pub fn render_not_compliant(s: &mut String, r: &DomainReport, label: &str) {
+    let _ = writeln!(s, "  {label}: {}", r.verdict.replace('_', " "));
+    for reason in &r.reasons {
+        let _ = writeln!(s, "    - {} [{}]", reason.message, reason.code);
+    }
+}
+
+#[cfg(test)]
+mod tests;
