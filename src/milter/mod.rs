@@ -33,6 +33,12 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
     .union(Actions::REPLACE_BODY);
 /// Concurrent milter connections (one per smtpd/cleanup process that uses us).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// A milter connection on which the MTA sends nothing (and takes no reply) for this long
+/// is closed. indymilter's default is libmilter's 7,210 s, which let a stuck or hostile
+/// client hold one of [`MAX_CONNECTIONS`] for two hours. Postfix waits at most
+/// `milter_content_timeout` (300 s) for us and its smtpd at most `smtpd_timeout` (300 s)
+/// for its client between commands, so a live MTA is never silent this long.
+pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Header fields kept per message; Postfix's `header_size_limit` bounds the rest.
 pub const MAX_HEADERS: usize = 10_000;
 /// The macros asked of the MTA per stage: the TLS session (inbound verdict), the queue
@@ -223,14 +229,14 @@ async fn rcpt(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
     conn.msg.received.rcpt_mailers.push(mailer);
     conn.msg.received.rcpts.push(rcpt.clone());
     // Warm the verdict cache: the queue manager asks the map server for this domain
-    // again at delivery, and then the answer is already there.
+    // again at delivery, and then the answer is already there. Only a head start: with
+    // every evaluation slot busy it is skipped, so a session naming thousands of new
+    // domains cannot hold thousands of DNS rounds (and their sockets) at once.
     if let Some(domain) = address_domain(&rcpt)
         && !conn.generation.config.is_own_domain(&domain)
+        && conn.generation.engine.prefetch(&domain) == crate::engine::Prefetch::Skipped
     {
-        let engine = conn.generation.engine.clone();
-        tokio::spawn(async move {
-            engine.decide(&domain).await;
-        });
+        tracing::debug!(rcpt_domain = %domain, "all evaluation slots busy: prefetch skipped");
     }
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_RCPT)
 }
@@ -655,6 +661,7 @@ pub async fn serve(
         .on_abort(|cx| Box::pin(abort(cx)));
     let config = indymilter::Config {
         max_connections: MAX_CONNECTIONS,
+        connection_timeout: CONNECTION_TIMEOUT,
         ..Default::default()
     };
     indymilter::run(listener, callbacks, config, async move {
