@@ -28,6 +28,9 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The body exceeded [`footer::MAX_MESSAGE_SIZE`] and was not kept whole.
     pub body_overflow: bool,
+    /// The process-wide body budget was spent when the body arrived, so it was not kept:
+    /// the message is deferred whatever its direction (`milter::budget`).
+    pub body_over_budget: bool,
     /// `{rcpt_mailer}` of each recipient.
     pub rcpt_mailers: Vec<Option<String>>,
     /// Envelope recipients, in order.
@@ -76,6 +79,8 @@ pub enum PlanError {
     TooLarge,
     #[error("internal error while preparing the message: {0}")]
     Internal(String),
+    #[error("too many large messages are being processed at once; try again later")]
+    Busy,
 }
 
 impl PlanError {
@@ -85,12 +90,17 @@ impl PlanError {
             PlanError::DkimKeyMissing(_) | PlanError::DkimKeyUnusable { .. } => "4.7.0",
             PlanError::Sign(_) | PlanError::Internal(_) => "4.3.0",
             PlanError::TooLarge => "4.3.4",
+            // RFC 3463 X.3.1: mail system storage exceeded (for now).
+            PlanError::Busy => "4.3.1",
         }
     }
 }
 
 pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Plan, PlanError> {
     let config = &g.config;
+    if msg.body_over_budget {
+        return Err(PlanError::Busy);
+    }
     let mut p = Plan::default();
 
     // Header hygiene, both directions: the client's copies of our headers and of the
@@ -150,7 +160,9 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     }
     p.classification = Some((class, source));
 
-    let mut body = msg.body.clone();
+    // The body as it will leave: the received one, or the footered copy. Borrowed, not
+    // cloned: each copy of a 25 MB attachment is 25 MB more per message in flight.
+    let mut footered: Option<Vec<u8>> = None;
     if class == Classification::Secure {
         let f = Footer {
             text: &config.footer.text,
@@ -160,8 +172,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             Outcome::Added { body: b, parts } => {
                 p.notes.push(format!("footer added to {parts} part(s)"));
                 p.footer = Some(Ok(parts));
-                body = b.clone();
-                p.body = Some(b);
+                footered = Some(b);
             }
             Outcome::Skipped(why) => {
                 p.notes.push(format!("footer skipped: {why}"));
@@ -171,6 +182,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     }
 
     // DKIM last, over the message exactly as it will leave: kept headers + ours + body.
+    let body: &[u8] = footered.as_deref().unwrap_or(&msg.body);
     let from = from_domain(&kept);
     let slot = from.as_ref().and_then(|d| g.dkim_key(d).map(|s| (d, s)));
     match (slot, &from) {
@@ -178,7 +190,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             let mut headers = kept.clone();
             headers.extend(p.add.iter().cloned());
             let sig =
-                dkim::sign(key, &headers, &body).map_err(|e| PlanError::Sign(e.to_string()))?;
+                dkim::sign(key, &headers, body).map_err(|e| PlanError::Sign(e.to_string()))?;
             p.notes.push(format!(
                 "DKIM signed d={} s={}",
                 key.domain(),
@@ -201,6 +213,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             from.map_or("(none)".to_string(), |d| d.to_string())
         )),
     }
+    p.body = footered;
     Ok(p)
 }
 
