@@ -25,6 +25,10 @@ pub type Loader = Box<dyn Fn(&Generation) -> Result<Generation, String> + Send +
 /// Observes reloads (for sd_notify and tests): `Ok(generation number)` or the error.
 pub type ReloadObserver = Box<dyn Fn(&Result<u64, String>) + Send + Sync>;
 
+/// Runs both front-ends until `shutdown`. Returns an error when either front-end ends by
+/// itself (its listener broke): the other is stopped too and the process should exit
+/// non-zero, so that systemd's `Restart=on-failure` brings the daemon back instead of
+/// leaving half of it deferring every message.
 pub async fn run(
     listeners: Listeners,
     shared: Arc<Shared>,
@@ -33,15 +37,18 @@ pub async fn run(
     load: Loader,
     on_reload: ReloadObserver,
 ) -> std::io::Result<()> {
-    let milter = tokio::spawn(crate::milter::serve(
+    // The front-ends stop on this one: on the caller's shutdown, or when the other
+    // front-end died.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut milter = tokio::spawn(crate::milter::serve(
         listeners.milter,
         shared.clone(),
-        shutdown.clone(),
+        stop_rx.clone(),
     ));
-    let map = tokio::spawn(crate::map::server::serve(
+    let mut map = tokio::spawn(crate::map::server::serve(
         listeners.map,
         shared.clone(),
-        shutdown.clone(),
+        stop_rx,
     ));
     {
         let g = shared.current();
@@ -56,10 +63,13 @@ pub async fn run(
         });
         tracing::info!(generation = g.number, "nta7516-milter started");
     }
-    loop {
+    let mut reload_open = true;
+    let failure: Option<String> = loop {
         tokio::select! {
-            _ = crate::daemon::stopped(&mut shutdown) => break,
-            r = reload.recv() => match r {
+            _ = crate::daemon::stopped(&mut shutdown) => break None,
+            r = &mut milter => break Some(front_end_ended("milter", r)),
+            r = &mut map => break Some(front_end_ended("map server", r)),
+            r = reload.recv(), if reload_open => match r {
                 Some(()) => {
                     let current = shared.current();
                     let outcome = match load(&current) {
@@ -85,21 +95,31 @@ pub async fn run(
                     on_reload(&outcome);
                 }
                 // Nobody can ask for a reload any more: wait for shutdown only.
-                None => {
-                    stopped(&mut shutdown).await;
-                    break;
-                }
+                None => reload_open = false,
             },
         }
+    };
+    let _ = stop_tx.send(true);
+    match &failure {
+        None => tracing::info!("shutting down: finishing requests in flight"),
+        Some(why) => tracing::error!(
+            reason = %why,
+            "a front-end stopped; stopping the other and exiting with an error so the service manager restarts the daemon"
+        ),
     }
-    tracing::info!("shutting down: finishing requests in flight");
     let both = async {
-        let (a, b) = tokio::join!(milter, map);
-        for r in [a, b] {
-            match r {
+        for (name, task) in [("milter", milter), ("map server", map)] {
+            // A task that already ended was awaited in the loop above; polling its
+            // handle again would panic.
+            if failure.as_deref().is_some_and(|f| f.starts_with(name)) {
+                continue;
+            }
+            match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "front-end stopped with an error"),
-                Err(e) => tracing::error!(error = %e, "front-end task failed"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, front_end = name, "front-end stopped with an error")
+                }
+                Err(e) => tracing::error!(error = %e, front_end = name, "front-end task failed"),
             }
         }
     };
@@ -108,13 +128,29 @@ pub async fn run(
     }
     let g = shared.current();
     g.auditor.record(Event::Shutdown {
-        reason: "shutdown requested".into(),
+        reason: failure
+            .clone()
+            .unwrap_or_else(|| "shutdown requested".into()),
     });
     if let Err(e) = g.auditor.sync() {
         tracing::error!(error = %e, "cannot flush the audit log to disk");
     }
-    tracing::info!("nta7516-milter stopped");
-    Ok(())
+    match failure {
+        None => {
+            tracing::info!("nta7516-milter stopped");
+            Ok(())
+        }
+        Some(why) => Err(std::io::Error::other(why)),
+    }
+}
+
+/// Why a front-end task ended on its own (it only ever should on shutdown).
+fn front_end_ended(name: &str, r: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
+    match r {
+        Ok(Ok(())) => format!("{name} stopped unexpectedly"),
+        Ok(Err(e)) => format!("{name} stopped: {e}"),
+        Err(e) => format!("{name} task failed: {e}"),
+    }
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone). The `watch::Ref` guard is

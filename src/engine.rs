@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use lru::LruCache;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::PolicyConfig;
 use crate::dns::{DnsResult, Resolver};
@@ -30,6 +31,28 @@ pub const MAX_VERDICT_TTL: Duration = Duration::from_secs(3600);
 /// Temporary failures (timeout, SERVFAIL, bogus) are cached briefly so a broken domain
 /// does not get re-queried for every recipient, yet recovers quickly.
 pub const TEMPORARY_VERDICT_TTL: Duration = Duration::from_secs(15);
+
+/// Evaluations (DNS rounds for one domain) under way at once, across milter prefetch, map
+/// lookups and inbound checks. Each holds one UDP socket per query in flight (about six
+/// per domain, DNSSEC chain included) for up to `[dns] timeout`: without a bound, one
+/// SMTP session naming 3,000 uncached recipient domains held 18,000 descriptors and took
+/// the milter down at a 4096-fd limit. 128 × ~6 sockets stays far below the service's
+/// LimitNOFILE (65536) and its 1,024 + 1,024 connections, and still decides far more
+/// new domains per second than a hospital ever sends to.
+pub const MAX_CONCURRENT_EVALUATIONS: usize = 128;
+
+/// What [`Engine::prefetch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// A fresh verdict is cached already.
+    Cached,
+    /// An evaluation of this domain is already under way.
+    Pending,
+    /// An evaluation was started.
+    Started,
+    /// Every evaluation slot is taken: skipped (the lookup at delivery evaluates it).
+    Skipped,
+}
 
 /// One evaluation's outcome as cached and shared.
 #[derive(Debug, Clone)]
@@ -50,6 +73,10 @@ pub struct Engine<R: Resolver> {
     /// Hosts that are DANE targets of a compliant domain, until that verdict expires: the
     /// `tls` map must answer `dane-only` for an `ntamx` next hop too.
     dane_targets: Mutex<LruCache<DomainName, Instant>>,
+    /// [`MAX_CONCURRENT_EVALUATIONS`] permits; one is held by each evaluation under way.
+    /// Shared with the engine of the next configuration generation, so a reload does not
+    /// double the bound.
+    slots: Arc<Semaphore>,
 }
 
 impl<R: Resolver> Engine<R> {
@@ -63,6 +90,19 @@ impl<R: Resolver> Engine<R> {
         timeout: Duration,
         entries: usize,
     ) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_EVALUATIONS));
+        Self::with_slots(resolver, policy, timeout, entries, slots)
+    }
+
+    /// An engine whose evaluations take their permits from `slots` (the previous
+    /// generation's [`Engine::slots`] on reload).
+    pub fn with_slots(
+        resolver: Arc<R>,
+        policy: PolicyConfig,
+        timeout: Duration,
+        entries: usize,
+        slots: Arc<Semaphore>,
+    ) -> Arc<Self> {
         let cap = NonZeroUsize::new(entries.max(1)).expect("max(1) is non-zero");
         Arc::new(Self {
             resolver,
@@ -71,7 +111,18 @@ impl<R: Resolver> Engine<R> {
             cache: Mutex::new(LruCache::new(cap)),
             pending: Mutex::new(HashMap::new()),
             dane_targets: Mutex::new(LruCache::new(cap)),
+            slots,
         })
+    }
+
+    /// The evaluation permits this engine draws from.
+    pub fn slots(&self) -> Arc<Semaphore> {
+        self.slots.clone()
+    }
+
+    /// Evaluation slots free right now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
     }
 
     pub fn resolver(&self) -> &Arc<R> {
@@ -91,22 +142,58 @@ impl<R: Resolver> Engine<R> {
     }
 
     /// The routing decision for `domain`: from the cache, or by joining an evaluation
-    /// already under way, or by starting one.
+    /// already under way, or by starting one once an evaluation slot is free (waiting for
+    /// it; callers bound the wait with their own deadline).
     pub async fn decide(self: &Arc<Self>, domain: &DomainName) -> Arc<Decision> {
+        if let Some(hit) = self.cached(domain) {
+            return hit;
+        }
+        let joined = lock(&self.pending).get(domain).cloned();
+        if let Some(p) = joined {
+            return p.await;
+        }
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            // The semaphore is never closed; should it be, defer instead of panicking.
+            return Arc::new(temporary(format!(
+                "evaluation slots closed while deciding {domain}"
+            )));
+        };
+        // Someone may have decided this domain while we waited for the slot.
         if let Some(hit) = self.cached(domain) {
             return hit;
         }
         let fut = {
             let mut pending = lock(&self.pending);
-            if let Some(p) = pending.get(domain) {
-                p.clone()
-            } else {
-                let p = self.clone().evaluate_shared(domain.clone());
-                pending.insert(domain.clone(), p.clone());
-                p
+            match pending.get(domain) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.start(domain.clone(), permit);
+                    pending.insert(domain.clone(), p.clone());
+                    p
+                }
             }
         };
         fut.await
+    }
+
+    /// Warms the cache for `domain` without waiting: starts an evaluation only if one is
+    /// neither cached nor under way and a slot is free at once. A prefetch is only a
+    /// head start for the map lookup at delivery, so under load it is skipped rather
+    /// than queued.
+    pub fn prefetch(self: &Arc<Self>, domain: &DomainName) -> Prefetch {
+        if self.cached(domain).is_some() {
+            return Prefetch::Cached;
+        }
+        let mut pending = lock(&self.pending);
+        if pending.contains_key(domain) {
+            return Prefetch::Pending;
+        }
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return Prefetch::Skipped;
+        };
+        let p = self.start(domain.clone(), permit);
+        pending.insert(domain.clone(), p);
+        Prefetch::Started
     }
 
     /// Facts gathered in full and decided, bypassing the cache (for `check`).
@@ -148,48 +235,55 @@ impl<R: Resolver> Engine<R> {
         lock(&self.cache).len()
     }
 
-    fn evaluate_shared(self: Arc<Self>, domain: DomainName) -> Pending {
-        async move {
-            // Spawned so that a caller giving up (client disconnect) neither cancels the
-            // evaluation for the other waiters nor leaves the pending entry behind, and so
-            // that a panic becomes a temporary verdict instead of spreading.
-            let task = tokio::spawn({
-                let this = self.clone();
-                let domain = domain.clone();
-                async move { this.evaluate(domain).await }
-            });
-            let decision = match task.await {
-                Ok(d) => d,
-                Err(e) => Decision {
-                    verdict: Verdict::Temporary {
-                        reason: Reason {
-                            code: Code::DnsError,
-                            message: format!("internal error while evaluating {domain}: {e}"),
-                        },
-                    },
-                    expires: Instant::now() + TEMPORARY_VERDICT_TTL,
-                },
-            };
-            // Only ntamx hosts become next hops of their own ([host]:25); for MX routing
-            // Postfix asks the tls map with the domain, which the verdict cache answers.
-            if let Verdict::Compliant(c) = &decision.verdict
-                && c.via_ntamx
-            {
-                let mut targets = lock(&self.dane_targets);
-                for t in &c.targets {
-                    let later = targets.get(t).is_some_and(|e| *e > decision.expires);
-                    if !later {
-                        targets.put(t.clone(), decision.expires);
-                    }
-                }
+    /// Starts the evaluation at once on its own task, which holds `permit` until its DNS
+    /// work is done. Call with the `pending` lock held and insert the result under it, so
+    /// the task cannot finish (and remove its entry) before the entry exists.
+    fn start(self: &Arc<Self>, domain: DomainName, permit: OwnedSemaphorePermit) -> Pending {
+        // Spawned so that a caller giving up (client disconnect, deadline) neither cancels
+        // the evaluation for the other waiters nor leaves the pending entry behind, and so
+        // that a panic becomes a temporary verdict instead of spreading.
+        let task = tokio::spawn({
+            let this = self.clone();
+            let domain = domain.clone();
+            async move {
+                let decision = this.evaluate(domain.clone()).await;
+                drop(permit);
+                this.finish(&domain, decision)
             }
-            let decision = Arc::new(decision);
-            lock(&self.cache).put(domain.clone(), decision.clone());
-            lock(&self.pending).remove(&domain);
-            decision
+        });
+        let this = self.clone();
+        async move {
+            match task.await {
+                Ok(d) => d,
+                Err(e) => this.finish(
+                    &domain,
+                    temporary(format!("internal error while evaluating {domain}: {e}")),
+                ),
+            }
         }
         .boxed()
         .shared()
+    }
+
+    /// Records a finished evaluation: DANE targets, the cache, and no longer pending.
+    fn finish(&self, domain: &DomainName, decision: Decision) -> Arc<Decision> {
+        // Only ntamx hosts become next hops of their own ([host]:25); for MX routing
+        // Postfix asks the tls map with the domain, which the verdict cache answers.
+        if let Verdict::Compliant(c) = &decision.verdict
+            && c.via_ntamx
+        {
+            let mut targets = lock(&self.dane_targets);
+            for t in &c.targets {
+                let later = targets.get(t).is_some_and(|e| *e > decision.expires);
+                if !later {
+                    targets.put(t.clone(), decision.expires);
+                }
+            }
+        }
+        let decision = Arc::new(decision);
+        lock(&self.cache).put(domain.clone(), decision.clone());
+        lock(&self.pending).remove(domain);
+        decision
     }
 
     async fn evaluate(&self, domain: DomainName) -> Decision {
@@ -204,6 +298,18 @@ impl<R: Resolver> Engine<R> {
             verdict,
             expires: Instant::now() + ttl.min(until_next_utc_day()),
         }
+    }
+}
+
+fn temporary(message: String) -> Decision {
+    Decision {
+        verdict: Verdict::Temporary {
+            reason: Reason {
+                code: Code::DnsError,
+                message,
+            },
+        },
+        expires: Instant::now() + TEMPORARY_VERDICT_TTL,
     }
 }
 
@@ -245,4 +351,112 @@ fn until_next_utc_day() -> Duration {
 /// still a valid cache, so keep serving instead of failing every later lookup.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{Mx, Tlsa};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An upstream that never answers; counts the lookups waiting on it.
+    #[derive(Default)]
+    struct Silent {
+        waiting: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl Silent {
+        async fn hang<T>(&self) -> DnsResult<T> {
+            let now = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            // Leaves the count raised when cancelled: `most` is what the test reads.
+            std::future::pending().await
+        }
+    }
+
+    impl Resolver for Silent {
+        async fn txt(&self, _: &DomainName) -> DnsResult<String> {
+            self.hang().await
+        }
+        async fn mx(&self, _: &DomainName) -> DnsResult<Mx> {
+            self.hang().await
+        }
+        async fn tlsa(&self, _: &DomainName) -> DnsResult<Tlsa> {
+            self.hang().await
+        }
+    }
+
+    fn name(i: usize) -> DomainName {
+        DomainName::parse(&format!("d{i}.example")).unwrap()
+    }
+
+    #[test]
+    fn evaluation_bound_is_pinned() {
+        assert_eq!(MAX_CONCURRENT_EVALUATIONS, 128);
+    }
+
+    /// Without the bound every RCPT started its own DNS round: 3,000 domains meant 3,000
+    /// evaluations (and ~18,000 sockets) at once.
+    #[tokio::test(start_paused = true)]
+    async fn prefetch_is_skipped_and_decide_waits_when_every_slot_is_busy() {
+        let resolver = Arc::new(Silent::default());
+        let timeout = Duration::from_secs(5);
+        let policy = crate::config::Config::embedded_defaults().policy;
+        let engine = Engine::new(resolver.clone(), policy, timeout);
+        let extra = 50;
+        let mut started = 0;
+        let mut skipped = 0;
+        for i in 0..MAX_CONCURRENT_EVALUATIONS + extra {
+            match engine.prefetch(&name(i)) {
+                Prefetch::Started => started += 1,
+                Prefetch::Skipped => skipped += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((started, skipped), (MAX_CONCURRENT_EVALUATIONS, extra));
+        assert_eq!(engine.free_slots(), 0);
+        // Joining an evaluation under way needs no slot.
+        assert_eq!(engine.prefetch(&name(0)), Prefetch::Pending);
+        tokio::task::yield_now().await;
+        // A lookup that needs a new evaluation waits for a slot (callers bound the wait).
+        let newcomer = name(10_000);
+        let waited = tokio::time::timeout(Duration::from_secs(1), engine.decide(&newcomer)).await;
+        assert!(waited.is_err(), "decided without a free slot");
+        // The silent evaluations end at the engine's deadline and give their slots back;
+        // then the newcomer gets one.
+        let d = tokio::time::timeout(timeout * 3, engine.decide(&newcomer))
+            .await
+            .expect("a slot frees up once the evaluations time out");
+        assert!(matches!(d.verdict, Verdict::Temporary { .. }), "{d:?}");
+        tokio::time::sleep(timeout).await;
+        assert_eq!(engine.free_slots(), MAX_CONCURRENT_EVALUATIONS);
+        // At most a few lookups per evaluation were ever waiting at once.
+        let most = resolver.most.load(Ordering::SeqCst);
+        assert!(
+            most <= MAX_CONCURRENT_EVALUATIONS * 3,
+            "{most} lookups in flight"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reloaded_engine_shares_the_slots() {
+        let policy = crate::config::Config::embedded_defaults().policy;
+        let a = Engine::new(
+            Arc::new(Silent::default()),
+            policy.clone(),
+            Duration::from_secs(5),
+        );
+        let b = Engine::with_slots(
+            Arc::new(Silent::default()),
+            policy,
+            Duration::from_secs(5),
+            16,
+            a.slots(),
+        );
+        for i in 0..MAX_CONCURRENT_EVALUATIONS {
+            assert_eq!(a.prefetch(&name(i)), Prefetch::Started);
+        }
+        assert_eq!(b.prefetch(&name(0)), Prefetch::Skipped);
+    }
 }

@@ -13,8 +13,9 @@ use crate::audit::{AuditError, Auditor};
 use crate::config::Config;
 use crate::dns::{HickoryResolver, ResolverSetup, SetupError};
 use crate::domain::DomainName;
-use crate::engine::Engine;
+use crate::engine::{CACHE_ENTRIES, Engine, MAX_CONCURRENT_EVALUATIONS};
 use crate::message::dkim::{KeyError, SigningKey};
+use tokio::sync::Semaphore;
 
 /// A DKIM key as loaded at start or reload. A key that failed to load is kept as its
 /// error, so mail from that domain is deferred with the reason instead of leaving
@@ -82,10 +83,17 @@ impl Generation {
                     nameservers: config.dns.nameservers.clone(),
                     trust_anchor_file: config.dns.trust_anchor_file.clone(),
                 })?;
-                Engine::new(
+                // One bound on evaluations for the whole process, across reloads.
+                let slots = previous.map_or_else(
+                    || Arc::new(Semaphore::new(MAX_CONCURRENT_EVALUATIONS)),
+                    |p| p.engine.slots(),
+                );
+                Engine::with_slots(
                     Arc::new(resolver),
                     config.policy.clone(),
                     config.dns.timeout,
+                    CACHE_ENTRIES,
+                    slots,
                 )
             }
         };

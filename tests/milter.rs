@@ -922,3 +922,102 @@ async fn a_reload_that_would_break_signing_is_refused_and_the_old_keys_stay() {
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// Bodies held at once are bounded process-wide: while one session holds most of the
+/// budget, another whose body does not fit is deferred (451 4.3.1) at end of data, and
+/// the budget comes back when the first message is done. Before, every session buffered
+/// its body whatever the others held.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_beyond_the_memory_budget_are_deferred_until_it_frees_up() {
+    use nta7516_milter::config::{Config, SocketSpec};
+    use nta7516_milter::state::{Generation, Shared};
+    let bed = DnsBed::start().await;
+    let config = Config::from_toml_str(&config(&bed, ""), "t").unwrap();
+    let any = SocketSpec::Inet {
+        host: "127.0.0.1".into(),
+        port: 0,
+    };
+    let listener = nta7516_milter::server::listen::bind(&any, &config.server).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shared = Shared::new(Generation::build(config, None).unwrap());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let budget = 100_000;
+    let server = tokio::spawn(nta7516_milter::milter::serve_with_budget(
+        listener, shared, stop_rx, budget,
+    ));
+    let big = b"x".repeat(30_000);
+
+    // A: 90,000 body bytes held, end of data not yet sent.
+    let mut a = open(addr, all_actions()).await;
+    no_reply(a.connect("client.test", [127, 0, 0, 1]).await.unwrap());
+    no_reply(a.mail(["<jan@zkh.test>"]).await.unwrap());
+    no_reply(a.rcpt(["<a@compliant.test>"]).await.unwrap());
+    for (n, v) in HEADERS {
+        no_reply(a.header(*n, *v).await.unwrap());
+    }
+    for _ in 0..3 {
+        no_reply(a.body(big.clone()).await.unwrap());
+    }
+
+    // B: 30,000 more do not fit.
+    let mut b = open(addr, all_actions()).await;
+    let rcpt = [("a@compliant.test", "nta-dane")];
+    let (actions, status) = send_body(&mut b, [127, 0, 0, 1], &rcpt, HEADERS, &big).await;
+    let Status::Tempfail { message: Some(m) } = status else {
+        panic!("{status:?}")
+    };
+    let m = m.to_str().unwrap();
+    assert!(m.starts_with("451 4.3.1 NTA 7516: too many large"), "{m}");
+    assert!(actions.actions.is_empty());
+
+    // A completes normally and gives its bytes back; B's retry then fits.
+    let (_, status) = a.eom().await.unwrap();
+    assert_eq!(status, Status::Continue);
+    let (_, status) = send_body(&mut b, [127, 0, 0, 1], &rcpt, HEADERS, &big).await;
+    assert_eq!(status, Status::Continue);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    stop.send(true).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// An inbound body of `OFF_LOOP_BODY_BYTES` or more is verified on the blocking pool
+/// while its DNS lookups are still driven by the event loop; on a current-thread runtime
+/// (as `serve` runs) that must give the same verdict as on the loop.
+#[tokio::test]
+async fn a_large_inbound_message_is_verified_off_the_event_loop() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "[inbound]\nauthserv_id = \"mx.zkh.test\"\n")).await;
+    let mut conn = open(d.milter, all_actions()).await;
+    let headers = [
+        ("From", "Huisarts <arts@compliant.test>"),
+        ("To", "jan@zkh.test"),
+        ("Subject", "Verwijzing"),
+    ];
+    let line = b"Regel met uitslagen van het laboratorium, 0123456789.\r\n";
+    let body = line.repeat(nta7516_milter::milter::OFF_LOOP_BODY_BYTES / line.len() + 1);
+    let (actions, status) = send_body(
+        &mut conn,
+        [192, 0, 2, 7],
+        &[("jan@zkh.test", "local")],
+        &headers,
+        &body,
+    )
+    .await;
+    assert_eq!(status, Status::Continue);
+    let ar = inserted(&actions, "Authentication-Results");
+    assert_eq!(ar.len(), 1, "{actions:?}");
+    assert!(
+        ar[0].contains("spf=none") && ar[0].contains("dmarc=fail"),
+        "{}",
+        ar[0]
+    );
+    let verdict = added(&actions, "X-NTA7516-Inbound");
+    assert!(
+        verdict[0].contains("compliant.test is an NTA 7516 party"),
+        "{}",
+        verdict[0]
+    );
+    conn.close().await.unwrap();
+    d.shutdown().await;
+}

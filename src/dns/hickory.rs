@@ -30,6 +30,14 @@ pub const RECORD_CACHE_ENTRIES: u64 = 16_384;
 /// the engine wraps each evaluation in its own deadline.
 pub const PER_TRY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Upstreams asked in parallel per query (hickory's `num_concurrent_reqs`), each over its
+/// own UDP socket. Set explicitly because it multiplies the descriptors in use: at most
+/// `engine::MAX_CONCURRENT_EVALUATIONS` × the lookups of one evaluation × this. Two
+/// keeps failover to a second upstream instant.
+pub const UPSTREAMS_PER_QUERY: usize = 2;
+// Pinned: raising it multiplies the sockets one evaluation can hold.
+const _: () = assert!(UPSTREAMS_PER_QUERY == 2);
+
 /// How a resolver is built: explicit upstreams or the system's, and which trust anchor.
 #[derive(Debug, Clone, Default)]
 pub struct ResolverSetup {
@@ -144,6 +152,7 @@ impl HickoryResolver {
         let opts = builder.options_mut();
         opts.timeout = PER_TRY_TIMEOUT;
         opts.attempts = 1;
+        opts.num_concurrent_reqs = UPSTREAMS_PER_QUERY;
         opts.cache_size = RECORD_CACHE_ENTRIES;
         // Names are always fully qualified; never let a search list or /etc/hosts answer.
         opts.ndots = 0;

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::netstring::{self, MAX_QUERY_SIZE, MAX_REPLY_SIZE};
 use super::reply::{self, Query, Reply, RouteKey};
@@ -26,6 +27,13 @@ pub const READ_CHUNK: usize = 4096;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Concurrent connections; more are closed at once (Postfix retries the lookup).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// From the first byte of a request to its reply, at most this long; a client still
+/// sending then is cut off, and a lookup still running answers TEMP. The idle timeout
+/// alone is per read, so a client sending one byte a second held its slot for ever.
+/// Longer than the largest `[dns] timeout` (30 s), so a slow but live lookup (which may
+/// first wait for an evaluation slot) still answers; shorter than Postfix's fixed 100 s
+/// socketmap timeout, so Postfix reads our TEMP instead of giving up on its own.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(45);
 /// On shutdown, requests in flight get this long to finish before they are cut off.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -38,6 +46,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = JoinSet::new();
     let for_connections = shutdown.clone();
+    let mut failed = None;
     loop {
         tokio::select! {
             _ = crate::daemon::stopped(&mut shutdown) => break,
@@ -52,10 +61,13 @@ pub async fn serve(
                     }
                     Err(_) => tracing::warn!(peer = %stream.peer(), limit = MAX_CONNECTIONS, "map server: too many connections, closing one"),
                 },
+                // Transient errors (EMFILE and friends) are retried inside the listener;
+                // what reaches here means the listener is broken. Stop, so the daemon
+                // exits and is restarted, rather than spin on a dead socket.
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::error!(error = %e, "map server: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tracing::error!(error = %e, "map server: the listener failed; stopping");
+                    failed = Some(e);
+                    break;
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -72,17 +84,21 @@ pub async fn serve(
         );
         tasks.abort_all();
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 async fn connection(mut stream: Stream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // When the first byte of the request not yet answered arrived.
+    let mut started: Option<Instant> = None;
     loop {
         loop {
             match netstring::decode(&mut buf, MAX_QUERY_SIZE) {
                 Ok(Some(payload)) => {
-                    let reply = answer(&payload, &shared.current()).await;
+                    let deadline = started.unwrap_or_else(Instant::now) + REQUEST_DEADLINE;
+                    let reply = answer_by(&payload, &shared.current(), deadline).await;
+                    started = None;
                     if let Err(e) = write_reply(&mut stream, &reply).await {
                         tracing::debug!(%peer, error = %e, "map server: client went away");
                         return;
@@ -97,26 +113,57 @@ async fn connection(mut stream: Stream, shared: Arc<Shared>, mut shutdown: watch
                 }
             }
         }
+        if buf.is_empty() {
+            started = None;
+        } else if started.is_none() {
+            // Part of the next request is here already (it came with the last read).
+            started = Some(Instant::now());
+        }
         if *shutdown.borrow() {
             return;
         }
+        let idle_until = Instant::now() + IDLE_TIMEOUT;
+        let read_until = started.map_or(idle_until, |s| (s + REQUEST_DEADLINE).min(idle_until));
         buf.reserve(READ_CHUNK);
+        let had = buf.len();
         tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, stream.read_buf(&mut buf)) => match r {
+            r = tokio::time::timeout_at(read_until, stream.read_buf(&mut buf)) => match r {
                 Ok(Ok(0)) => {
                     if !buf.is_empty() {
                         tracing::warn!(%peer, error = %netstring::NetstringError::Truncated, "map server: incomplete request at end of connection");
                     }
                     return;
                 }
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    if had == 0 {
+                        started = Some(Instant::now());
+                    }
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "map server: read failed");
                     return;
                 }
-                Err(_) => return,
+                Err(_) => {
+                    if started.is_some() {
+                        tracing::warn!(%peer, deadline = ?REQUEST_DEADLINE, "map server: request not complete within the deadline; closing the connection");
+                    }
+                    return;
+                }
             },
             _ = crate::daemon::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// [`answer`], but a lookup still running at `deadline` answers TEMP (the evaluation
+/// goes on and fills the cache for Postfix's retry).
+pub async fn answer_by(payload: &[u8], g: &Generation, deadline: Instant) -> Reply {
+    match tokio::time::timeout_at(deadline, answer(payload, g)).await {
+        Ok(reply) => reply,
+        Err(_) if g.config.server.dry_run => Reply::NotFound,
+        Err(_) => {
+            tracing::warn!(deadline = ?REQUEST_DEADLINE, "map server: lookup not finished within the request deadline; answering TEMP");
+            Reply::Temp("NTA 7516: lookup not finished in time; try again later".into())
         }
     }
 }

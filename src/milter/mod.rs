@@ -4,6 +4,7 @@
 //! Per connection the configuration generation is taken once at connect, so a reload
 //! never changes the rules in the middle of a message.
 
+pub mod budget;
 pub mod classify;
 mod headers;
 pub mod plan;
@@ -35,6 +36,12 @@ pub const REQUIRED_ACTIONS: Actions = Actions::ADD_HEADER
 /// Concurrent milter connections (one per smtpd/cleanup process that uses us).
 pub const MAX_CONNECTIONS: usize = 1024;
 pub use headers::{MAX_HEADER_BYTES, MAX_HEADERS};
+/// A milter connection on which the MTA sends nothing (and takes no reply) for this long
+/// is closed. indymilter's default is libmilter's 7,210 s, which let a stuck or hostile
+/// client hold one of [`MAX_CONNECTIONS`] for two hours. Postfix waits at most
+/// `milter_content_timeout` (300 s) for us and its smtpd at most `smtpd_timeout` (300 s)
+/// for its client between commands, so a live MTA is never silent this long.
+pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// The macros asked of the MTA per stage: the TLS session (inbound verdict), the queue
 /// id (log lines), the SASL user (direction), the envelope, and each recipient's
 /// transport (`X-NTA7516-Route: standard` only when all are remote SMTP).
@@ -97,6 +104,9 @@ struct Msg {
     auth_user: Option<String>,
     received: Received,
     header_limit: headers::Limit,
+    /// The share of [`budget::BODY_BUFFER_BUDGET`] this message's body holds; given back
+    /// when the message is dropped (after end of data, abort, or the next MAIL).
+    body_bytes: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The status for a stage where we never refuse: no reply when it was negotiated away.
@@ -206,6 +216,7 @@ async fn mail(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
             ..Received::default()
         },
         header_limit: headers::Limit::default(),
+        body_bytes: None,
     };
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_MAIL)
 }
@@ -223,14 +234,14 @@ async fn rcpt(cx: &mut Context<Conn>, args: Vec<CString>) -> Status {
     conn.msg.received.rcpt_mailers.push(mailer);
     conn.msg.received.rcpts.push(rcpt.clone());
     // Warm the verdict cache: the queue manager asks the map server for this domain
-    // again at delivery, and then the answer is already there.
+    // again at delivery, and then the answer is already there. Only a head start: with
+    // every evaluation slot busy it is skipped, so a session naming thousands of new
+    // domains cannot hold thousands of DNS rounds (and their sockets) at once.
     if let Some(domain) = address_domain(&rcpt)
         && !conn.generation.config.is_own_domain(&domain)
+        && conn.generation.engine.prefetch(&domain) == crate::engine::Prefetch::Skipped
     {
-        let engine = conn.generation.engine.clone();
-        tokio::spawn(async move {
-            engine.decide(&domain).await;
-        });
+        tracing::debug!(rcpt_domain = %domain, "all evaluation slots busy: prefetch skipped");
     }
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_RCPT)
 }
@@ -250,16 +261,29 @@ async fn header(cx: &mut Context<Conn>, name: CString, value: CString) -> Status
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_HEADER)
 }
 
-async fn body(cx: &mut Context<Conn>, chunk: Bytes) -> Status {
+async fn body(cx: &mut Context<Conn>, chunk: Bytes, budget: &budget::BodyBudget) -> Status {
     let Some(conn) = cx.data.as_mut() else {
         return carry_on(None, ProtoOpts::NOREPLY_BODY);
     };
-    let r = &mut conn.msg.received;
-    if r.body.len() + chunk.len() > MAX_MESSAGE_SIZE {
+    let msg = &mut conn.msg;
+    let r = &mut msg.received;
+    if r.body_overflow || r.body_over_budget {
+        // Already given up on keeping this body; the outcome is settled at end of data.
+    } else if r.body.len() + chunk.len() > MAX_MESSAGE_SIZE {
         r.body_overflow = true;
         r.body = Vec::new();
-    } else if !r.body_overflow {
+        msg.body_bytes = None;
+    } else if budget.take(&mut msg.body_bytes, chunk.len()) {
         r.body.extend_from_slice(&chunk);
+    } else {
+        tracing::warn!(
+            queue_id = msg.queue_id.as_deref().unwrap_or("?"),
+            budget = budget::BODY_BUFFER_BUDGET,
+            "milter: body buffer budget spent by other messages; this one will be deferred (451)"
+        );
+        r.body_over_budget = true;
+        r.body = Vec::new();
+        msg.body_bytes = None;
     }
     carry_on(cx.data.as_ref(), ProtoOpts::NOREPLY_BODY)
 }
@@ -653,6 +677,39 @@ async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::V
         tls_version: conn.tls_version.clone(),
         cipher: conn.cipher.clone(),
     };
+    if r.body.len() < OFF_LOOP_BODY_BYTES {
+        return verify_raw(g, &transport, &r.sender, &raw).await;
+    }
+    // Hashing tens of megabytes for DKIM takes a tenth of a second or more, and `serve`
+    // runs every session on one thread: do it on the blocking pool, as planning is. The
+    // DNS lookups it awaits are still driven by the event loop (Handle::block_on on a
+    // current-thread runtime relies on the thread running Runtime::block_on for I/O).
+    let generation = conn.generation.clone();
+    debug_assert!(std::ptr::eq(Arc::as_ptr(&generation), g));
+    let sender = r.sender.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(verify_raw(&generation, &transport, &sender, &raw))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let mut v = inbound::degraded(
+            &g.config,
+            &g.authserv_id,
+            "internal error while verifying",
+            true,
+        );
+        v.action = inbound::Action::Tempfail(format!("internal error while verifying: {e}"));
+        v
+    })
+}
+
+async fn verify_raw(
+    g: &Generation,
+    transport: &inbound::Transport,
+    sender: &str,
+    raw: &[u8],
+) -> inbound::Verification {
     let auth = mail_auth::MessageAuthenticator(g.engine.resolver().hickory().clone());
     inbound::verify(
         &auth,
@@ -660,9 +717,9 @@ async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::V
         &g.config,
         &inbound::Request {
             authserv_id: &g.authserv_id,
-            transport: &transport,
-            mail_from: &r.sender,
-            raw: &raw,
+            transport,
+            mail_from: sender,
+            raw,
             deadline: g.config.dns.timeout * 2,
         },
     )
@@ -681,8 +738,20 @@ async fn abort(cx: &mut Context<Conn>) -> Status {
 pub async fn serve(
     listener: Bound,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    serve_with_budget(listener, shared, shutdown, budget::BODY_BUFFER_BUDGET).await
+}
+
+/// [`serve`] with `body_budget` bytes of message bodies in memory at once instead of
+/// [`budget::BODY_BUFFER_BUDGET`] (tests use a small one).
+pub async fn serve_with_budget(
+    listener: Bound,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    body_budget: usize,
+) -> std::io::Result<()> {
+    let budget = budget::BodyBudget::new(body_budget);
     let callbacks = Callbacks::new()
         .on_negotiate({
             let shared = shared.clone();
@@ -693,11 +762,15 @@ pub async fn serve(
         .on_mail(|cx, args| Box::pin(mail(cx, args)))
         .on_rcpt(|cx, args| Box::pin(rcpt(cx, args)))
         .on_header(|cx, name, value| Box::pin(header(cx, name, value)))
-        .on_body(|cx, chunk| Box::pin(body(cx, chunk)))
+        .on_body(move |cx, chunk| {
+            let budget = budget.clone();
+            Box::pin(async move { body(cx, chunk, &budget).await })
+        })
         .on_eom(|cx| Box::pin(eom(cx)))
         .on_abort(|cx| Box::pin(abort(cx)));
     let config = indymilter::Config {
         max_connections: MAX_CONNECTIONS,
+        connection_timeout: CONNECTION_TIMEOUT,
         ..Default::default()
     };
     indymilter::run(listener, callbacks, config, async move {

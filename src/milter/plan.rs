@@ -33,6 +33,9 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The body exceeded [`footer::MAX_MESSAGE_SIZE`] and was not kept whole.
     pub body_overflow: bool,
+    /// The process-wide body budget was spent when the body arrived, so it was not kept:
+    /// the message is deferred whatever its direction (`milter::budget`).
+    pub body_over_budget: bool,
     /// `{rcpt_mailer}` of each recipient.
     pub rcpt_mailers: Vec<Option<String>>,
     /// Envelope recipients, in order.
@@ -90,6 +93,8 @@ pub enum PlanError {
     TooLarge,
     #[error("internal error while preparing the message: {0}")]
     Internal(String),
+    #[error("too many large messages are being processed at once; try again later")]
+    Busy,
 }
 
 impl PlanError {
@@ -101,6 +106,8 @@ impl PlanError {
             PlanError::TooLarge => "4.3.4",
             // RFC 3463: X.6.0, other or undefined media error (the content).
             PlanError::Unsignable(_) => "5.6.0",
+            // RFC 3463 X.3.1: mail system storage exceeded (for now).
+            PlanError::Busy => "4.3.1",
         }
     }
 
@@ -124,6 +131,9 @@ fn added_value(value: &str) -> Vec<u8> {
 
 pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Plan, PlanError> {
     let config = &g.config;
+    if msg.body_over_budget {
+        return Err(PlanError::Busy);
+    }
     let mut p = Plan::default();
 
     // Header hygiene, both directions: the client's copies of our headers and of the
@@ -184,7 +194,9 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     }
     p.classification = Some((class, source));
 
-    let mut body = msg.body.clone();
+    // The body as it will leave: the received one, or the footered copy. Borrowed, not
+    // cloned: each copy of a 25 MB attachment is 25 MB more per message in flight.
+    let mut footered: Option<Vec<u8>> = None;
     if class == Classification::Secure {
         let f = Footer {
             text: &config.footer.text,
@@ -200,8 +212,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             Outcome::Added { body: b, parts, .. } => {
                 p.notes.push(note);
                 p.footer = Some(Ok(parts));
-                body = b.clone();
-                p.body = Some(b);
+                footered = Some(b);
             }
             Outcome::Skipped(why) => {
                 p.notes.push(note);
@@ -232,15 +243,15 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
                 }
             }
             headers.extend(p.add.iter().map(|(n, v)| (n.clone(), added_value(v))));
-            if let Some(fixed) = dkim::exact::body(&body) {
+            if let Some(fixed) = dkim::exact::body(footered.as_deref().unwrap_or(&msg.body)) {
                 p.notes.push(
                     "body: bare CRs and white space on the trailing blank lines removed so that DKIM verifies"
                         .into(),
                 );
-                p.body = Some(fixed);
+                footered = Some(fixed);
             }
             // The body that leaves: the replacement (footer, normalisation), else the original.
-            let leaving = p.body.as_deref().unwrap_or(&body);
+            let leaving = footered.as_deref().unwrap_or(&msg.body);
             let sig = dkim::sign(key, &headers, leaving).map_err(|e| {
                 if e.is_permanent() {
                     PlanError::Unsignable(e.to_string())
@@ -270,6 +281,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
             from.map_or("(none)".to_string(), |d| d.to_string())
         )),
     }
+    p.body = footered;
     Ok(p)
 }
 

@@ -4,10 +4,13 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::time::{Instant, Sleep};
 
 use super::stream::Stream;
 use crate::config::{ServerConfig, SocketSpec};
@@ -37,20 +40,155 @@ pub enum BindError {
     },
 }
 
-/// A bound listener of either kind; its streams coalesce writes (see [`Stream`]).
+/// After an accept fails for lack of resources (descriptors, buffers, memory), the
+/// listener waits this long before trying again: long enough not to spin on a full fd
+/// table, short enough that mail flows again within a blink once descriptors are freed.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// While accepts keep failing, at most one log line per this interval (with the number of
+/// failures since the last line), so an exhausted fd table does not also flood the journal.
+pub const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Accept errors that say nothing about the listener itself: the process or system is
+/// short of descriptors or memory for now (EMFILE, ENFILE, ENOBUFS, ENOMEM), or one
+/// pending connection died before we took it (ECONNABORTED, and the network errors
+/// accept(2) on Linux passes on from the new socket, which it says to treat like EAGAIN).
+/// Anything else (EBADF, EINVAL, ...) means the listener is broken and is returned.
+pub fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::ECONNABORTED
+                | libc::ECONNRESET
+                | libc::EINTR
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ETIMEDOUT
+                | libc::ENETDOWN
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::ENONET
+                | libc::ENOPROTOOPT
+                | libc::EOPNOTSUPP
+        )
+    ) || matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    )
+}
+
 #[derive(Debug)]
-pub enum Bound {
+enum Kind {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
 
+/// A bound listener of either kind; its streams coalesce writes (see [`Stream`]).
+///
+/// Transient accept errors never leave it: it backs off [`ACCEPT_BACKOFF`] and tries
+/// again, so neither indymilter (which ends its accept loop for good on the first error)
+/// nor the map server loses its port while the fd table is full. Only an error that
+/// means the listener itself is broken is returned.
+#[derive(Debug)]
+pub struct Bound {
+    kind: Kind,
+    /// The back-off under way after a transient error.
+    backoff: Option<Pin<Box<Sleep>>>,
+    /// Failures not yet logged, and when the last line was written.
+    unlogged: u64,
+    last_log: Option<Instant>,
+}
+
+impl From<TcpListener> for Bound {
+    fn from(l: TcpListener) -> Self {
+        Self::new(Kind::Tcp(l))
+    }
+}
+
+impl From<UnixListener> for Bound {
+    fn from(l: UnixListener) -> Self {
+        Self::new(Kind::Unix(l))
+    }
+}
+
 impl Bound {
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            backoff: None,
+            unlogged: 0,
+            last_log: None,
+        }
+    }
+
     pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Stream>> {
-        match self {
-            Bound::Tcp(l) => l
-                .poll_accept(cx)
-                .map(|r| r.and_then(|(s, _)| Stream::tcp(s))),
-            Bound::Unix(l) => l.poll_accept(cx).map(|r| r.map(|(s, _)| Stream::unix(s))),
+        // Bounded: each pass either returns or arms a back-off that returns Pending.
+        loop {
+            if let Some(sleep) = self.backoff.as_mut() {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.backoff = None;
+            }
+            let accepted = match &mut self.kind {
+                Kind::Tcp(l) => match l.poll_accept(cx) {
+                    Poll::Ready(Ok((s, _))) => match Stream::tcp(s) {
+                        Ok(s) => Ok(s),
+                        // That one connection is unusable (the peer is already gone);
+                        // drop it, the listener is fine.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "dropping a connection that cannot be set up");
+                            continue;
+                        }
+                    },
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Kind::Unix(l) => match l.poll_accept(cx) {
+                    Poll::Ready(Ok((s, _))) => Ok(Stream::unix(s)),
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            match accepted {
+                Ok(s) => {
+                    if self.unlogged > 0 {
+                        tracing::warn!(
+                            failures = self.unlogged,
+                            "accepting connections again after transient errors"
+                        );
+                        self.unlogged = 0;
+                    }
+                    return Poll::Ready(Ok(s));
+                }
+                Err(e) if is_transient_accept_error(&e) => {
+                    self.note_transient(&e);
+                    self.backoff = Some(Box::pin(tokio::time::sleep(ACCEPT_BACKOFF)));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn note_transient(&mut self, e: &io::Error) {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG_INTERVAL)
+        {
+            tracing::error!(
+                error = %e,
+                failures = self.unlogged,
+                retry_in = ?ACCEPT_BACKOFF,
+                "cannot accept a connection (transient; retrying; raise LimitNOFILE if this is EMFILE)"
+            );
+            self.last_log = Some(now);
+            self.unlogged = 0;
         }
     }
 
@@ -60,9 +198,9 @@ impl Bound {
 
     /// The bound TCP address (tests bind port 0), if TCP.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Bound::Tcp(l) => l.local_addr().ok(),
-            Bound::Unix(_) => None,
+        match &self.kind {
+            Kind::Tcp(l) => l.local_addr().ok(),
+            Kind::Unix(_) => None,
         }
     }
 }
@@ -102,7 +240,7 @@ pub fn bind(spec: &SocketSpec, server: &ServerConfig) -> Result<Bound, BindError
             socket.bind(&addr.into()).map_err(io)?;
             socket.listen(LISTEN_BACKLOG).map_err(io)?;
             TcpListener::from_std(socket.into())
-                .map(Bound::Tcp)
+                .map(Bound::from)
                 .map_err(io)
         }
         SocketSpec::Unix(path) => {
@@ -124,7 +262,7 @@ pub fn bind(spec: &SocketSpec, server: &ServerConfig) -> Result<Bound, BindError
             socket.listen(LISTEN_BACKLOG).map_err(io)?;
             set_access(path, server, &name)?;
             let std: std::os::unix::net::UnixListener = socket.into();
-            UnixListener::from_std(std).map(Bound::Unix).map_err(io)
+            UnixListener::from_std(std).map(Bound::from).map_err(io)
         }
     }
 }
@@ -217,6 +355,17 @@ fn lookup_id(name: &str, kind: IdKind) -> Option<u32> {
     }
 }
 
+/// A TCP socket bound to a loopback port but never put in the listening state: every
+/// accept fails with EINVAL. For tests of what happens when a listener breaks.
+#[doc(hidden)]
+pub fn broken_listener() -> Bound {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_nonblocking(true).expect("nonblocking");
+    let addr: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+    socket.bind(&addr.into()).expect("bind");
+    Bound::from(TcpListener::from_std(socket.into()).expect("register"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +374,46 @@ mod tests {
     #[test]
     fn backlog_exceeds_postfix_process_limit() {
         assert_eq!(LISTEN_BACKLOG, 1024);
+    }
+
+    #[test]
+    fn accept_backoff_and_log_interval_are_pinned() {
+        assert_eq!(ACCEPT_BACKOFF, Duration::from_millis(100));
+        assert_eq!(ACCEPT_ERROR_LOG_INTERVAL, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn resource_shortage_is_transient_a_broken_listener_is_not() {
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::ECONNABORTED,
+        ] {
+            assert!(
+                is_transient_accept_error(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        for errno in [libc::EBADF, libc::EINVAL, libc::ENOTSOCK, libc::EFAULT] {
+            assert!(
+                !is_transient_accept_error(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+    }
+
+    /// A socket that is bound but not listening fails every accept with EINVAL: that
+    /// error must reach the caller (the daemon then exits for systemd to restart it).
+    #[tokio::test]
+    async fn a_broken_listener_reports_its_error() {
+        let mut b = broken_listener();
+        let e = tokio::time::timeout(Duration::from_secs(5), b.accept())
+            .await
+            .expect("accept returns")
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
     }
 
     #[tokio::test]

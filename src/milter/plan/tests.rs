@@ -20,6 +20,7 @@ fn msg(headers: &[(&str, &str)], mailers: &[&str]) -> Received {
             .collect(),
         body: b"Beste collega,\r\n\r\nZie bijlage.\r\n".to_vec(),
         body_overflow: false,
+        body_over_budget: false,
         rcpt_mailers: mailers.iter().map(|m| Some(m.to_string())).collect(),
         rcpts: mailers
             .iter()
@@ -183,6 +184,17 @@ async fn oversized_outbound_body_is_deferred() {
     assert_eq!(plan(&g, &outbound(), &m), Err(PlanError::TooLarge));
     // Inbound mail is not rewritten, so its size does not matter here.
     assert!(plan(&g, &Direction::Inbound, &m).is_ok());
+}
+
+#[tokio::test]
+async fn a_body_over_the_budget_is_deferred_in_both_directions() {
+    let g = generation("");
+    let mut m = msg(BASIC, &["smtp"]);
+    m.body_over_budget = true;
+    m.body.clear();
+    assert_eq!(plan(&g, &outbound(), &m), Err(PlanError::Busy));
+    assert_eq!(plan(&g, &Direction::Inbound, &m), Err(PlanError::Busy));
+    assert_eq!(PlanError::Busy.status_code(), "4.3.1");
 }
 
 #[test]
