@@ -45,15 +45,7 @@ impl DomainName {
     /// names and labels, and characters outside letters, digits, `-` and `_` (the
     /// underscore is needed for `_25._tcp` and `_dmarc` owner names).
     pub fn parse(input: &str) -> Result<Self, DomainError> {
-        let trimmed = input.trim();
-        let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
-        if trimmed.is_empty() {
-            return Err(DomainError::Empty);
-        }
-        // Bound the work before IDNA conversion sees arbitrarily long input.
-        if trimmed.len() > MAX_NAME_LEN * 4 {
-            return Err(DomainError::TooLong);
-        }
+        let trimmed = bounded(input)?;
         let ascii = if trimmed.is_ascii() {
             trimmed.to_ascii_lowercase()
         } else {
@@ -91,14 +83,7 @@ impl DomainName {
     /// valid U-label; RFC 1035 lengths). A name rejected here can never be delivered to, so
     /// the route map bounces it instead of treating it as none of its business.
     pub fn parse_host(input: &str) -> Result<Self, DomainError> {
-        let trimmed = input.trim();
-        let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
-        if trimmed.is_empty() {
-            return Err(DomainError::Empty);
-        }
-        if trimmed.len() > MAX_NAME_LEN * 4 {
-            return Err(DomainError::TooLong);
-        }
+        let trimmed = bounded(input)?;
         let ascii = Uts46::new()
             .to_ascii(
                 trimmed.as_bytes(),
@@ -172,6 +157,21 @@ impl serde::Serialize for DomainName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
     }
+}
+
+/// The input without surrounding white space and a trailing dot, refused when empty or
+/// so long that no IDNA conversion could bring it under RFC 1035's limit (this bounds the
+/// work before the conversion sees arbitrary input).
+fn bounded(input: &str) -> Result<&str, DomainError> {
+    let trimmed = input.trim();
+    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    if trimmed.len() > MAX_NAME_LEN * 4 {
+        return Err(DomainError::TooLong);
+    }
+    Ok(trimmed)
 }
 
 /// An ASCII label that RFC 5321 §4.1.2 allows in a domain: `Let-dig [Ldh-str]`.
