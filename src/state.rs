@@ -3,7 +3,7 @@
 //!
 //! Every milter connection and every map request takes the current generation once and
 //! uses it to the end, so a reload never mixes two configurations in one decision
-//! (DESIGN: "new config snapshot per connection"). A failed reload leaves the old
+//! (a new configuration snapshot per connection). A failed reload leaves the old
 //! generation in place.
 
 use std::collections::HashMap;

@@ -1,7 +1,8 @@
 //! Command-line interface: argument parsing and the subcommands' top level.
 //!
 //! `main.rs` only calls [`main`]; everything here returns an [`ExitCode`] so that the exit
-//! status contract (DESIGN §2: `check` exits 0/1/2) is decided in one place.
+//! status contract (`check` exits 0 compliant, 1 not compliant, 2 temporary or usage) is
+//! decided in one place.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,10 +25,10 @@ use crate::engine::Engine;
 use crate::policy::Verdict;
 use crate::report;
 
-/// Where the packaged configuration lives (DESIGN §2, fixed).
+/// Where the packaged configuration lives (a fixed name of the package).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nta7516-milter/config.toml";
 
-/// Exit status of `check` (DESIGN §2, fixed) and of usage errors.
+/// Exit status of `check` (fixed, operators script on them) and of usage errors.
 pub mod exit {
     pub const COMPLIANT: u8 = 0;
     pub const NOT_COMPLIANT: u8 = 1;

@@ -202,7 +202,7 @@ impl PolicyConfig {
     }
 }
 
-/// Headers the daemon itself owns (DESIGN §2 "Fixed names"); it strips client copies of
+/// Headers the daemon itself owns (README "How it works": X-NTA7516-*); it strips client copies of
 /// them, so using one as the bypass header would make the bypass never work.
 const RESERVED_HEADERS: &[&str] = &[
     "X-NTA7516-Route",

@@ -1,9 +1,10 @@
 //! [`Resolver`] on hickory-resolver, validating DNSSEC in-process.
 //!
 //! We validate ourselves rather than trusting an upstream AD bit: hickory sends no DO/AD
-//! bits unless it validates (deps.md §3), and a per-record `Proof` is what lets the policy
-//! tell "provably insecure" from "secure". The upstream may be a local validating resolver
-//! (recommended: then bogus data already SERVFAILs there) or any recursive resolver.
+//! bits unless it validates itself (a validating upstream's AD bit alone is not trusted), and a
+//! per-record `Proof` is what lets the policy tell "provably insecure" from "secure". The upstream
+//! may be a local validating resolver (recommended: then bogus data already SERVFAILs there) or any
+//! recursive resolver.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Socketmap requests and replies, and the pure mapping from a verdict to a reply.
 //!
 //! Requests are `route <address>` (transport_maps) and `tls <next hop>`
-//! (smtp_tls_policy_maps). Replies are the fixed forms of DESIGN §2:
+//! (smtp_tls_policy_maps). Replies are the fixed socketmap forms:
 //! `OK <transport>:<nexthop>`, `OK dane-only`, `NOTFOUND `, `TEMP <reason>`, `PERM <reason>`.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use crate::config::{Config, NonCompliantAction};
 use crate::domain::{AddressDomain, DomainName, address_parts};
 use crate::policy::{self, Verdict};
 
-/// Transport names the shipped master.cf defines (DESIGN §2, fixed; postfix/master.cf).
+/// Transport names the shipped master.cf defines (fixed names; postfix/master.cf).
 pub const TRANSPORT_DANE: &str = "nta-dane";
 pub const TRANSPORT_FALLBACK: &str = "nta-fallback";
 /// Runs Postfix's error(8) agent: accepted at RCPT, bounced by the queue manager, so a

@@ -21,7 +21,7 @@ use crate::policy::Verdict;
 pub const HEADER_INBOUND: &str = "X-NTA7516-Inbound";
 pub const HEADER_AUTH_RESULTS: &str = "Authentication-Results";
 /// The weakest TLS version that counts as "arrived securely" (internet.nl: TLS 1.2 is
-/// sufficient, older is insufficient; reference/nta7516.md §4.1).
+/// sufficient, older is insufficient).
 pub const MIN_TLS: (u8, u8) = (1, 2);
 
 /// What the connection told us (Postfix macros `{tls_version}`, `{cipher}`).
@@ -98,7 +98,7 @@ fn dkim_str(r: &DkimResult) -> &'static str {
     match r {
         DkimResult::Pass => "pass",
         // mail-auth reports a body-hash mismatch as Neutral: for us anything but Pass
-        // does not authenticate (deps.md §2.3).
+        // does not authenticate.
         DkimResult::Neutral(_) => "neutral",
         DkimResult::Fail(_) => "fail",
         DkimResult::PermError(_) => "permerror",
@@ -292,7 +292,7 @@ pub async fn verify<R: Resolver>(
 }
 
 /// mail-auth writes `Authentication-Results: <value>\r\n` folded with `\r\n\t`; Postfix
-/// wants the bare value folded with `\n\t` (deps.md §1: CRLF folding is stored literally).
+/// wants the bare value folded with `\n\t` (Postfix stores CRLF folding literally).
 fn header_value(header: &str) -> String {
     let v = header
         .strip_prefix("Authentication-Results:")

@@ -2,8 +2,8 @@
 //!
 //! Pure functions of the connection facts and the configuration. Only outbound mail is
 //! classified, and only a trusted (outbound) client's bypass header counts: the same
-//! header from outside is stripped and ignored (E-Zorg's `x-ezorg-secbypass`, seed
-//! Table 2; DESIGN §1 "Sender choice").
+//! header from outside is stripped and ignored (as E-Zorg's `x-ezorg-secbypass`
+//! documentation, Table 2, prescribes).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -81,7 +81,7 @@ fn bypass_value(v: &str) -> Option<Classification> {
     }
 }
 
-/// Precedence (DESIGN §1): trusted bypass header > sender rule > `[policy] default`.
+/// Precedence (README Logic, rule 11): trusted bypass header > sender rule > `[policy] default`.
 /// `bypass_values` are all values of the bypass header in the message. Several that
 /// disagree, or one without a meaning, resolve to `secure`: sensitivity is the safe
 /// reading of an unclear mark.
@@ -111,7 +111,7 @@ pub fn classify(
 
 /// Transports that deliver by SMTP to a remote host. `X-NTA7516-Route: standard` becomes
 /// `FILTER smtp:` for the whole message, which would send local or virtual recipients
-/// over SMTP and bypass content filters (reference/mta.md §6.3); so it is only used when
+/// over SMTP and bypass content filters (Postfix header_checks(5), FILTER); so it is only used when
 /// every recipient already goes to one of these.
 pub const REMOTE_SMTP_TRANSPORTS: &[&str] = &[
     "smtp",

@@ -600,7 +600,7 @@ async fn apply(
 ) -> Result<(), String> {
     let err = |e: indymilter::ActionError| e.to_string();
     // With LEADING_SPACE negotiated Postfix writes values verbatim: supply the space
-    // that normally follows the colon (deps.md §1).
+    // that normally follows the colon (libmilter's SMFIP_HDR_LEADSPC contract).
     let v = |s: &str| {
         if leading_space {
             format!(" {s}")

@@ -1,10 +1,10 @@
 //! The compliance decision: a pure function of gathered facts and the policy config.
 //!
 //! No I/O, no clock, no runtime: `decide` sees only [`Facts`] (which carry the day to judge
-//! against) and [`PolicyConfig`]. Each clause below cites where its rule comes from
-//! (DESIGN.md §3; reference/nta7516.md). Reasons are collected rather than returned at the
-//! first failure, so an operator sees every problem at once; a temporary failure only
-//! decides the outcome when nothing deterministic already rules compliance out.
+//! against) and [`PolicyConfig`]. Each clause below cites where its rule comes from (NTA 7516, the
+//! TXT record definitions of Cryptshare and internet.nl, RFC 7672). Reasons are collected rather
+//! than returned at the first failure, so an operator sees every problem at once; a temporary
+//! failure only decides the outcome when nothing deterministic already rules compliance out.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -228,7 +228,7 @@ pub fn invalid_domain(domain: &str, error: &DomainError) -> Verdict {
 
 pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
     let d = &facts.domain;
-    // Rule 1 (DESIGN §3.1): the apex TXT must be answered at all; without it nothing can be
+    // Rule 1: the apex TXT must be answered at all; without it nothing can be
     // decided, so a lookup failure is temporary whatever else is known.
     let txt = match &facts.txt {
         Ok(a) => a,
@@ -241,7 +241,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
     let mut f = Findings::default();
 
     // Rule 1: the record must be DNSSEC-secure, otherwise an attacker could forge, strip or
-    // redirect it (reference/nta7516.md §1.4 [I]: an unsigned record counts as absent).
+    // redirect it (an unsigned record counts as absent, as internet.nl judges it).
     if !txt.is_secure() {
         f.fail(
             Code::NtaRecordInsecure,
@@ -252,7 +252,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         );
     }
 
-    // Rule 1: exactly one NTA record (both syntaxes, reference/nta7516.md §1.2-1.3).
+    // Rule 1: exactly one NTA record (the current `v=NTA7516-1` and the 2019 `v=NTA7516` syntax).
     let selection = record::select(txt_records(&facts.txt));
     let nta = match &selection {
         Selection::Found(rec) => Some(rec),
@@ -283,7 +283,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
     };
 
     // Rule 1: today between the first day of startdate and the last day of enddate
-    // (reference/nta7516.md §1.2, Cryptshare's definition).
+    // (Cryptshare's definition of the record).
     if let Some(rec) = nta {
         match rec.validity(facts.today) {
             Validity::Valid { .. } => {}
@@ -351,7 +351,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         }
     }
 
-    // Rule 4 (optional, DESIGN §3.4): the recipient's own DMARC and SPF policies.
+    // Rule 4 (optional): the recipient's own DMARC and SPF policies.
     if config.require_dmarc {
         dmarc_clause(facts, &mut f);
     }

@@ -1,4 +1,5 @@
-//! One fixture per rule of `decide` (DESIGN §3), built from facts directly: no DNS, no clock.
+//! One fixture per rule of `decide` (README Logic, rules 1-8), built from facts directly: no DNS,
+//! no clock.
 
 use std::time::Duration;
 

@@ -17,7 +17,7 @@ use crate::config::{ServerConfig, SocketSpec};
 
 /// Listen backlog. Postfix runs up to `default_process_limit` (100) smtpd, cleanup and
 /// trivial-rewrite processes that may connect at once; with a small backlog, connects
-/// failed with EAGAIN and clients got 451 (reference/mta.md §7).
+/// failed with EAGAIN and clients got 451 (seen in this project's Postfix lab).
 pub const LISTEN_BACKLOG: i32 = 1024;
 
 #[derive(Debug, thiserror::Error)]
