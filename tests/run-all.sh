@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/run-all.sh: the test command of nta7516-milter. Runs from any directory.
 #
+#   0. as root: the Debian packages the tests use (tests/e2e/lib.sh lab_install)
 #   1. cargo build --locked
 #   2. cargo test --locked --all-targets        (unit, integration and hermetic DNS tests)
 #   3. tests/e2e/run.sh                         (end-to-end lab: Knot + Unbound in a network
@@ -28,6 +29,15 @@ elif [ "$(id -u)" -ne 0 ]; then
 fi
 
 t0=$SECONDS
+if [ "$skip_e2e" -eq 0 ]; then
+    # The cargo tests use real tools too (python3-dkim as the independent DKIM verifier,
+    # openssl, python3's email package for the footer corpus): install the lab's Debian
+    # packages first, so a fresh machine runs them instead of failing for a missing tool.
+    section "Debian packages of the tests"
+    # shellcheck source=e2e/lib.sh
+    . "$ROOT/tests/e2e/lib.sh"
+    lab_install
+fi
 section "cargo build --locked"
 cargo build --locked
 
