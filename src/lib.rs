@@ -18,6 +18,7 @@ pub mod milter;
 pub mod notify;
 pub mod nta;
 pub mod policy;
+pub mod portal;
 pub mod server;
 pub mod state;
 pub mod tools;

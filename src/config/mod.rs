@@ -14,6 +14,7 @@ mod duration;
 mod error;
 mod inbound;
 mod policy;
+pub mod portal;
 mod raw;
 mod relay;
 mod sections;
@@ -65,6 +66,8 @@ pub struct Config {
     pub footer: FooterConfig,
     pub audit: AuditConfig,
     pub inbound: InboundConfig,
+    /// `[portal]`: the eDelivery portal process; `None` when the section is absent.
+    pub portal: Option<portal::PortalConfig>,
 }
 
 impl Config {

@@ -55,6 +55,8 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
         footer,
         audit: audit?,
         inbound: inbound?,
+        // The `[portal]` section is parsed by the portal work; until then there is none.
+        portal: None,
     })
 }
 

@@ -1,0 +1,15 @@
+//! The eDelivery portal (`nta7516-milter portal`): the secure alternative route of NTA 7516
+//! for recipients who are not NTA 7516 parties, very often the patient.
+//!
+//! Its own process, the only part that faces the internet. Postfix delivers secure mail for
+//! non-compliant recipients over LMTP (RFC 2033); the portal stores it encrypted, mails the
+//! recipient a content-free notification, and after a one-time SMS code shows the message.
+//!
+//! Layout (each a front-end or a layer below them; dependencies point down):
+//! - `phone`: the recipient's mobile number (E.164), parsed once.
+//! - `notice`: the notification mail and its submission through the MTA's `sendmail`.
+//! - `sms`: the SMS providers that carry the one-time code.
+
+pub mod notice;
+pub mod phone;
+pub mod sms;
