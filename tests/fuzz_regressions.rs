@@ -166,10 +166,6 @@ fn audit_verify_bounds_a_line_without_newline() {
 /// silence leaves the MTA waiting for its own timeout (Postfix: milter_content_timeout,
 /// 300 s) before it applies milter_default_action.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open: indymilter 0.3 drops a command its session state cannot reach \
-            (session.rs, 'ignoring unexpected command') before any callback runs, so \
-            the callbacks cannot answer it; the fix belongs in the connection stream or \
-            indymilter"]
 async fn an_out_of_order_end_of_message_is_answered() {
     let d = common::daemon::start(
         "[dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"2s\"\n[domains]\nown = [\"zkh.test\"]\n",
@@ -188,7 +184,7 @@ async fn an_out_of_order_end_of_message_is_answered() {
         .unwrap();
     let _ = conn.connect("client.test", [127, 0, 0, 1]).await.unwrap();
     let answer = conn.eom().await;
-    // Today: Err(read timeout) after 3 s, nothing was sent back.
+    // Before the guard: a read timeout after 3 s, nothing was sent back.
     assert!(
         matches!(&answer, Ok((_, indymilter_test::Status::Tempfail { .. }))),
         "{answer:?}"

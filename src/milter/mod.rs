@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod classify;
+mod guard;
 mod headers;
 pub mod plan;
 
@@ -773,7 +774,7 @@ pub async fn serve_with_budget(
         connection_timeout: CONNECTION_TIMEOUT,
         ..Default::default()
     };
-    indymilter::run(listener, callbacks, config, async move {
+    indymilter::run(guard::Listener(listener), callbacks, config, async move {
         let _ = shutdown.wait_for(|s| *s).await;
     })
     .await
