@@ -206,6 +206,63 @@ async fn check_config_and_serve_refuse_an_own_domain_that_cannot_sign() {
     assert!(err.contains("zkh.test has no [[dkim]] entry"), "{err}");
 }
 
+/// An anchor for a zone below the root must list every key of the zone's DNSKEY set
+/// (hickory asks for a DS otherwise, and the island has none: every answer bogus).
+/// `check-config` asks the zone and names the missing keys; a complete file passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_names_keys_an_island_anchor_lacks() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let complete = dir.path().join("complete.toml");
+    std::fs::write(&complete, bed.config_toml()).unwrap();
+    let mut c = bin();
+    c.arg("check-config").arg(&complete);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // A real key, but not one `test.` publishes: its own key is missing from the file.
+    let root = std::fs::read_to_string(&bed.root_trust_anchor_file).unwrap();
+    let wrong = dir.path().join("wrong-anchor.txt");
+    std::fs::write(&wrong, root.replacen(". IN DNSKEY", "test. IN DNSKEY", 1)).unwrap();
+    let lacking = dir.path().join("lacking.toml");
+    std::fs::write(
+        &lacking,
+        bed.config_toml().replace(
+            &bed.trust_anchor_file.to_string_lossy().to_string(),
+            &wrong.to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("check-config").arg(&lacking);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dns.trust_anchor_file: the anchor for test lacks the zone's DNSKEY")
+            && err.contains("(flags 257)"),
+        "{err}"
+    );
+
+    // The servers cannot be asked: a warning, the file itself is accepted.
+    let dead = dir.path().join("dead.toml");
+    std::fs::write(
+        &dead,
+        bed.config_toml()
+            .replace(&bed.addr.to_string(), &DnsBed::dead_addr().to_string())
+            .replace("\"2s\"", "\"1s\""),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("check-config").arg(&dead);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not be checked"),
+        "{out:?}"
+    );
+}
+
 /// `check-config` reads the trust anchor file as the daemon does: before, a file the
 /// daemon could not start with passed.
 #[tokio::test(flavor = "multi_thread")]

@@ -127,7 +127,7 @@ impl HickoryResolver {
     }
 
     /// A hickory resolver on `setup`'s servers: validating against `anchors`, or not at all.
-    fn build(
+    pub(super) fn build(
         setup: &ResolverSetup,
         anchors: Option<TrustAnchors>,
     ) -> Result<TokioResolver, SetupError> {
@@ -176,7 +176,9 @@ pub fn check_trust_anchor_file(path: &Path) -> Result<(), SetupError> {
 
 /// The anchors in `path`, and the zones they are for when none is the root's (`None`
 /// when the root is among them: then every name has a chain of trust to check).
-fn load_anchors(path: &Path) -> Result<(TrustAnchors, Option<Vec<DomainName>>), SetupError> {
+pub(super) fn load_anchors(
+    path: &Path,
+) -> Result<(TrustAnchors, Option<Vec<DomainName>>), SetupError> {
     let err = |message: String| SetupError::TrustAnchor {
         path: path.to_path_buf(),
         message,

@@ -5,6 +5,7 @@
 //! anything else (timeout, SERVFAIL, bogus signatures) is a [`DnsError`], which the policy
 //! always treats as temporary.
 
+mod anchor_keys;
 mod hickory;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::domain::DomainName;
 
+pub use anchor_keys::{ZoneKeys, check_anchored_zones};
 pub use hickory::{HickoryResolver, ResolverSetup, SetupError, check_trust_anchor_file};
 
 /// DNSSEC status of an answer, as validated by this process (never by trusting an AD bit).
