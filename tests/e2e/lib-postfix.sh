@@ -86,6 +86,7 @@ pf_shipped_main() {
     sed -e "s|inet:127\.0\.0\.1:7516|$milter|g" \
         -e "s|inet:127\.0\.0\.1:7517|$map|g" \
         -e "s|/etc/postfix/nta7516-milter_header_checks|$(pf_etc pfa)/nta7516-milter_header_checks|g" \
+        -e "s|/etc/postfix/nta7516-milter_bounce.cf|$(pf_etc pfa)/nta7516-milter_bounce.cf|g" \
         "$PF_SHIPPED/main.cf"
 }
 
@@ -114,6 +115,7 @@ pf_setup() {
             cat "$PF_SHIPPED/master.cf"
         } >>"$d/master.cf"
         cp "$PF_SHIPPED/nta7516-milter_header_checks" "$d/nta7516-milter_header_checks"
+        cp "$PF_SHIPPED/nta7516-milter_bounce.cf" "$d/nta7516-milter_bounce.cf"
         # the inbound MX listener with STARTTLS: main.cf's smtpd settings (milters,
         # restrictions) plus TLS with the lab cert; TLS in the Received header and the log
         {
