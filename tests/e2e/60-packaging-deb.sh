@@ -212,7 +212,8 @@ assert_match "man finds nta7516-milter.toml(5)" '/usr/share/man/man5/nta7516-mil
 doc=/usr/share/doc/nta7516-milter
 gaps=""
 for f in README.md CHANGELOG.md README.packaging.md copyright examples/config.toml \
-    postfix/README.md postfix/main.cf postfix/master.cf postfix/nta7516-milter_header_checks exim/README.md; do
+    postfix/README.md postfix/main.cf postfix/master.cf postfix/nta7516-milter_header_checks \
+    postfix/nta7516-milter_bounce.cf exim/README.md; do
     [ -f "$doc/$f" ] || gaps="$gaps $f"
 done
 assert_eq "docs, Postfix and Exim snippets under $doc" "" "$gaps"
