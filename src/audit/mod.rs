@@ -128,6 +128,7 @@
 mod chain;
 mod envelope;
 mod event;
+mod show;
 mod start;
 mod syncer;
 mod trace;
@@ -142,6 +143,7 @@ use std::time::Duration;
 
 pub use chain::{ChainState, GENESIS, sha256_hex};
 pub use event::{Classification, Direction, Event, RouteVerdict, Stage};
+pub use show::{Filter, ShowError, Shown, parse_time, render as render_shown, show};
 pub use verify::{ChainStart, Problem, VerifyError, VerifyReport, verify_files};
 pub use writer::{FILE_MODE, state_path};
 
