@@ -812,6 +812,87 @@ async fn explain_compliant_routes() {
     assert!(out.contains("ntamx hosts of the DNSSEC-signed NTA record"));
 }
 
+/// `explain --json`: the same answers and verdict as the text, as one document.
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_json_carries_answers_verdict_and_evidence() {
+    let bed = DnsBed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "j.toml", &bed, &["zkh.test"], "");
+    let json = |address: &'static str| {
+        let cfg = cfg.clone();
+        async move {
+            let o = run(vec![
+                "explain".into(),
+                "--json".into(),
+                "--config".into(),
+                cfg.display().to_string(),
+                address.into(),
+            ])
+            .await;
+            let v: serde_json::Value =
+                serde_json::from_str(&stdout(&o)).expect("one JSON document");
+            (code(&o), v)
+        }
+    };
+
+    let (c, v) = json("Jan@Compliant.test").await;
+    assert_eq!(c, 0);
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["subject"]["kind"], "recipient");
+    assert_eq!(v["route"]["query"], "route Jan@Compliant.test");
+    assert_eq!(v["route"]["reply"], "OK nta-dane:compliant.test");
+    assert!(
+        v["tls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["query"] == "tls compliant.test" && a["reply"] == "OK dane-only")
+    );
+    assert_eq!(v["verdict"], "compliant");
+    assert_eq!(v["reasons"], serde_json::json!([]));
+    assert_eq!(v["evidence"]["domain"], "compliant.test");
+    assert_eq!(v["temporary"], false);
+
+    let (c, v) = json("a@expired.test").await;
+    assert_eq!(c, 0);
+    assert_eq!(v["verdict"], "not_compliant");
+    assert!(
+        v["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "nta_record_expired"),
+        "{v}"
+    );
+    assert!(
+        v["route"]["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("OK nta-bounce:5.7.1 "),
+        "{v}"
+    );
+
+    let (c, v) = json("postmaster@zkh.test").await;
+    assert_eq!(c, 0);
+    assert_eq!(v["subject"]["kind"], "own_domain");
+    assert_eq!(v["verdict"], serde_json::Value::Null);
+
+    let (c, v) = json("x@[192.0.2.1]").await;
+    assert_eq!(c, 0);
+    assert_eq!(v["subject"]["kind"], "decided_without_dns");
+    assert!(
+        v["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "address_literal"),
+        "{v}"
+    );
+
+    let (c, v) = json("a@servfail.test").await;
+    assert_eq!((c, &v["temporary"]), (2, &serde_json::json!(true)), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn explain_not_compliant_under_each_setting() {
     let bed = DnsBed::start().await;

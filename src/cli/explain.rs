@@ -9,6 +9,9 @@ use crate::tools::explain;
 pub struct Args {
     /// A recipient address, e.g. jan@huisarts.nl (the key Postfix sends to the route map).
     pub address: String,
+    /// One JSON document instead of text (schema in the README's Operator tools).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub config: super::ConfigArg,
 }
@@ -35,7 +38,11 @@ pub async fn run(args: Args) -> ExitCode {
             return usage;
         }
     };
-    print!("{}", explain::render_text(&e));
+    if args.json {
+        println!("{}", crate::tools::explain_json::render_json(&e));
+    } else {
+        print!("{}", explain::render_text(&e));
+    }
     if e.is_temporary() {
         ExitCode::from(super::exit::TEMPORARY_OR_USAGE)
     } else {

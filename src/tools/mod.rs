@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod explain;
+pub mod explain_json;
 pub mod keygen;
 pub mod record;
 pub mod selfcheck;
