@@ -287,3 +287,41 @@ async fn check_config_reads_the_trust_anchor_file() {
         "{err}"
     );
 }
+
+/// A host without a CA store (a minimal Debian without ca-certificates, as a real systemd
+/// boot of the package showed): the daemon does not use DNS over TLS and must start. Before
+/// the fix hickory's builder loaded the system CA store and `serve` exited at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_starts_without_a_system_ca_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("noca.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmilter = \"unix:{0}/m.sock\"\nmap = \"unix:{0}/p.sock\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    // rustls-native-certs reads these instead of the system paths.
+    let mut child = bin()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SSL_CERT_FILE", dir.path().join("no-such-bundle.pem"))
+        .env("SSL_CERT_DIR", dir.path())
+        .env("NTA_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Still running after 2 s: started (a start failure exits within milliseconds).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        exited.is_none(),
+        "serve exited: {exited:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -163,10 +163,24 @@ impl HickoryResolver {
             Some(anchors) => builder.with_trust_anchor(Arc::new(anchors)),
             None => builder,
         };
+        // Only UDP and TCP are configured, never DNS over TLS; but hickory builds a TLS
+        // client configuration anyway, from the system's CA store by default, and a host
+        // without one (a minimal Debian without ca-certificates) then cannot start at all.
+        let builder = builder.with_tls_config(unused_tls_config()?);
         builder
             .build()
             .map_err(|e| SetupError::Build(e.to_string()))
     }
+}
+
+/// A TLS client configuration that trusts nothing, for hickory's builder (see `build`).
+fn unused_tls_config() -> Result<rustls::ClientConfig, SetupError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SetupError::Build(e.to_string()))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
 }
 
 /// Reads `[dns] trust_anchor_file` as the resolver will (for `check-config`).
