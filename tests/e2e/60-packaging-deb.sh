@@ -165,8 +165,8 @@ assert_match "cargo-deb built nta7516-milter_${VERSION}-1_<arch>.deb from the bi
 [ -n "$deb" ] || exit 1
 
 control=$(dpkg-deb -f "$deb")
-assert_match "control: Depends on libc6, libgcc-s1 and adduser only" \
-    '^Depends: adduser, libc6 \(>= 2\.[0-9]+\), libgcc-s1( \(>= [0-9.]+\))?$' "$control"
+assert_match "control: Depends on libc6, libgcc-s1, adduser and procps (/bin/kill for ExecReload) only" \
+    '^Depends: adduser, libc6 \(>= 2\.[0-9]+\), libgcc-s1( \(>= [0-9.]+\))?, procps$' "$control"
 assert_match "control: Section mail" '^Section: mail$' "$control"
 assert_eq "conffiles: the config and the logrotate file" \
     "/etc/logrotate.d/nta7516-milter /etc/nta7516-milter/config.toml" \

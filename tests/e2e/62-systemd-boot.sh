@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# 62-systemd-boot: the .deb under systemd as PID 1.
+#
+# A minimal Debian 12 root (debootstrap --variant=minbase with systemd, from Debian's
+# archive; no ca-certificates, no Postfix) boots with systemd-nspawn -b in a private
+# network namespace (loopback only; the package's Depends are in the root, as apt would
+# install them). The package built from the binary under test is
+# installed there with dpkg, and then:
+#   start    postinst enables and starts the unit; Type=notify reaches "active" (READY=1)
+#   journal  the daemon's entries carry structured fields (EVENT, GENERATION, ...)
+#   reload   `systemctl reload` runs check-config, then SIGHUP: a new generation, same PID
+#   restart  SIGKILL of the main process: systemd restarts it (Restart=on-failure)
+#   security `systemd-analyze security` of the running unit, as packaging/README.md says
+#   stop     `systemctl stop` ends it cleanly (the audit log records the shutdown)
+# Set NTA_E2E_BOOT_ROOT to a directory with such a root to skip the debootstrap (~1 min).
+set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_case_init
+
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+ROOT=${NTA_E2E_BOOT_ROOT:-$LAB/boot-root}
+PKG="$LAB/packaging"
+NSPAWN_PID=""
+INIT_PID=""
+
+cleanup() {
+    set +e
+    if [ -n "$INIT_PID" ]; then
+        timeout 20 nsenter -t "$INIT_PID" -a systemctl poweroff >/dev/null 2>&1
+    fi
+    if [ -n "$NSPAWN_PID" ]; then
+        for _ in $(seq 1 40); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.5; done
+        kill -KILL "$NSPAWN_PID" 2>/dev/null
+    fi
+    [ -n "${NTA_E2E_BOOT_ROOT:-}" ] || rm -rf "$ROOT"
+}
+trap cleanup EXIT
+
+# in_box CMD... : run CMD inside the booted container (all its namespaces)
+in_box() { timeout 60 nsenter -t "$INIT_PID" -a "$@"; }
+
+# --- the root and the package ----------------------------------------------------------
+if [ ! -x "$ROOT/sbin/init" ]; then
+    t=$SECONDS
+    if ! out=$(timeout 900 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser,procps \
+        bookworm "$ROOT" http://deb.debian.org/debian 2>&1); then
+        e2e_fail "debootstrap of a Debian 12 root failed" "$(printf '%s\n' "$out" | tail -n 15)"
+        exit 1
+    fi
+    e2e_pass "debootstrap: a minimal Debian 12 root with systemd in $((SECONDS - t))s"
+fi
+debs=("$PKG"/nta7516-milter_*.deb)
+if [ ! -e "${debs[0]}" ]; then
+    mkdir -p "$PKG"
+    if ! out=$("$E2E_REPO/packaging/build-packages.sh" --binary "$NTA_BIN" --fast --deb-only \
+        --install-tools --out "$PKG" 2>&1); then
+        e2e_fail "packaging/build-packages.sh --deb-only failed" "$(printf '%s\n' "$out" | tail -n 25)"
+        exit 1
+    fi
+    debs=("$PKG"/nta7516-milter_*.deb)
+fi
+cp "${debs[0]}" "$ROOT/root/nta7516-milter.deb"
+assert_true "the root has no CA store (as a minimal install may not)" test ! -e "$ROOT/etc/ssl/certs/ca-certificates.crt"
+
+# --- boot ------------------------------------------------------------------------------
+systemd-nspawn -D "$ROOT" -b --register=no --keep-unit --private-network \
+    --console=pipe >"$LAB/log/nspawn.out" 2>&1 </dev/null &
+NSPAWN_PID=$!
+# the container's PID 1: nspawn's child in a PID namespace of its own
+find_init() {
+    local p
+    for p in $(pgrep -P "$NSPAWN_PID"); do
+        if [ "$(readlink "/proc/$p/ns/pid")" != "$(readlink /proc/self/ns/pid)" ]; then
+            INIT_PID=$p
+            return 0
+        fi
+    done
+    return 1
+}
+booted() { find_init && in_box systemctl is-system-running 2>/dev/null | grep -qE '^(running|degraded)$'; }
+# wait_for runs its command in a subshell: find PID 1 again in this one
+if wait_for "systemd in the container is up" 120 0.5 booted && find_init; then
+    e2e_pass "systemd-nspawn -b: systemd runs as PID 1 ($(in_box systemctl is-system-running))"
+else
+    e2e_fail "the container did not boot" "$(tail -n 20 "$LAB/log/nspawn.out")"
+    exit 1
+fi
+assert_eq "PID 1 in the container is systemd" systemd "$(in_box cat /proc/1/comm)"
+
+# --- install and start -----------------------------------------------------------------
+out=$(in_box dpkg -i /root/nta7516-milter.deb 2>&1)
+assert_true "dpkg -i under systemd" in_box dpkg-query -W nta7516-milter
+active() { [ "$(in_box systemctl is-active nta7516-milter 2>&1)" = active ]; }
+if wait_for "the unit is active" 60 0.5 active; then
+    e2e_pass "postinst started the unit and it reached active (Type=notify: READY=1 sent)"
+else
+    e2e_fail "the unit did not become active" "$out
+$(in_box journalctl -u nta7516-milter --no-pager -n 20 2>&1)"
+    exit 1
+fi
+assert_eq "the unit is enabled" enabled "$(in_box systemctl is-enabled nta7516-milter 2>&1)"
+assert_eq "Type=notify" notify "$(in_box systemctl show -P Type nta7516-milter)"
+pid1=$(in_box systemctl show -P MainPID nta7516-milter)
+assert_eq "runs as the service user" nta7516-milter "$(in_box stat -c %U "/proc/$pid1")"
+journal=$(in_box journalctl -t nta7516-milter -o json --no-pager 2>&1)
+assert_match "journal: structured EVENT field (config_loaded)" '"EVENT":"config_loaded"' "$journal"
+assert_match "journal: structured GENERATION field" '"GENERATION":"0"' "$journal"
+
+# --- reload ----------------------------------------------------------------------------
+assert_true "systemctl reload" in_box systemctl reload nta7516-milter
+# journald keeps the event's fields apart from the message text
+reloaded() { in_box journalctl -t nta7516-milter -o json --no-pager 2>/dev/null | grep '"EVENT":"config_reloaded"' | grep -q '"GENERATION":"1"'; }
+if wait_for "reload logged" 40 0.5 reloaded; then e2e_pass "reload: EVENT=config_reloaded GENERATION=1 in the journal"; else
+    e2e_fail "reload: no config_reloaded event with GENERATION=1" "$(in_box journalctl -u nta7516-milter --no-pager -n 15 2>&1)"
+fi
+assert_eq "reload: same main process" "$pid1" "$(in_box systemctl show -P MainPID nta7516-milter)"
+
+# --- SIGKILL: restarted ----------------------------------------------------------------
+in_box /bin/sh -c "kill -KILL $pid1"
+restarted() {
+    local p
+    p=$(in_box systemctl show -P MainPID nta7516-milter)
+    [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid1" ] && active
+}
+if wait_for "restart after SIGKILL" 80 0.5 restarted; then
+    e2e_pass "SIGKILL: systemd restarted the daemon (RestartSec=5s), active again"
+else
+    e2e_fail "SIGKILL: not restarted" "$(in_box journalctl -u nta7516-milter --no-pager -n 15 2>&1)"
+fi
+assert_eq "SIGKILL: NRestarts = 1" 1 "$(in_box systemctl show -P NRestarts nta7516-milter)"
+
+# --- security --------------------------------------------------------------------------
+security=$(in_box systemd-analyze security --no-pager nta7516-milter.service 2>&1)
+level=$(printf '%s\n' "$security" | sed -n 's/.*Overall exposure level for nta7516-milter.service: \([0-9.]*\).*/\1/p')
+assert_true "systemd-analyze security of the running unit: ${level:-?} <= 2.0 (packaging/README.md)" \
+    awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
+
+# --- stop ------------------------------------------------------------------------------
+assert_true "systemctl stop" in_box systemctl stop nta7516-milter
+assert_eq "stopped: inactive" inactive "$(in_box systemctl is-active nta7516-milter 2>&1)"
+assert_match "stop: the audit log records the shutdown" '"event_type":"shutdown"' \
+    "$(in_box cat /var/log/nta7516-milter/audit.log 2>&1)"
+assert_true "audit verify inside the container" in_box /usr/sbin/nta7516-milter audit verify /var/log/nta7516-milter/audit.log
