@@ -9,7 +9,11 @@
 //! - `phone`: the recipient's mobile number (E.164), parsed once.
 //! - `notice`: the notification mail and its submission through the MTA's `sendmail`.
 //! - `sms`: the SMS providers that carry the one-time code.
+//! - `crypto`: the master key, per-message keys, chunked AES-256-GCM.
+//! - `store`: SQLite / PostgreSQL, encrypted messages and recipients.
 
+pub mod crypto;
 pub mod notice;
 pub mod phone;
 pub mod sms;
+pub mod store;
