@@ -54,6 +54,22 @@ fn lmtp_intake_on_sqlite() {
     assert!(!again.status.success());
     p.start();
     let rt = rt();
+    // At most MAX_CONNECTIONS at once; one more gets 421 (the MTA retries).
+    {
+        use std::io::{BufRead, BufReader};
+        let held: Vec<Lmtp> = (0..nta7516_milter::portal::lmtp::MAX_CONNECTIONS)
+            .map(|_| p.lmtp())
+            .collect();
+        let extra = std::net::TcpStream::connect(("127.0.0.1", p.lmtp_port)).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(extra).read_line(&mut line).unwrap();
+        assert!(line.starts_with("421 4.3.2"), "{line}");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let mut c = p.lmtp();
     assert_eq!(c.cmd("HELO x"), "500 5.5.1 This is LMTP: use LHLO");
     assert!(c.cmd("MAIL FROM:<a@zkh.example>").starts_with("503"));
