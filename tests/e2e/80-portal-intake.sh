@@ -33,6 +33,8 @@ rm -f "$PORTAL_DIR/portal.key"
 assert_eq "keygen: the key file is mode 0600" 600 "$(stat -c %a "$PORTAL_DIR/portal.key")"
 assert_exit "keygen: refuses to overwrite the key" 2 "$NTA_BIN" portal keygen --out "$PORTAL_DIR/portal.key"
 printf 'lab-token\n' >"$PORTAL_DIR/sms.token"
+head -c 32 /dev/urandom >"$PORTAL_DIR/portal-mail.key"
+chmod 600 "$PORTAL_DIR/portal-mail.key"
 cat >"$PORTAL_DIR/portal.toml" <<EOT
 [domains]
 own = ["sender.lab.test"]
@@ -45,6 +47,7 @@ store = "sqlite:$PORTAL_DIR/portal.db"
 key_file = "$PORTAL_DIR/portal.key"
 from = "portaal@sender.lab.test"
 audit_file = "$PORTAL_DIR/portal-audit.log"
+mail_key = "$PORTAL_DIR/portal-mail.key"
 # no submission here: notifications stay pending (their own case files test them)
 sendmail = "/nonexistent/sendmail"
 
