@@ -101,11 +101,7 @@ impl Generation {
             Some(p) if p.config.audit == config.audit => p.auditor.clone(),
             _ => Arc::new(Auditor::open(config.audit.file.as_deref())?),
         };
-        let authserv_id = config
-            .inbound
-            .authserv_id
-            .clone()
-            .unwrap_or_else(crate::message::inbound::host_name);
+        let authserv_id = crate::message::hygiene::authserv_id(&config);
         Ok(Self {
             auditor,
             authserv_id,

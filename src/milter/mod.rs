@@ -5,9 +5,9 @@
 //! never changes the rules in the middle of a message.
 
 pub mod budget;
-pub mod classify;
 mod headers;
 pub mod plan;
+pub mod transport;
 
 use std::ffi::{CStr, CString};
 use std::net::IpAddr;
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::audit::{Auditor, Event, Stage};
 use crate::domain::address_domain;
+use crate::message::classify::{self, Direction};
 use crate::message::footer::MAX_MESSAGE_SIZE;
 use crate::message::inbound;
 use crate::server::listen::Bound;
@@ -436,7 +437,7 @@ pub const OFF_LOOP_BODY_BYTES: usize = 1 << 20;
 /// a 451, like every other failure.
 async fn plan_message(
     g: &Arc<Generation>,
-    direction: &classify::Direction,
+    direction: &Direction,
     msg: &Arc<Msg>,
 ) -> Result<plan::Plan, PlanError> {
     if msg.received.body.len() < OFF_LOOP_BODY_BYTES {

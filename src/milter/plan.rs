@@ -10,14 +10,12 @@ use std::collections::HashMap;
 
 use crate::config::Classification;
 use crate::domain::DomainName;
+use crate::message::classify::{self, Direction, Source};
 use crate::message::dkim;
 use crate::message::footer::{self, Footer, Outcome};
-use crate::message::inbound::{HEADER_AUTH_RESULTS, claims_authserv_id};
-use crate::milter::classify::{self, Direction, Source, all_remote, is_own_header};
+use crate::message::hygiene::{HEADER_CLASSIFICATION, HEADER_ROUTE, Hygiene};
+use crate::milter::transport::all_remote;
 use crate::state::Generation;
-
-pub const HEADER_CLASSIFICATION: &str = "X-NTA7516-Classification";
-pub const HEADER_ROUTE: &str = "X-NTA7516-Route";
 
 /// The message as the milter collected it.
 #[derive(Debug, Default, Clone)]
@@ -143,16 +141,12 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     // (name, index among that name, value)
     let mut kept: Vec<(String, i32, Vec<u8>)> = Vec::new();
     let mut deletes = Vec::new();
+    let hygiene = Hygiene::new(config, &g.authserv_id);
     for (name, value) in &msg.headers {
         let idx = seen.entry(name.to_ascii_lowercase()).or_insert(0);
         *idx += 1;
-        let forged_results = name.trim().eq_ignore_ascii_case(HEADER_AUTH_RESULTS)
-            && claims_authserv_id(&text(value), &g.authserv_id);
-        if is_own_header(name, &config.policy.bypass_header) || forged_results {
-            if name
-                .trim()
-                .eq_ignore_ascii_case(&config.policy.bypass_header)
-            {
+        if hygiene.removes(name, value) {
+            if hygiene.is_bypass(name) {
                 bypass_values.push(text(value).trim().to_string());
             }
             deletes.push((name.clone(), *idx));
