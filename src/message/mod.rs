@@ -7,4 +7,5 @@ pub mod dkim;
 pub mod footer;
 pub mod hygiene;
 pub mod inbound;
+pub mod plan;
 pub mod rewrite;
