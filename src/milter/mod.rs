@@ -785,7 +785,7 @@ pub async fn serve_with_budget(
         ..Default::default()
     };
     indymilter::run(listener, callbacks, config, async move {
-        let _ = shutdown.wait_for(|s| *s).await;
+        crate::shutdown::requested(&mut shutdown).await;
     })
     .await
 }
