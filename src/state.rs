@@ -76,10 +76,7 @@ impl Generation {
                 p.engine.clone()
             }
             _ => {
-                let resolver = HickoryResolver::new(&ResolverSetup {
-                    nameservers: config.dns.nameservers.clone(),
-                    trust_anchor_file: config.dns.trust_anchor_file.clone(),
-                })?;
+                let resolver = HickoryResolver::new(&ResolverSetup::from(&config.dns))?;
                 // One bound on evaluations for the whole process, across reloads.
                 let slots = previous.map_or_else(
                     || Arc::new(Semaphore::new(MAX_CONCURRENT_EVALUATIONS)),

@@ -268,10 +268,7 @@ fn check_config(file: Option<PathBuf>) -> ExitCode {
 }
 
 pub fn resolver_setup(config: &Config) -> ResolverSetup {
-    ResolverSetup {
-        nameservers: config.dns.nameservers.clone(),
-        trust_anchor_file: config.dns.trust_anchor_file.clone(),
-    }
+    ResolverSetup::from(&config.dns)
 }
 
 async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> ExitCode {

@@ -721,7 +721,7 @@ async fn verify_raw(
     sender: &str,
     raw: &[u8],
 ) -> inbound::Verification {
-    let auth = mail_auth::MessageAuthenticator(g.engine.resolver().hickory().clone());
+    let auth = g.engine.resolver().message_authenticator();
     inbound::verify(
         &auth,
         &g.engine,
