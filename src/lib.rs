@@ -25,5 +25,3 @@ pub mod state;
 pub mod tools;
 
 pub use daemon::run;
-/// The `check` report's former path (now [`tools::check`]), for callers not yet moved.
-pub use tools::check as report;
