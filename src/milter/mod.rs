@@ -789,9 +789,3 @@ pub async fn serve_with_budget(
     })
     .await
 }
-
-/// Why `eom` refused, exposed for tests of the reply texts.
-pub fn deferral_text(e: &PlanError) -> String {
-    let code = if e.is_permanent() { "554" } else { "451" };
-    format!("{code} {} NTA 7516: {e}", e.status_code())
-}

@@ -36,14 +36,6 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// The `a=` value in the DKIM-Signature header.
-    pub fn signature_algorithm(self) -> &'static str {
-        match self {
-            Algorithm::Rsa => "rsa-sha256",
-            Algorithm::Ed25519 => "ed25519-sha256",
-        }
-    }
-
     /// The `k=` value in the DNS key record.
     pub fn key_type(self) -> &'static str {
         match self {
