@@ -2,7 +2,7 @@
 //! signature, the inbound verdict and the whole-message rewrite of the Exim filter. Below
 //! both front-ends (milter and filter), which share every rule here.
 
-pub mod classify;
+pub(crate) mod classify;
 pub mod dkim;
 pub mod footer;
 pub mod hygiene;

@@ -4,10 +4,10 @@
 //! Per connection the configuration generation is taken once at connect, so a reload
 //! never changes the rules in the middle of a message.
 
-pub mod budget;
+mod budget;
 mod decide;
 mod headers;
-pub mod transport;
+mod transport;
 
 use std::ffi::{CStr, CString};
 use std::net::IpAddr;
