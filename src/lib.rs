@@ -11,18 +11,17 @@ pub mod daemon;
 pub mod dns;
 pub mod domain;
 pub mod engine;
-pub mod logging;
+mod logging;
 pub mod map;
 pub mod message;
 pub mod milter;
-pub mod notify;
+mod notify;
 pub mod nta;
 pub mod policy;
 pub mod portal;
 pub mod server;
+mod shutdown;
 pub mod state;
-pub mod tools;
+mod tools;
 
 pub use daemon::run;
-/// The `check` report's former path (now [`tools::check`]), for callers not yet moved.
-pub use tools::check as report;

@@ -18,16 +18,8 @@ const HEX_LEN: usize = 64;
 const SEAL_LEN: usize = HASH_KEY.len() + HEX_LEN + 2;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = digest(&SHA256, bytes);
-    let mut s = String::with_capacity(HEX_LEN);
-    for b in d.as_ref() {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    s
+    data_encoding::HEXLOWER.encode(digest(&SHA256, bytes).as_ref())
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Builds one line (without newline). `body` is a JSON object from `envelope::body`.
 pub(super) fn compose(seq: u64, prev: &str, event_id: &str, time: &str, body: &[u8]) -> Vec<u8> {

@@ -23,21 +23,12 @@ use crate::config::Config;
 use crate::dns::{HickoryResolver, ResolverSetup};
 use crate::domain::DomainName;
 use crate::engine::Engine;
-use crate::policy::Verdict;
-use crate::report;
+use crate::tools::check;
 
 /// Where the packaged configuration lives (a fixed name of the package).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nta7516-milter/config.toml";
 
-/// Exit status of `check` (fixed, operators script on them) and of usage errors.
-pub mod exit {
-    pub const COMPLIANT: u8 = 0;
-    pub const NOT_COMPLIANT: u8 = 1;
-    pub const TEMPORARY_OR_USAGE: u8 = 2;
-    /// Standard output was closed before everything was written (`check … | head -1`):
-    /// 128 + SIGPIPE, the status a shell shows for a command a closed pipe ended.
-    pub const OUTPUT_CLOSED: u8 = 141;
-}
+pub use crate::tools::exit;
 
 #[derive(Debug, Parser)]
 #[command(name = "nta7516-milter", version, about = "NTA 7516 secure e-mail gateway for Postfix and Exim", long_about = None)]
@@ -315,10 +306,7 @@ fn anchored_zones_complete(config: &Config, path: &Path) -> bool {
 }
 
 pub fn resolver_setup(config: &Config) -> ResolverSetup {
-    ResolverSetup {
-        nameservers: config.dns.nameservers.clone(),
-        trust_anchor_file: config.dns.trust_anchor_file.clone(),
-    }
+    ResolverSetup::from(&config.dns)
 }
 
 async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> ExitCode {
@@ -352,23 +340,9 @@ async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> Exi
         config.policy.clone(),
         config.dns.timeout,
     );
-    let results = futures::future::join_all(names.iter().map(|n| engine.check(n))).await;
-    let mut code = exit::COMPLIANT;
-    let mut reports = Vec::new();
-    for (facts, verdict) in &results {
-        code = code.max(match verdict {
-            Verdict::Compliant(_) => exit::COMPLIANT,
-            Verdict::NotCompliant { .. } => exit::NOT_COMPLIANT,
-            Verdict::Temporary { .. } => exit::TEMPORARY_OR_USAGE,
-        });
-        reports.push(report::build(facts, verdict, &config.policy));
-    }
+    let checked = check::run(&engine, &names).await;
     if json {
-        let doc = report::Document {
-            version: report::REPORT_VERSION,
-            results: reports,
-        };
-        match serde_json::to_string_pretty(&doc) {
+        match serde_json::to_string_pretty(&checked.document) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("nta7516-milter: cannot serialise the report: {e}");
@@ -376,10 +350,9 @@ async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> Exi
             }
         }
     } else {
-        let texts: Vec<String> = reports.iter().map(report::render_text).collect();
-        print!("{}", texts.join("\n"));
+        print!("{}", check::render_all(&checked.document));
     }
-    ExitCode::from(code)
+    ExitCode::from(checked.exit)
 }
 
 #[cfg(test)]

@@ -48,6 +48,16 @@ pub struct ResolverSetup {
     pub trust_anchor_file: Option<PathBuf>,
 }
 
+impl From<&crate::config::DnsConfig> for ResolverSetup {
+    /// The resolver `[dns]` asks for, the same for the daemon and every tool.
+    fn from(dns: &crate::config::DnsConfig) -> Self {
+        Self {
+            nameservers: dns.nameservers.clone(),
+            trust_anchor_file: dns.trust_anchor_file.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("cannot read trust anchor file {path}: {message}")]
@@ -101,9 +111,10 @@ impl HickoryResolver {
         Ok(Self { inner, outside })
     }
 
-    /// The underlying hickory resolver, for mail-auth (shares connections and cache).
-    pub fn hickory(&self) -> &TokioResolver {
-        &self.inner
+    /// A mail-auth authenticator (DKIM, SPF, DMARC lookups) on this resolver's hickory
+    /// instance, so that both share connections and cache.
+    pub fn message_authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator(self.inner.clone())
     }
 
     async fn query(&self, name: &DomainName, rtype: RecordType) -> DnsResult<RData> {

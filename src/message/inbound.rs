@@ -348,16 +348,8 @@ pub fn claims_authserv_id(value: &str, authserv_id: &str) -> bool {
 
 /// This host's name, for the default authserv-id.
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    };
-    DomainName::parse(&name)
+    let name = gethostname::gethostname();
+    DomainName::parse(&name.to_string_lossy())
         .map(|d| d.to_string())
         .unwrap_or_else(|_| "localhost".to_string())
 }

@@ -50,8 +50,9 @@ impl BodyBudget {
         }
     }
 
-    /// Bytes not taken by any message right now.
-    pub fn available(&self) -> usize {
+    /// Bytes not taken by any message right now (for the tests).
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.bytes.available_permits()
     }
 }

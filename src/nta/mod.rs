@@ -1,6 +1,6 @@
 //! NTA 7516 specifics: the TXT record and the DNS facts gathered about a recipient domain.
 
-pub mod facts;
+pub(crate) mod facts;
 pub mod record;
 
 /// Today's date in UTC: the day NTA record validity is judged against.

@@ -93,7 +93,7 @@ pub async fn run(intake: Arc<Intake>, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}
-            _ = crate::daemon::stopped(&mut shutdown) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }
 }

@@ -321,37 +321,15 @@ fn lookup_id(name: &str, kind: IdKind) -> Option<u32> {
     if let Ok(n) = name.parse::<u32>() {
         return Some(n);
     }
-    let cname = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: getpwnam_r/getgrnam_r write only into the provided struct and buffer, whose
-    // sizes we pass; the result pointer is null or points at that struct.
-    unsafe {
-        match kind {
-            IdKind::User => {
-                let mut pw: libc::passwd = std::mem::zeroed();
-                let mut out: *mut libc::passwd = std::ptr::null_mut();
-                let rc = libc::getpwnam_r(
-                    cname.as_ptr(),
-                    &mut pw,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut out,
-                );
-                (rc == 0 && !out.is_null()).then_some(pw.pw_uid)
-            }
-            IdKind::Group => {
-                let mut gr: libc::group = std::mem::zeroed();
-                let mut out: *mut libc::group = std::ptr::null_mut();
-                let rc = libc::getgrnam_r(
-                    cname.as_ptr(),
-                    &mut gr,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut out,
-                );
-                (rc == 0 && !out.is_null()).then_some(gr.gr_gid)
-            }
-        }
+    match kind {
+        IdKind::User => nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw()),
+        IdKind::Group => nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw()),
     }
 }
 

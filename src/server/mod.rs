@@ -1,4 +1,4 @@
 //! Sockets shared by the milter and the map server.
 
 pub mod listen;
-pub mod stream;
+pub(crate) mod stream;

@@ -115,20 +115,8 @@ impl AsyncRead for Stream {
 /// get no reply that could carry the ACK, so each such command would stall 40 ms.
 /// Linux clears TCP_QUICKACK again after a while, hence re-arming it after every read.
 fn quick_ack(s: &TcpStream) {
-    let fd = std::os::fd::AsRawFd::as_raw_fd(s);
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid c_int; the fd is
-    // owned by `s` and open for the duration of the call. A failure is harmless (the
-    // connection just keeps delayed ACKs), so the result is ignored.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            std::ptr::addr_of!(on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    // A failure is harmless (the connection just keeps delayed ACKs), so it is ignored.
+    let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
 }
 
 impl AsyncWrite for Stream {

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cli::exit;
 use crate::config::PolicyConfig;
 use crate::dns::{Answer, DnsResult, Dnssec, Resolver};
 use crate::domain::DomainName;
@@ -16,6 +15,7 @@ use crate::nta::facts::{Facts, txt_records};
 use crate::nta::record::{self, Selection, Validity};
 use crate::nta::{fmt_date, ser_date};
 use crate::policy::{Reason, SpfAll, Verdict, dmarc_policy, spf_all};
+use crate::tools::exit;
 
 /// Bumped on any incompatible change of the JSON document.
 pub const REPORT_VERSION: u32 = 1;

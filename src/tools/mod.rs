@@ -3,6 +3,7 @@
 //! code; everything that can be tested without a terminal lives here.
 
 pub mod check;
+pub mod exit;
 pub mod explain;
 pub mod explain_json;
 pub mod keygen;

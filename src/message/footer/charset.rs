@@ -1,8 +1,9 @@
 //! Writing the (UTF-8) footer in the charset of the part that receives it.
 //!
-//! No general charset encoder is available (mail-parser only decodes), so the few
-//! charsets that matter for Dutch/European mail are converted exactly: UTF-8, US-ASCII,
-//! ISO-8859-1, ISO-8859-15 and windows-1252. For every other ASCII-compatible charset
+//! The charsets that matter for Dutch/European mail are written exactly: UTF-8, US-ASCII,
+//! ISO-8859-1 (by code point: encoding_rs follows WHATWG and reads that label as
+//! windows-1252, which would put "€" at 0x80, a control character in real Latin-1),
+//! ISO-8859-15 and windows-1252 (encoding_rs's tables). For every other ASCII-compatible charset
 //! (ISO-8859-2, Shift_JIS, …) ASCII is written as is. A character the target cannot
 //! represent is, in plain text, transliterated ("é" → "e", "€" → "EUR", "ĳ" → "ij"),
 //! or '?' when there is no sensible ASCII form; in HTML it becomes a numeric character
@@ -105,8 +106,8 @@ pub(super) fn push_char(out: &mut Vec<u8>, c: char, charset: Charset, ascii_only
             return true;
         }
         Charset::Latin1 => u8::try_from(u32::from(c)).ok().filter(|&b| b >= 0xA0),
-        Charset::Latin9 => latin9(c),
-        Charset::Windows1252 => windows1252(c),
+        Charset::Latin9 => single_byte(encoding_rs::ISO_8859_15, c),
+        Charset::Windows1252 => single_byte(encoding_rs::WINDOWS_1252, c),
     };
     if let Some(b) = byte {
         out.push(b);
@@ -114,53 +115,19 @@ pub(super) fn push_char(out: &mut Vec<u8>, c: char, charset: Charset, ascii_only
     byte.is_some()
 }
 
-fn latin9(c: char) -> Option<u8> {
-    Some(match c {
-        '€' => 0xA4,
-        'Š' => 0xA6,
-        'š' => 0xA8,
-        'Ž' => 0xB4,
-        'ž' => 0xB8,
-        'Œ' => 0xBC,
-        'œ' => 0xBD,
-        'Ÿ' => 0xBE,
-        // The Latin-1 characters ISO-8859-15 replaced at those positions.
-        '¤' | '¦' | '¨' | '´' | '¸' | '¼' | '½' | '¾' => return None,
-        _ => return u8::try_from(u32::from(c)).ok().filter(|&b| b >= 0xA0),
-    })
-}
-
-fn windows1252(c: char) -> Option<u8> {
-    Some(match c {
-        '€' => 0x80,
-        '‚' => 0x82,
-        'ƒ' => 0x83,
-        '„' => 0x84,
-        '…' => 0x85,
-        '†' => 0x86,
-        '‡' => 0x87,
-        'ˆ' => 0x88,
-        '‰' => 0x89,
-        'Š' => 0x8A,
-        '‹' => 0x8B,
-        'Œ' => 0x8C,
-        'Ž' => 0x8E,
-        '‘' => 0x91,
-        '’' => 0x92,
-        '“' => 0x93,
-        '”' => 0x94,
-        '•' => 0x95,
-        '–' => 0x96,
-        '—' => 0x97,
-        '˜' => 0x98,
-        '™' => 0x99,
-        'š' => 0x9A,
-        '›' => 0x9B,
-        'œ' => 0x9C,
-        'ž' => 0x9E,
-        'Ÿ' => 0x9F,
-        _ => return u8::try_from(u32::from(c)).ok().filter(|&b| b >= 0xA0),
-    })
+/// `c` as one byte of a single-byte `encoding` (encoding_rs's WHATWG tables), or `None`
+/// when the charset has no such character. C1 controls are refused: those tables map
+/// them to 0x80–0x9F, which no footer should contain.
+fn single_byte(encoding: &'static encoding_rs::Encoding, c: char) -> Option<u8> {
+    if c.is_control() {
+        return None;
+    }
+    let mut buf = [0u8; 4];
+    let (bytes, _, unmappable) = encoding.encode(c.encode_utf8(&mut buf));
+    match *bytes {
+        [b] if !unmappable => Some(b),
+        _ => None,
+    }
 }
 
 /// An ASCII stand-in for a non-ASCII character, for plain text that cannot carry it.

@@ -32,7 +32,7 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             s = listener.accept() => s,
-            _ = crate::daemon::stopped(&mut shutdown) => break,
+            _ = crate::shutdown::requested(&mut shutdown) => break,
             // Reap finished sessions so the set does not grow.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };

@@ -102,7 +102,7 @@ impl<S: AsyncBufRead + AsyncWrite + Unpin> Session<S> {
                         return Ok(());
                     }
                 },
-                _ = crate::daemon::stopped(&mut shutdown) => {
+                _ = crate::shutdown::requested(&mut shutdown) => {
                     let _ = self.reply("421 4.3.2 Shutting down").await;
                     return Ok(());
                 }

@@ -1,0 +1,11 @@
+//! The transports through which non-sensitive mail may take the normal route.
+
+/// Transports that deliver by SMTP to a remote host (see `message::plan::Context`).
+pub const REMOTE_SMTP_TRANSPORTS: &[&str] = &[
+    "smtp",
+    "relay",
+    crate::map::reply::TRANSPORT_DANE,
+    crate::map::reply::TRANSPORT_FALLBACK,
+    crate::map::reply::TRANSPORT_BOUNCE,
+    crate::map::reply::TRANSPORT_DEFER,
+];
