@@ -735,6 +735,31 @@ key = "/k3.pem"
 }
 
 #[test]
+fn portal_policy_requires_a_portal_section() {
+    assert_only(
+        "[policy]\n\nnon_compliant = \"portal\"\n",
+        "policy.non_compliant",
+        3,
+        "needs a [portal] section",
+    );
+    // The rule itself, with a [portal] built in code (its parsing belongs to the portal).
+    use super::policy::check_portal_route;
+    let portal = crate::map::reply::tests::portal("unix:/run/nta7516-milter/portal.lmtp");
+    assert_eq!(
+        check_portal_route(NonCompliantAction::Portal, Some(&portal)),
+        Ok(())
+    );
+    assert!(check_portal_route(NonCompliantAction::Portal, None).is_err());
+    for other in [
+        NonCompliantAction::Bounce,
+        NonCompliantAction::Defer,
+        NonCompliantAction::Fallback,
+    ] {
+        assert_eq!(check_portal_route(other, None), Ok(()));
+    }
+}
+
+#[test]
 fn fallback_requires_relay() {
     assert_only(
         "[policy]\n\nnon_compliant = \"fallback\"\n",

@@ -15,6 +15,7 @@ use super::error::Report;
 use super::inbound::InboundConfig;
 use super::policy::{
     Classification, NonCompliantAction, PolicyConfig, SenderPattern, SenderRule, check_header_name,
+    check_portal_route,
 };
 use super::raw::{
     RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawInbound, RawOutbound,
@@ -39,12 +40,13 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
     let dns = dns(raw.dns, r);
     let domains = domains(raw.domains, r);
     let outbound = outbound(raw.outbound, r);
+    let non_compliant_span = raw.policy.non_compliant.span();
     let policy = policy(raw.policy, r);
     let dkim = dkim(raw.dkim, r);
     let footer = footer(raw.footer);
     let audit = audit(raw.audit, r);
     let inbound = inbound(raw.inbound, r);
-    Some(Config {
+    let config = Config {
         source: None,
         server: server?,
         dns: dns?,
@@ -57,7 +59,11 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
         inbound: inbound?,
         // The `[portal]` section is parsed by the portal work; until then there is none.
         portal: None,
-    })
+    };
+    if let Err(why) = check_portal_route(config.policy.non_compliant, config.portal.as_ref()) {
+        r.error("policy.non_compliant", &non_compliant_span, why);
+    }
+    Some(config)
 }
 
 /// Parses one value, reporting a failure under `key` at the value's line.

@@ -120,6 +120,9 @@ pub const REMOTE_SMTP_TRANSPORTS: &[&str] = &[
     crate::map::reply::TRANSPORT_FALLBACK,
     crate::map::reply::TRANSPORT_BOUNCE,
     crate::map::reply::TRANSPORT_DEFER,
+    // The portal's LMTP service only ever carries recipients in other domains that the
+    // route map sent there, like nta-bounce/nta-defer: a bypass mark sends them by SMTP.
+    crate::map::reply::TRANSPORT_PORTAL,
 ];
 
 /// `Ok(())` when every `{rcpt_mailer}` is a remote SMTP transport, else the first that
@@ -213,6 +216,7 @@ mod tests {
     fn remote_transports_only() {
         let m = |v: &[Option<&str>]| v.iter().map(|x| x.map(String::from)).collect::<Vec<_>>();
         assert!(all_remote(&m(&[Some("smtp"), Some("nta-dane")])).is_ok());
+        assert!(all_remote(&m(&[Some("nta-portal"), Some("nta-dane")])).is_ok());
         assert_eq!(
             all_remote(&m(&[Some("smtp"), Some("local")])),
             Err("local".into())

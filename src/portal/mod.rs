@@ -9,7 +9,9 @@
 //! - `phone`: the recipient's mobile number (E.164), parsed once.
 //! - `notice`: the notification mail and its submission through the MTA's `sendmail`.
 //! - `sms`: the SMS providers that carry the one-time code.
+//! - `tag`: the `[sms:+316…]` subject tag that supplies a number without a trusted header.
 
 pub mod notice;
 pub mod phone;
 pub mod sms;
+pub mod tag;
