@@ -66,7 +66,7 @@ pub async fn run(
     let mut reload_open = true;
     let failure: Option<String> = loop {
         tokio::select! {
-            _ = crate::daemon::stopped(&mut shutdown) => break None,
+            _ = crate::shutdown::requested(&mut shutdown) => break None,
             r = &mut milter => break Some(front_end_ended("milter", r)),
             r = &mut map => break Some(front_end_ended("map server", r)),
             r = reload.recv(), if reload_open => match r {
@@ -151,12 +151,6 @@ fn front_end_ended(name: &str, r: Result<std::io::Result<()>, tokio::task::JoinE
         Ok(Err(e)) => format!("{name} stopped: {e}"),
         Err(e) => format!("{name} task failed: {e}"),
     }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone). The `watch::Ref` guard is
-/// dropped inside, so the future stays `Send` in `select!`.
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 fn source_name(g: &Generation) -> String {

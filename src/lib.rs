@@ -20,6 +20,7 @@ pub mod nta;
 pub mod policy;
 pub mod portal;
 pub mod server;
+pub mod shutdown;
 pub mod state;
 pub mod tools;
 

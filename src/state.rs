@@ -14,13 +14,10 @@ use crate::config::Config;
 use crate::dns::{HickoryResolver, ResolverSetup, SetupError};
 use crate::domain::DomainName;
 use crate::engine::{CACHE_ENTRIES, Engine, MAX_CONCURRENT_EVALUATIONS};
-use crate::message::dkim::{KeyError, SigningKey};
+use crate::message::plan::Context;
 use tokio::sync::Semaphore;
 
-/// A DKIM key as loaded at start or reload. A key that failed to load is kept as its
-/// error, so mail from that domain is deferred with the reason instead of leaving
-/// unsigned.
-pub type DkimSlot = Result<Arc<SigningKey>, Arc<KeyError>>;
+pub use crate::message::dkim::DkimSlot;
 
 /// Why a configuration could not be put into service.
 #[derive(Debug, thiserror::Error)]
@@ -101,11 +98,7 @@ impl Generation {
             Some(p) if p.config.audit == config.audit => p.auditor.clone(),
             _ => Arc::new(Auditor::open(config.audit.file.as_deref())?),
         };
-        let authserv_id = config
-            .inbound
-            .authserv_id
-            .clone()
-            .unwrap_or_else(crate::message::inbound::host_name);
+        let authserv_id = crate::message::hygiene::authserv_id(&config);
         Ok(Self {
             auditor,
             authserv_id,
@@ -119,6 +112,17 @@ impl Generation {
     /// The signing key for mail from `domain`: `None` when no `[[dkim]]` entry exists.
     pub fn dkim_key(&self, domain: &DomainName) -> Option<&DkimSlot> {
         self.dkim.get(domain)
+    }
+
+    /// What the end-of-message plan needs of this generation; `remote_transports` are the
+    /// transports that deliver by SMTP to a remote host (the milter's list).
+    pub fn plan_context<'a>(&'a self, remote_transports: &'a [&'a str]) -> Context<'a> {
+        Context {
+            config: &self.config,
+            authserv_id: &self.authserv_id,
+            dkim: &self.dkim,
+            remote_transports,
+        }
     }
 }
 
@@ -159,16 +163,7 @@ pub fn check_service(config: &Config) -> Result<HashMap<DomainName, DkimSlot>, V
 }
 
 pub fn load_dkim_keys(config: &Config) -> HashMap<DomainName, DkimSlot> {
-    config
-        .dkim
-        .iter()
-        .map(|d| {
-            let slot = SigningKey::load(&d.domain, &d.selector, &d.key)
-                .map(Arc::new)
-                .map_err(Arc::new);
-            (d.domain.clone(), slot)
-        })
-        .collect()
+    crate::message::dkim::load_keys(config)
 }
 
 /// The current generation, shared by every front-end.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nta7516_milter::audit::{Problem, VerifyError, verify_files};
 use nta7516_milter::cli::exit;
-use nta7516_milter::milter::classify::is_own_header;
+use nta7516_milter::message::hygiene::is_own_header;
 
 /// A client may send any bytes in a header field name; none of them may panic the
 /// milter or the Exim filter (both strip our own fields with `is_own_header`).

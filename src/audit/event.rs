@@ -23,8 +23,8 @@ impl Direction {
     }
 }
 
-impl From<&crate::milter::classify::Direction> for Direction {
-    fn from(d: &crate::milter::classify::Direction) -> Self {
+impl From<&crate::message::classify::Direction> for Direction {
+    fn from(d: &crate::message::classify::Direction) -> Self {
         if d.is_outbound() {
             Direction::Outbound
         } else {
@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn from_the_daemon_types() {
-        use crate::milter::classify::Direction as D;
+        use crate::message::classify::Direction as D;
         assert_eq!(Direction::from(&D::Inbound), Direction::Inbound);
         assert_eq!(
             Direction::from(&D::Authenticated("u".into())),

@@ -49,7 +49,7 @@ pub async fn serve(
     let mut failed = None;
     loop {
         tokio::select! {
-            _ = crate::daemon::stopped(&mut shutdown) => break,
+            _ = crate::shutdown::requested(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok(stream) => match slots.clone().try_acquire_owned() {
                     Ok(permit) => {
@@ -150,7 +150,7 @@ async fn connection(mut stream: Stream, shared: Arc<Shared>, mut shutdown: watch
                     return;
                 }
             },
-            _ = crate::daemon::stopped(&mut shutdown) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }
 }

@@ -18,9 +18,11 @@
 //!   `h=`, so nobody can add a second `From`, a `Reply-To` or a forged classification header
 //!   after signing without breaking the signature (RFC 6376 §8.15, "over-signing").
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
@@ -28,6 +30,7 @@ use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::{self, PemObject as _};
 
+use crate::config::Config;
 use crate::domain::DomainName;
 
 pub mod exact;
@@ -777,6 +780,25 @@ fn oid_string(oid: &[u8]) -> String {
 /// Standard base64 with padding (RFC 4648 §4), as DKIM's `p=` uses.
 fn base64(data: &[u8]) -> String {
     data_encoding::BASE64.encode(data)
+}
+
+/// A DKIM key as loaded at start or reload. A key that failed to load is kept as its
+/// error, so mail from that domain is deferred with the reason instead of leaving
+/// unsigned.
+pub type DkimSlot = Result<Arc<SigningKey>, Arc<KeyError>>;
+
+/// Every `[[dkim]]` key of the configuration, by domain, each as it loaded.
+pub fn load_keys(config: &Config) -> HashMap<DomainName, DkimSlot> {
+    config
+        .dkim
+        .iter()
+        .map(|d| {
+            let slot = SigningKey::load(&d.domain, &d.selector, &d.key)
+                .map(Arc::new)
+                .map_err(Arc::new);
+            (d.domain.clone(), slot)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
-//! Message changes on outbound mail: the MIME-aware footer and the DKIM signature.
+//! Messages: direction and classification, header hygiene, the MIME-aware footer, the DKIM
+//! signature, the inbound verdict and the whole-message rewrite of the Exim filter. Below
+//! both front-ends (milter and filter), which share every rule here.
 
+pub mod classify;
 pub mod dkim;
 pub mod footer;
+pub mod hygiene;
 pub mod inbound;
+pub mod plan;
 pub mod rewrite;

@@ -6,8 +6,9 @@
 //! endings as Exim writes it to a transport filter (CRLF works too, and is kept). Header
 //! fields that stay are copied byte for byte (never re-folded or re-encoded), so a later
 //! DKIM signature by the MTA covers exactly what leaves. What changes:
-//! * every header field the daemon owns (`X-NTA7516-*`) and the configured bypass header
-//!   is removed ([`is_own_header`], as the milter does);
+//! * header hygiene as the milter does it ([`Hygiene`]): every header field the daemon
+//!   owns (`X-NTA7516-*`), the configured bypass header and an Authentication-Results
+//!   field that claims our authserv-id are removed;
 //! * `X-NTA7516-Classification: <class>` is appended to the header;
 //! * `secure` mail gets the footer ([`footer::add_footer`], as the milter does).
 //!
@@ -16,8 +17,7 @@
 
 use crate::config::{Classification, Config};
 use crate::message::footer::{self, Footer, LineBreak, Outcome};
-use crate::milter::classify::is_own_header;
-use crate::milter::plan::HEADER_CLASSIFICATION;
+use crate::message::hygiene::{self, HEADER_CLASSIFICATION, Hygiene};
 
 /// One header field as it appears in the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,11 +183,12 @@ pub fn rewrite(
 ) -> Result<Rewritten, RewriteError> {
     let parsed = parse(raw)?;
     let mut notes = Vec::new();
-    let bypass = &config.policy.bypass_header;
+    let authserv_id = hygiene::authserv_id(config);
+    let rules = Hygiene::new(config, &authserv_id);
     let (removed, kept): (Vec<&Field>, Vec<&Field>) = parsed
         .fields
         .iter()
-        .partition(|f| is_own_header(f.name, bypass));
+        .partition(|f| rules.removes(f.name, f.value));
     if !removed.is_empty() {
         let mut names: Vec<&str> = removed.iter().map(|f| f.name).collect();
         names.dedup();
@@ -341,6 +342,23 @@ mod tests {
         );
         assert!(
             out.notes[0].contains("x-ezorg-secbypass"),
+            "{:?}",
+            out.notes
+        );
+    }
+
+    #[test]
+    fn forged_authentication_results_are_removed_as_by_the_milter() {
+        let c = config("[inbound]\nauthserv_id = \"mx.zkh.nl\"\n");
+        let raw = b"Authentication-Results: mx.zkh.nl; dkim=pass\nAuthentication-Results: mx.other.nl; dkim=fail\nFrom: a@zkh.nl\n\nx\n";
+        let out = rewrite(raw, Classification::Standard, &c).unwrap();
+        assert_eq!(
+            String::from_utf8(out.message).unwrap(),
+            "Authentication-Results: mx.other.nl; dkim=fail\nFrom: a@zkh.nl\nX-NTA7516-Classification: standard\n\nx\n"
+        );
+        assert!(
+            out.notes[0]
+                .starts_with("removed 1 client-supplied header field(s): Authentication-Results"),
             "{:?}",
             out.notes
         );

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 
-use super::plan::{self, Received};
+use crate::message::plan::{self, Received};
 
 /// Header fields kept per message; more is refused at end of data.
 pub const MAX_HEADERS: usize = 10_000;

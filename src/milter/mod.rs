@@ -5,9 +5,8 @@
 //! never changes the rules in the middle of a message.
 
 pub mod budget;
-pub mod classify;
 mod headers;
-pub mod plan;
+pub mod transport;
 
 use std::ffi::{CStr, CString};
 use std::net::IpAddr;
@@ -22,11 +21,13 @@ use tokio::sync::watch;
 
 use crate::audit::{Auditor, Event, Stage};
 use crate::domain::address_domain;
+use crate::message::classify::{self, Direction};
 use crate::message::footer::MAX_MESSAGE_SIZE;
 use crate::message::inbound;
+use crate::message::plan::{self, PlanError, Received};
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
-use plan::{PlanError, Received};
+use transport::REMOTE_SMTP_TRANSPORTS;
 
 /// The actions we need; a Postfix that does not offer all of them is refused at
 /// negotiation (the session ends and `milter_default_action = tempfail` applies).
@@ -436,16 +437,26 @@ pub const OFF_LOOP_BODY_BYTES: usize = 1 << 20;
 /// a 451, like every other failure.
 async fn plan_message(
     g: &Arc<Generation>,
-    direction: &classify::Direction,
+    direction: &Direction,
     msg: &Arc<Msg>,
 ) -> Result<plan::Plan, PlanError> {
     if msg.received.body.len() < OFF_LOOP_BODY_BYTES {
-        return plan::plan(g, direction, &msg.received);
+        return plan::plan(
+            &g.plan_context(REMOTE_SMTP_TRANSPORTS),
+            direction,
+            &msg.received,
+        );
     }
     let (g, direction, msg) = (g.clone(), direction.clone(), msg.clone());
-    tokio::task::spawn_blocking(move || plan::plan(&g, &direction, &msg.received))
-        .await
-        .unwrap_or_else(|e| Err(PlanError::Internal(e.to_string())))
+    tokio::task::spawn_blocking(move || {
+        plan::plan(
+            &g.plan_context(REMOTE_SMTP_TRANSPORTS),
+            &direction,
+            &msg.received,
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(PlanError::Internal(e.to_string())))
 }
 
 /// Decides what to do with one message and records the decision in the audit trail.
@@ -774,7 +785,7 @@ pub async fn serve_with_budget(
         ..Default::default()
     };
     indymilter::run(listener, callbacks, config, async move {
-        let _ = shutdown.wait_for(|s| *s).await;
+        crate::shutdown::requested(&mut shutdown).await;
     })
     .await
 }

@@ -6,8 +6,8 @@
 use nta7516_milter::config::{Classification, Config};
 use nta7516_milter::message::inbound::claims_authserv_id;
 use nta7516_milter::message::rewrite::{parse, rewrite};
-use nta7516_milter::milter::classify::is_own_header;
-use nta7516_milter::milter::plan::from_domain;
+use nta7516_milter::message::hygiene::is_own_header;
+use nta7516_milter::message::plan::from_domain;
 use nta7516_milter_fuzz::headers_and_body;
 
 fn main() {

@@ -109,53 +109,6 @@ pub fn classify(
     (config.policy.default, Source::Default)
 }
 
-/// Transports that deliver by SMTP to a remote host. `X-NTA7516-Route: standard` becomes
-/// `FILTER smtp:` for the whole message, which would send local or virtual recipients
-/// over SMTP and bypass content filters (Postfix header_checks(5), FILTER); so it is only used when
-/// every recipient already goes to one of these.
-pub const REMOTE_SMTP_TRANSPORTS: &[&str] = &[
-    "smtp",
-    "relay",
-    crate::map::reply::TRANSPORT_DANE,
-    crate::map::reply::TRANSPORT_FALLBACK,
-    crate::map::reply::TRANSPORT_BOUNCE,
-    crate::map::reply::TRANSPORT_DEFER,
-    // The portal's LMTP service only ever carries recipients in other domains that the
-    // route map sent there, like nta-bounce/nta-defer: a bypass mark sends them by SMTP.
-    crate::map::reply::TRANSPORT_PORTAL,
-];
-
-/// `Ok(())` when every `{rcpt_mailer}` is a remote SMTP transport, else the first that
-/// is not (or that Postfix did not tell us).
-pub fn all_remote(mailers: &[Option<String>]) -> Result<(), String> {
-    for m in mailers {
-        match m {
-            Some(m) if REMOTE_SMTP_TRANSPORTS.contains(&m.as_str()) => {}
-            Some(m) => return Err(m.clone()),
-            None => return Err("unknown (no {rcpt_mailer} macro)".into()),
-        }
-    }
-    if mailers.is_empty() {
-        return Err("no recipients".into());
-    }
-    Ok(())
-}
-
-/// The prefix of every header field the daemon writes (`X-NTA7516-Classification`, …).
-const OWN_PREFIX: &[u8] = b"x-nta7516";
-
-/// Is this a header the daemon owns (and therefore strips from clients)?
-///
-/// Compared as bytes: a client may send any bytes in a field name, and slicing the
-/// `&str` at the prefix length would panic inside a multi-byte character.
-pub fn is_own_header(name: &str, bypass_header: &str) -> bool {
-    let n = name.trim();
-    n.as_bytes()
-        .get(..OWN_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX))
-        || n.eq_ignore_ascii_case(bypass_header)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,32 +163,5 @@ mod tests {
             classify(&c, "a@zkh.nl", &v(&["true", "false"])).0,
             Classification::Secure
         );
-    }
-
-    #[test]
-    fn remote_transports_only() {
-        let m = |v: &[Option<&str>]| v.iter().map(|x| x.map(String::from)).collect::<Vec<_>>();
-        assert!(all_remote(&m(&[Some("smtp"), Some("nta-dane")])).is_ok());
-        assert!(all_remote(&m(&[Some("nta-portal"), Some("nta-dane")])).is_ok());
-        assert_eq!(
-            all_remote(&m(&[Some("smtp"), Some("local")])),
-            Err("local".into())
-        );
-        assert!(all_remote(&m(&[None])).is_err());
-        assert!(all_remote(&[]).is_err());
-    }
-
-    #[test]
-    fn own_headers() {
-        for h in [
-            "X-NTA7516-Route",
-            "x-nta7516-classification",
-            "X-NTA7516-Inbound",
-            "X-Bypass",
-        ] {
-            assert!(is_own_header(h, "x-bypass"), "{h}");
-        }
-        assert!(!is_own_header("Subject", "x-bypass"));
-        assert!(!is_own_header("X-NTA", "x-bypass"));
     }
 }

@@ -1,23 +1,35 @@
 //! What the milter does to a message at end of data, computed without touching the MTA.
 //!
-//! `plan` takes the message as received and the configuration generation and returns
-//! the header deletions, added headers, new body and DKIM signature to apply, or the
-//! reason the message must be deferred. Keeping this free of milter I/O is what lets it
-//! be tested message by message; `milter::eom` only applies the plan.
+//! `plan` takes the message as received and what it needs of the configuration generation
+//! ([`Context`]) and returns the header deletions, added headers, new body and DKIM
+//! signature to apply, or the reason the message must be deferred. Keeping this free of
+//! milter I/O is what lets it be tested message by message; the milter only applies the
+//! plan.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::config::Classification;
+use crate::config::{Classification, Config};
 use crate::domain::DomainName;
-use crate::message::dkim;
+use crate::message::classify::{self, Direction, Source};
+use crate::message::dkim::{self, DkimSlot};
 use crate::message::footer::{self, Footer, Outcome};
-use crate::message::inbound::{HEADER_AUTH_RESULTS, claims_authserv_id};
-use crate::milter::classify::{self, Direction, Source, all_remote, is_own_header};
-use crate::state::Generation;
+use crate::message::hygiene::{HEADER_CLASSIFICATION, HEADER_ROUTE, Hygiene};
 
-pub const HEADER_CLASSIFICATION: &str = "X-NTA7516-Classification";
-pub const HEADER_ROUTE: &str = "X-NTA7516-Route";
+/// What the plan reads of the configuration generation in force.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// RFC 8601 authserv-id (`hygiene::authserv_id`).
+    pub authserv_id: &'a str,
+    /// The `[[dkim]]` keys by domain, as loaded.
+    pub dkim: &'a HashMap<DomainName, DkimSlot>,
+    /// Transports that deliver by SMTP to a remote host: `X-NTA7516-Route: standard`
+    /// becomes `FILTER smtp:` for the whole message, which would send local or virtual
+    /// recipients over SMTP and bypass content filters (Postfix header_checks(5), FILTER);
+    /// so it is only used when every recipient already goes to one of these.
+    pub remote_transports: &'a [&'a str],
+}
 
 /// The message as the milter collected it.
 #[derive(Debug, Default, Clone)]
@@ -129,8 +141,8 @@ fn added_value(value: &str) -> Vec<u8> {
     format!(" {value}").into_bytes()
 }
 
-pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Plan, PlanError> {
-    let config = &g.config;
+pub fn plan(g: &Context<'_>, direction: &Direction, msg: &Received) -> Result<Plan, PlanError> {
+    let config = g.config;
     if msg.body_over_budget {
         return Err(PlanError::Busy);
     }
@@ -143,16 +155,12 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     // (name, index among that name, value)
     let mut kept: Vec<(String, i32, Vec<u8>)> = Vec::new();
     let mut deletes = Vec::new();
+    let hygiene = Hygiene::new(config, g.authserv_id);
     for (name, value) in &msg.headers {
         let idx = seen.entry(name.to_ascii_lowercase()).or_insert(0);
         *idx += 1;
-        let forged_results = name.trim().eq_ignore_ascii_case(HEADER_AUTH_RESULTS)
-            && claims_authserv_id(&text(value), &g.authserv_id);
-        if is_own_header(name, &config.policy.bypass_header) || forged_results {
-            if name
-                .trim()
-                .eq_ignore_ascii_case(&config.policy.bypass_header)
-            {
+        if hygiene.removes(name, value) {
+            if hygiene.is_bypass(name) {
                 bypass_values.push(text(value).trim().to_string());
             }
             deletes.push((name.clone(), *idx));
@@ -185,7 +193,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
         class.as_str().to_string(),
     ));
     if class == Classification::Standard {
-        match all_remote(&msg.rcpt_mailers) {
+        match all_remote(&msg.rcpt_mailers, g.remote_transports) {
             Ok(()) => p.add.push((HEADER_ROUTE.to_string(), "standard".to_string())),
             Err(t) => p.notes.push(format!(
                 "not sensitive, but recipient transport {t} is not remote SMTP: keeping the secure per-recipient routing"
@@ -223,7 +231,7 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
 
     // DKIM last, over the message exactly as it will leave: kept headers + ours + body.
     let from = from_domain(kept.iter().map(|(n, _, v)| (n.as_str(), v.as_slice())));
-    let slot = from.as_ref().and_then(|d| g.dkim_key(d).map(|s| (d, s)));
+    let slot = from.as_ref().and_then(|d| g.dkim.get(d).map(|s| (d, s)));
     match (slot, &from) {
         (Some((_, Ok(key))), _) => {
             let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(kept.len() + 2);
@@ -283,6 +291,22 @@ pub fn plan(g: &Generation, direction: &Direction, msg: &Received) -> Result<Pla
     }
     p.body = footered;
     Ok(p)
+}
+
+/// `Ok(())` when every `{rcpt_mailer}` is one of `remote` (remote SMTP transports), else
+/// the first that is not (or that Postfix did not tell us).
+pub fn all_remote(mailers: &[Option<String>], remote: &[&str]) -> Result<(), String> {
+    for m in mailers {
+        match m {
+            Some(m) if remote.contains(&m.as_str()) => {}
+            Some(m) => return Err(m.clone()),
+            None => return Err("unknown (no {rcpt_mailer} macro)".into()),
+        }
+    }
+    if mailers.is_empty() {
+        return Err("no recipients".into());
+    }
+    Ok(())
 }
 
 /// The domain of the (first) From address, parsed by mail-parser (from the raw bytes) so

@@ -5,10 +5,43 @@ use std::process::Command;
 use super::*;
 use crate::config::Config;
 
+/// The parts of a configuration generation the plan reads.
+struct Generation {
+    config: Config,
+    authserv_id: String,
+    dkim: HashMap<DomainName, DkimSlot>,
+}
+
+impl Generation {
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            config: &self.config,
+            authserv_id: &self.authserv_id,
+            dkim: &self.dkim,
+            remote_transports: REMOTE,
+        }
+    }
+}
+
+/// The milter's remote SMTP transports (`milter::transport`).
+const REMOTE: &[&str] = &[
+    "smtp",
+    "relay",
+    "nta-dane",
+    "nta-fallback",
+    "nta-bounce",
+    "nta-defer",
+];
+
 fn generation(extra: &str) -> Generation {
     let toml =
         format!("[dns]\nnameservers = [\"127.0.0.1:9\"]\n[domains]\nown = [\"zkh.test\"]\n{extra}");
-    Generation::build(Config::from_toml_str(&toml, "t").unwrap(), None).unwrap()
+    let config = Config::from_toml_str(&toml, "t").unwrap();
+    Generation {
+        authserv_id: crate::message::hygiene::authserv_id(&config),
+        dkim: dkim::load_keys(&config),
+        config,
+    }
 }
 
 fn msg(headers: &[(&str, &str)], mailers: &[&str]) -> Received {
@@ -49,7 +82,7 @@ async fn inbound_mail_loses_forged_headers_and_is_not_classified() {
         ("x-nta7516-route", "standard"),
         ("X-NTA7516-Inbound", "secure"),
     ]);
-    let p = plan(&g, &Direction::Inbound, &msg(&headers, &["local"])).unwrap();
+    let p = plan(&g.ctx(), &Direction::Inbound, &msg(&headers, &["local"])).unwrap();
     assert_eq!(
         p.delete,
         vec![
@@ -71,7 +104,7 @@ async fn inbound_mail_loses_forged_headers_and_is_not_classified() {
 #[tokio::test]
 async fn outbound_default_is_secure_with_footer() {
     let g = generation("");
-    let p = plan(&g, &outbound(), &msg(BASIC, &["nta-dane"])).unwrap();
+    let p = plan(&g.ctx(), &outbound(), &msg(BASIC, &["nta-dane"])).unwrap();
     assert_eq!(
         p.add,
         vec![(HEADER_CLASSIFICATION.to_string(), "secure".to_string())]
@@ -93,7 +126,12 @@ async fn trusted_bypass_marks_standard_and_routes_ordinarily() {
     let g = generation("");
     let mut headers = BASIC.to_vec();
     headers.push(("X-NTA7516-Bypass", "TRUE"));
-    let p = plan(&g, &outbound(), &msg(&headers, &["nta-fallback", "smtp"])).unwrap();
+    let p = plan(
+        &g.ctx(),
+        &outbound(),
+        &msg(&headers, &["nta-fallback", "smtp"]),
+    )
+    .unwrap();
     assert_eq!(
         p.add,
         vec![
@@ -110,7 +148,7 @@ async fn bypass_with_a_local_recipient_keeps_secure_routing() {
     let g = generation("");
     let mut headers = BASIC.to_vec();
     headers.push(("X-NTA7516-Bypass", "true"));
-    let p = plan(&g, &outbound(), &msg(&headers, &["smtp", "local"])).unwrap();
+    let p = plan(&g.ctx(), &outbound(), &msg(&headers, &["smtp", "local"])).unwrap();
     assert_eq!(p.add.len(), 1);
     assert!(p.notes.iter().any(|n| n.contains("transport local")));
 }
@@ -120,7 +158,7 @@ async fn sender_rule_classifies() {
     let g = generation(
         "[[policy.senders]]\nmatch = [\"jan@zkh.test\"]\nclassification = \"standard\"\n",
     );
-    let p = plan(&g, &outbound(), &msg(BASIC, &["smtp"])).unwrap();
+    let p = plan(&g.ctx(), &outbound(), &msg(BASIC, &["smtp"])).unwrap();
     assert_eq!(
         p.classification,
         Some((Classification::Standard, Source::SenderRule))
@@ -132,7 +170,7 @@ async fn own_domain_without_key_is_deferred() {
     let g = generation("");
     let mut headers = BASIC.to_vec();
     headers[0] = ("From", "\"Jan, afd. Cardiologie\" <jan@ZKH.test>");
-    let err = plan(&g, &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    let err = plan(&g.ctx(), &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
     assert_eq!(
         err,
         PlanError::DkimKeyMissing(DomainName::parse("zkh.test").unwrap())
@@ -147,7 +185,7 @@ async fn unreadable_key_is_deferred() {
     );
     let mut headers = BASIC.to_vec();
     headers[0] = ("From", "jan@zkh.test");
-    let err = plan(&g, &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    let err = plan(&g.ctx(), &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
     assert!(matches!(err, PlanError::DkimKeyUnusable { .. }), "{err}");
 }
 
@@ -167,7 +205,7 @@ async fn signs_with_the_from_domain_key() {
     ));
     let mut headers = BASIC.to_vec();
     headers[0] = ("From", "Jan <jan@zkh.test>");
-    let p = plan(&g, &outbound(), &msg(&headers, &["nta-dane"])).unwrap();
+    let p = plan(&g.ctx(), &outbound(), &msg(&headers, &["nta-dane"])).unwrap();
     let sig = p.dkim.unwrap();
     assert!(sig.contains("d=zkh.test") && sig.contains("s=ed1"), "{sig}");
     assert!(
@@ -181,9 +219,9 @@ async fn oversized_outbound_body_is_deferred() {
     let g = generation("");
     let mut m = msg(BASIC, &["smtp"]);
     m.body_overflow = true;
-    assert_eq!(plan(&g, &outbound(), &m), Err(PlanError::TooLarge));
+    assert_eq!(plan(&g.ctx(), &outbound(), &m), Err(PlanError::TooLarge));
     // Inbound mail is not rewritten, so its size does not matter here.
-    assert!(plan(&g, &Direction::Inbound, &m).is_ok());
+    assert!(plan(&g.ctx(), &Direction::Inbound, &m).is_ok());
 }
 
 #[tokio::test]
@@ -192,8 +230,11 @@ async fn a_body_over_the_budget_is_deferred_in_both_directions() {
     let mut m = msg(BASIC, &["smtp"]);
     m.body_over_budget = true;
     m.body.clear();
-    assert_eq!(plan(&g, &outbound(), &m), Err(PlanError::Busy));
-    assert_eq!(plan(&g, &Direction::Inbound, &m), Err(PlanError::Busy));
+    assert_eq!(plan(&g.ctx(), &outbound(), &m), Err(PlanError::Busy));
+    assert_eq!(
+        plan(&g.ctx(), &Direction::Inbound, &m),
+        Err(PlanError::Busy)
+    );
     assert_eq!(PlanError::Busy.status_code(), "4.3.1");
 }
 
@@ -249,7 +290,7 @@ async fn signed_headers_and_the_body_leave_normalised_when_mail_auth_would_hash_
     headers.push(("X-NTA7516-Bypass", "true"));
     let mut m = msg(&headers, &["smtp"]);
     m.body = b"Beste collega,\r\nzie\rbijlage.\r\n \r\n".to_vec();
-    let p = plan(&g, &outbound(), &m).unwrap();
+    let p = plan(&g.ctx(), &outbound(), &m).unwrap();
     // Only signed headers, each by its own index; a space for each control byte.
     assert_eq!(
         p.change,
@@ -265,11 +306,16 @@ async fn signed_headers_and_the_body_leave_normalised_when_mail_auth_would_hash_
     );
     assert!(p.dkim.is_some());
     // Without a key nothing is signed, so nothing is changed.
-    let p = plan(&generation(""), &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    let p = plan(
+        &generation("").ctx(),
+        &outbound(),
+        &msg(&headers, &["smtp"]),
+    )
+    .unwrap_err();
     assert!(matches!(p, PlanError::DkimKeyMissing(_)));
     let mut unsigned = msg(&headers, &["smtp"]);
     unsigned.headers[0].1 = b" jan@extern.test".to_vec();
-    let p = plan(&generation(""), &outbound(), &unsigned).unwrap();
+    let p = plan(&generation("").ctx(), &outbound(), &unsigned).unwrap();
     assert!(p.change.is_empty() && p.body.is_none() && p.dkim.is_none());
 }
 
@@ -280,7 +326,7 @@ async fn raw_8bit_values_are_signed_and_left_as_they_are() {
     let mut m = msg(BASIC, &["nta-dane"]);
     m.headers[0].1 = b" J\xf6rg <jan@zkh.test>".to_vec();
     m.headers[2].1 = b" Gr\xfc\xdfe".to_vec();
-    let p = plan(&g, &outbound(), &m).unwrap();
+    let p = plan(&g.ctx(), &outbound(), &m).unwrap();
     assert!(p.dkim.is_some(), "{:?}", p.notes);
     assert!(p.change.is_empty(), "8-bit bytes need no change");
 }
@@ -292,7 +338,7 @@ async fn a_message_that_cannot_be_signed_as_it_is_is_refused_permanently() {
     let mut headers = BASIC.to_vec();
     headers[0] = ("From", "jan@zkh.test");
     headers.push(("Bad Name", "x"));
-    let err = plan(&g, &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
+    let err = plan(&g.ctx(), &outbound(), &msg(&headers, &["smtp"])).unwrap_err();
     assert!(matches!(err, PlanError::Unsignable(_)), "{err:?}");
     assert!(err.is_permanent());
     assert_eq!(err.status_code(), "5.6.0");
@@ -304,4 +350,16 @@ async fn a_message_that_cannot_be_signed_as_it_is_is_refused_permanently() {
     // The signer's own failures and missing keys stay temporary.
     assert!(!PlanError::Sign("x".into()).is_permanent());
     assert!(!PlanError::TooLarge.is_permanent());
+}
+
+#[test]
+fn remote_transports_only() {
+    let m = |v: &[Option<&str>]| v.iter().map(|x| x.map(String::from)).collect::<Vec<_>>();
+    assert!(all_remote(&m(&[Some("smtp"), Some("nta-dane")]), REMOTE).is_ok());
+    assert_eq!(
+        all_remote(&m(&[Some("smtp"), Some("local")]), REMOTE),
+        Err("local".into())
+    );
+    assert!(all_remote(&m(&[None]), REMOTE).is_err());
+    assert!(all_remote(&[], REMOTE).is_err());
 }
