@@ -122,6 +122,7 @@ impl Generation {
             authserv_id: &self.authserv_id,
             dkim: &self.dkim,
             remote_transports,
+            portal_mark: None,
         }
     }
 }
