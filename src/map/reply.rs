@@ -419,6 +419,10 @@ pub(crate) mod tests {
             retention: std::time::Duration::from_secs(30 * 86_400),
             from: "portaal@zkh.nl".into(),
             sendmail: DEFAULT_SENDMAIL.into(),
+            organisation: "Ziekenhuis".into(),
+            max_message_size: 25 * 1024 * 1024,
+            audit_file: None,
+            mail_key: "/etc/nta7516-milter/portal-mail.key".into(),
             sms: SmsConfig {
                 provider: SmsProvider::Webhook,
                 url: "https://sms.zkh.nl/send".into(),
