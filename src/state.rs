@@ -15,6 +15,7 @@ use crate::dns::{HickoryResolver, ResolverSetup, SetupError};
 use crate::domain::DomainName;
 use crate::engine::{CACHE_ENTRIES, Engine, MAX_CONCURRENT_EVALUATIONS};
 use crate::message::plan::Context;
+use crate::message::portal_mark::MarkKey;
 use tokio::sync::Semaphore;
 
 pub use crate::message::dkim::DkimSlot;
@@ -42,6 +43,10 @@ pub struct Generation {
     pub number: u64,
     /// RFC 8601 authserv-id: `[inbound] authserv_id`, else this host's name.
     pub authserv_id: String,
+    /// `[portal] mail_key`, loaded: recognises the portal's own mail
+    /// (`message::portal_mark`). `None` without a portal, or (tools, tests) when it does
+    /// not load; `serve` refuses to start then ([`check_service`]).
+    pub portal_mark: Option<Arc<MarkKey>>,
 }
 
 impl Generation {
@@ -96,9 +101,15 @@ impl Generation {
             _ => Arc::new(Auditor::open(config.audit.file.as_deref())?),
         };
         let authserv_id = crate::message::hygiene::authserv_id(&config);
+        let portal_mark = config
+            .portal
+            .as_ref()
+            .and_then(|p| MarkKey::load(&p.mail_key).ok())
+            .map(Arc::new);
         Ok(Self {
             auditor,
             authserv_id,
+            portal_mark,
             config: Arc::new(config),
             engine,
             dkim,
@@ -119,6 +130,7 @@ impl Generation {
             authserv_id: &self.authserv_id,
             dkim: &self.dkim,
             remote_transports,
+            portal_mark: self.portal_mark.as_deref(),
         }
     }
 }
@@ -146,6 +158,15 @@ pub fn check_service(config: &Config) -> Result<HashMap<DomainName, DkimSlot>, V
                 "domains.own: {own} has no [[dkim]] entry, so every message from it would be deferred (451); add one (`nta7516-milter dkim-keygen --domain {own} --selector SELECTOR` prints it)"
             ));
         }
+    }
+    // The milter reads the portal's mark key: without it the portal's notifications
+    // would be refused (their sender is the portal's address) instead of sent.
+    if let Some(p) = &config.portal
+        && let Err(e) = MarkKey::load(&p.mail_key)
+    {
+        problems.push(format!(
+            "portal.mail_key: {e} (the milter must read it to recognise the portal's own mail)"
+        ));
     }
     for d in &config.dkim {
         if let Some(Err(e)) = keys.get(&d.domain) {
@@ -184,5 +205,52 @@ impl Shared {
 
     pub fn replace(&self, generation: Generation) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn portal_config(mail_key: &std::path::Path) -> Config {
+        Config::from_toml_str(
+            &format!(
+                "[dns]\nnameservers = [\"127.0.0.1:9\"]\n[domains]\nown = [\"zkh.nl\"]\n\
+                 [portal]\nlisten = \"inet:127.0.0.1:7580\"\npublic_url = \"https://portaal.zkh.nl\"\n\
+                 lmtp = \"inet:127.0.0.1:7524\"\nstore = \"sqlite:/tmp/p.db\"\nkey_file = \"/tmp/p.key\"\n\
+                 from = \"portaal@zkh.nl\"\nmail_key = \"{}\"\n[portal.sms]\nprovider = \"webhook\"\n\
+                 url = \"https://sms.zkh.nl/send\"\ntoken_file = \"/tmp/sms.token\"\n",
+                mail_key.display()
+            ),
+            "t",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn the_portal_mark_key_is_loaded_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("mail.key");
+        let c = portal_config(&key);
+        let problems = check_service(&c).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.starts_with("portal.mail_key: ")),
+            "{problems:?}"
+        );
+        assert!(
+            Generation::build(c.clone(), None)
+                .unwrap()
+                .portal_mark
+                .is_none()
+        );
+        std::fs::write(&key, [5u8; 32]).unwrap();
+        let problems = check_service(&c).unwrap_err();
+        assert!(
+            !problems.iter().any(|p| p.contains("mail_key")),
+            "{problems:?}"
+        );
+        let g = Generation::build(c, None).unwrap();
+        assert!(g.portal_mark.is_some());
+        assert!(g.plan_context(&[]).portal_mark.is_some());
     }
 }

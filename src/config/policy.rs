@@ -41,6 +41,9 @@ impl FromStr for Classification {
 /// What happens to secure mail for a recipient whose domain is not NTA 7516 compliant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NonCompliantAction {
+    /// Deliver over LMTP to our own eDelivery portal (`[portal]`, transport `nta-portal`):
+    /// the message stays in the organisation and the recipient reads it after an SMS code.
+    Portal,
     /// Relay through `fallback_relay` (e.g. a secure-mail portal provider).
     Fallback,
     /// Return to the sender at once (the default: needs no relay, never insecure).
@@ -51,6 +54,7 @@ pub enum NonCompliantAction {
 
 impl NonCompliantAction {
     const CHOICES: &[(&str, Self)] = &[
+        ("portal", Self::Portal),
         ("fallback", Self::Fallback),
         ("bounce", Self::Bounce),
         ("defer", Self::Defer),
@@ -58,6 +62,7 @@ impl NonCompliantAction {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Portal => "portal",
             Self::Fallback => "fallback",
             Self::Bounce => "bounce",
             Self::Defer => "defer",
@@ -202,6 +207,23 @@ impl PolicyConfig {
     }
 }
 
+/// `non_compliant = "portal"` needs the portal it routes to: the route map answers with the
+/// `[portal] lmtp` socket, and without one it could only defer every such message. `Err`
+/// holds the text reported at the `non_compliant` line (config check and daemon start).
+pub(crate) fn check_portal_route(
+    non_compliant: NonCompliantAction,
+    portal: Option<&crate::config::portal::PortalConfig>,
+) -> Result<(), &'static str> {
+    if non_compliant == NonCompliantAction::Portal && portal.is_none() {
+        return Err(
+            "policy.non_compliant = \"portal\" (this line) needs a [portal] section (at least \
+             listen, public_url, lmtp, store, key_file, from and [portal.sms]); add it, or \
+             choose \"bounce\", \"defer\" or \"fallback\"",
+        );
+    }
+    Ok(())
+}
+
 /// Headers the daemon itself owns (README "How it works": X-NTA7516-*); it strips client copies of
 /// them, so using one as the bypass header would make the bypass never work.
 const RESERVED_HEADERS: &[&str] = &[
@@ -323,7 +345,12 @@ mod tests {
             r#"unknown value "Secure"; expected one of "secure", "standard""#
         );
         let e = "relay".parse::<NonCompliantAction>().unwrap_err();
-        assert!(e.contains(r#""fallback", "bounce", "defer""#), "{e}");
+        assert!(
+            e.contains(r#""portal", "fallback", "bounce", "defer""#),
+            "{e}"
+        );
+        assert_eq!("portal".parse(), Ok(NonCompliantAction::Portal));
+        assert_eq!(NonCompliantAction::Portal.to_string(), "portal");
         assert_eq!(Classification::Standard.to_string(), "standard");
         assert_eq!(NonCompliantAction::Fallback.to_string(), "fallback");
     }

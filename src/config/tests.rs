@@ -651,7 +651,7 @@ fn value_errors_name_key_and_line() {
         "[policy]\nnon_compliant = \"reject\"\n",
         "policy.non_compliant",
         2,
-        "expected one of \"fallback\", \"bounce\", \"defer\"",
+        "expected one of \"portal\", \"fallback\", \"bounce\", \"defer\"",
     );
     assert_only(
         "[policy]\nbypass_header = \"\"\n",
@@ -732,6 +732,38 @@ key = "/k3.pem"
         "zkh.nl already has a [[dkim]] entry (line 3)",
     );
     assert_eq!(errs.len(), 4, "{}", ConfigErrors(errs.clone()));
+}
+
+#[test]
+fn portal_policy_requires_a_portal_section() {
+    assert_only(
+        "[policy]\n\nnon_compliant = \"portal\"\n",
+        "policy.non_compliant",
+        3,
+        "needs a [portal] section",
+    );
+    // With the section, the same policy is valid and the route map uses its lmtp socket.
+    let c = ok(&format!("[policy]\nnon_compliant = \"portal\"\n{PORTAL}"));
+    assert_eq!(c.policy.non_compliant, NonCompliantAction::Portal);
+    assert_eq!(
+        crate::map::reply::lmtp_next_hop(&c.portal.expect("portal").lmtp),
+        "inet:[127.0.0.1]:7524"
+    );
+    // The rule itself, with a [portal] built in code.
+    use super::policy::check_portal_route;
+    let portal = crate::map::reply::tests::portal("unix:/run/nta7516-milter/portal.lmtp");
+    assert_eq!(
+        check_portal_route(NonCompliantAction::Portal, Some(&portal)),
+        Ok(())
+    );
+    assert!(check_portal_route(NonCompliantAction::Portal, None).is_err());
+    for other in [
+        NonCompliantAction::Bounce,
+        NonCompliantAction::Defer,
+        NonCompliantAction::Fallback,
+    ] {
+        assert_eq!(check_portal_route(other, None), Ok(()));
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use super::error::Report;
 use super::inbound::InboundConfig;
 use super::policy::{
     Classification, NonCompliantAction, PolicyConfig, SenderPattern, SenderRule, check_header_name,
+    check_portal_route,
 };
 use super::raw::{
     RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawInbound, RawOutbound,
@@ -39,6 +40,7 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
     let dns = dns(raw.dns, r);
     let domains = domains(raw.domains, r);
     let outbound = outbound(raw.outbound, r);
+    let non_compliant_span = raw.policy.non_compliant.span();
     let policy = policy(raw.policy, r);
     let dkim = dkim(raw.dkim, r);
     let footer = footer(raw.footer);
@@ -46,7 +48,7 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
     let inbound = inbound(raw.inbound, r);
     let portal =
         super::portal_validate::portal(raw.portal.as_ref(), domains.as_ref(), audit.as_ref(), r);
-    Some(Config {
+    let config = Config {
         source: None,
         server: server?,
         dns: dns?,
@@ -58,7 +60,11 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
         audit: audit?,
         inbound: inbound?,
         portal: portal?,
-    })
+    };
+    if let Err(why) = check_portal_route(config.policy.non_compliant, config.portal.as_ref()) {
+        r.error("policy.non_compliant", &non_compliant_span, why);
+    }
+    Some(config)
 }
 
 /// Parses one value, reporting a failure under `key` at the value's line.

@@ -5,8 +5,9 @@
 //! `OK <transport>:<nexthop>`, `OK dane-only`, `NOTFOUND `, `TEMP <reason>`, `PERM <reason>`.
 
 use std::fmt;
+use std::net::IpAddr;
 
-use crate::config::{Config, NonCompliantAction};
+use crate::config::{Config, NonCompliantAction, SocketSpec};
 use crate::domain::{AddressDomain, DomainName, address_parts};
 use crate::policy::{self, Verdict};
 
@@ -23,6 +24,11 @@ pub const TRANSPORT_BOUNCE: &str = "nta-bounce";
 /// `pid/unix.retry` with Postfix's own retry service and an idle nta-defer process
 /// blocks every ordinary retry for up to max_idle (found on Postfix 3.7.11; postfix/README).
 pub const TRANSPORT_DEFER: &str = "nta-defer";
+/// Postfix lmtp(8) service to the eDelivery portal (`non_compliant = "portal"`), answered
+/// as `nta-portal:<next hop>` with the `[portal] lmtp` socket as the next hop
+/// ([`lmtp_next_hop`]). Accepted at RCPT like the other services here, so a trusted sender's
+/// bypass mark still sends not-sensitive mail the ordinary way.
+pub const TRANSPORT_PORTAL: &str = "nta-portal";
 /// Longest reason text put into a reply or a DSN: a DSN line stays readable and far
 /// below Postfix's reply limit (netstring::MAX_REPLY_SIZE).
 pub const MAX_REASON_LEN: usize = 400;
@@ -154,6 +160,15 @@ pub fn route_reply(config: &Config, shown: &str, verdict: &Verdict) -> Reply {
                 return Reply::Ok(format!("{TRANSPORT_BOUNCE}:5.1.2 NTA 7516: {why}"));
             }
             match config.policy.non_compliant {
+                NonCompliantAction::Portal => match &config.portal {
+                    Some(portal) => Reply::Ok(format!(
+                        "{TRANSPORT_PORTAL}:{}",
+                        lmtp_next_hop(&portal.lmtp)
+                    )),
+                    // Config validation requires [portal] for this policy; deferring is
+                    // the only safe answer if it is still missing.
+                    None => Reply::Temp("NTA 7516: no [portal] section configured".into()),
+                },
                 NonCompliantAction::Fallback => match &config.policy.fallback_relay {
                     Some(relay) => Reply::Ok(format!("{TRANSPORT_FALLBACK}:{relay}")),
                     // Config validation requires a relay for fallback; if one is still
@@ -178,6 +193,20 @@ pub fn route_reply(config: &Config, shown: &str, verdict: &Verdict) -> Reply {
     }
 }
 
+/// The `[portal] lmtp` socket in Postfix lmtp(8) destination syntax: `unix:PATH`, or
+/// `inet:[ADDR]:PORT` for an address (brackets: a numeric host, no name lookup) and
+/// `inet:HOST:PORT` for a name. A unix path is used as written: the shipped `nta-portal`
+/// service runs unchrooted, so an absolute path means the same to Postfix and the portal.
+pub fn lmtp_next_hop(socket: &SocketSpec) -> String {
+    match socket {
+        SocketSpec::Unix(path) => format!("unix:{}", path.display()),
+        SocketSpec::Inet { host, port } if host.parse::<IpAddr>().is_ok() => {
+            format!("inet:[{host}]:{port}")
+        }
+        SocketSpec::Inet { host, port } => format!("inet:{host}:{port}"),
+    }
+}
+
 /// Reply text must be one line of printable ASCII: it ends up in SMTP replies, DSNs and
 /// Postfix logs. Anything else becomes `?`; long text is cut.
 pub fn sanitize(s: &str, max: usize) -> String {
@@ -199,7 +228,7 @@ pub fn sanitize(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dns::Dnssec;
     use crate::map::netstring;
@@ -376,6 +405,79 @@ mod tests {
             "TEMP NTA 7516: cannot decide the route for ggd.test: TXT lookup for ggd.test: DNS timeout"
         );
         assert_eq!(Reply::NotFound.to_string(), "NOTFOUND ");
+    }
+
+    /// A `[portal]` section as the portal's config parsing produces it.
+    pub(crate) fn portal(lmtp: &str) -> crate::config::portal::PortalConfig {
+        use crate::config::portal::*;
+        PortalConfig {
+            listen: "inet:127.0.0.1:7525".parse().unwrap(),
+            public_url: "https://portaal.zkh.nl".into(),
+            lmtp: lmtp.parse().unwrap(),
+            store: StoreLocation::Sqlite("/var/lib/nta7516-milter/portal.db".into()),
+            key_file: "/etc/nta7516-milter/portal.key".into(),
+            retention: std::time::Duration::from_secs(30 * 86_400),
+            from: "portaal@zkh.nl".into(),
+            sendmail: DEFAULT_SENDMAIL.into(),
+            organisation: "Ziekenhuis".into(),
+            max_message_size: 25 * 1024 * 1024,
+            audit_file: None,
+            mail_key: "/etc/nta7516-milter/portal-mail.key".into(),
+            sms: SmsConfig {
+                provider: SmsProvider::Webhook,
+                url: "https://sms.zkh.nl/send".into(),
+                token_file: "/etc/nta7516-milter/sms.token".into(),
+                sender: "Zkh".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn portal_next_hops_in_lmtp_syntax() {
+        let hop = |s: &str| lmtp_next_hop(&s.parse().unwrap());
+        assert_eq!(
+            hop("unix:/run/nta7516-milter/portal.lmtp"),
+            "unix:/run/nta7516-milter/portal.lmtp"
+        );
+        assert_eq!(hop("inet:127.0.0.1:7524"), "inet:[127.0.0.1]:7524");
+        assert_eq!(hop("inet:[::1]:7524"), "inet:[::1]:7524");
+        assert_eq!(hop("inet:portal.zkh.nl:7524"), "inet:portal.zkh.nl:7524");
+    }
+
+    #[test]
+    fn portal_policy_routes_non_compliant_secure_mail_to_the_portal() {
+        let mut c = config("");
+        c.policy.non_compliant = NonCompliantAction::Portal;
+        // Without [portal] (config validation refuses this; the map still must not route
+        // anywhere unsafe): deferred.
+        assert_eq!(
+            route_reply(&c, "gmail.test", &not_compliant()),
+            Reply::Temp("NTA 7516: no [portal] section configured".into())
+        );
+        c.portal = Some(portal("inet:127.0.0.1:7524"));
+        assert_eq!(
+            route_reply(&c, "gmail.test", &not_compliant()).to_string(),
+            "OK nta-portal:inet:[127.0.0.1]:7524"
+        );
+        c.portal = Some(portal("unix:/run/nta7516-milter/portal.lmtp"));
+        assert_eq!(
+            route_reply(&c, "gmail.test", &not_compliant()).to_string(),
+            "OK nta-portal:unix:/run/nta7516-milter/portal.lmtp"
+        );
+        // Compliant recipients keep the DANE route; undeliverable ones still bounce: the
+        // portal is only for people who can read mail but not over NTA 7516.
+        assert_eq!(
+            route_reply(&c, "ggd.test", &compliant(false, &["mx.ggd.test"])).to_string(),
+            "OK nta-dane:ggd.test"
+        );
+        let RouteKey::Decided { shown, verdict } = route_key(&c, "a@-foo.nl") else {
+            panic!("an invalid domain must be decided");
+        };
+        assert!(
+            route_reply(&c, &shown, &verdict)
+                .to_string()
+                .starts_with("OK nta-bounce:5.1.2 ")
+        );
     }
 
     #[test]

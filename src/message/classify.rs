@@ -56,6 +56,9 @@ pub enum Source {
     BypassHeader(String),
     SenderRule,
     Default,
+    /// The eDelivery portal's own, content-free mail, recognised by its mark
+    /// (`message::portal_mark`).
+    PortalMark,
 }
 
 impl fmt::Display for Source {
@@ -64,6 +67,7 @@ impl fmt::Display for Source {
             Source::BypassHeader(v) => write!(f, "bypass header ({v})"),
             Source::SenderRule => f.write_str("sender rule"),
             Source::Default => f.write_str("default"),
+            Source::PortalMark => f.write_str("portal mark"),
         }
     }
 }

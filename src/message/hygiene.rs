@@ -18,6 +18,11 @@ pub const HEADER_CLASSIFICATION: &str = "X-NTA7516-Classification";
 /// `standard` when non-sensitive mail may leave by the normal route (milter only).
 pub const HEADER_ROUTE: &str = "X-NTA7516-Route";
 
+/// The recipient's mobile number for the eDelivery portal (E.164). Kept from a trusted
+/// (outbound) client only; it never leaves by SMTP (the shipped Postfix config drops it in
+/// `smtp_header_checks`, the Exim filter removes it), and DKIM never signs it.
+pub const HEADER_PHONE: &str = "X-NTA7516-Phone";
+
 /// The prefix of every header field the daemon writes (`X-NTA7516-Classification`, …).
 const OWN_PREFIX: &[u8] = b"x-nta7516";
 
@@ -55,6 +60,17 @@ impl<'a> Hygiene<'a> {
         is_own_header(name, self.bypass_header)
             || (name.trim().eq_ignore_ascii_case(HEADER_AUTH_RESULTS)
                 && claims_authserv_id(&String::from_utf8_lossy(value), self.authserv_id))
+    }
+
+    /// Is this `X-NTA7516-Phone` (which the milter keeps from a trusted client)?
+    pub fn is_phone(&self, name: &str) -> bool {
+        name.trim().eq_ignore_ascii_case(HEADER_PHONE)
+    }
+
+    /// Is this the portal's mark on its own mail (`message::portal_mark`)?
+    pub fn is_portal_mark(&self, name: &str) -> bool {
+        name.trim()
+            .eq_ignore_ascii_case(crate::message::portal_mark::HEADER_PORTAL_MARK)
     }
 
     /// Is this the bypass header (whose value a trusted client's mail is classified by)?

@@ -8,4 +8,5 @@ pub mod footer;
 pub mod hygiene;
 pub mod inbound;
 pub mod plan;
+pub mod portal_mark;
 pub mod rewrite;

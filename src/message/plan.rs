@@ -15,6 +15,7 @@ use crate::message::classify::{self, Direction, Source};
 use crate::message::dkim::{self, DkimSlot};
 use crate::message::footer::{self, Footer, Outcome};
 use crate::message::hygiene::{HEADER_CLASSIFICATION, HEADER_ROUTE, Hygiene};
+use crate::message::portal_mark::{MarkKey, Marked};
 
 /// What the plan reads of the configuration generation in force.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,9 @@ pub struct Context<'a> {
     /// recipients over SMTP and bypass content filters (Postfix header_checks(5), FILTER);
     /// so it is only used when every recipient already goes to one of these.
     pub remote_transports: &'a [&'a str],
+    /// The secret of `[portal] mail_key`, when a portal is configured and its key loaded:
+    /// mail carrying a valid mark with it is the portal's own (`message::portal_mark`).
+    pub portal_mark: Option<&'a MarkKey>,
 }
 
 /// The message as the milter collected it.
@@ -107,6 +111,13 @@ pub enum PlanError {
     Internal(String),
     #[error("too many large messages are being processed at once; try again later")]
     Busy,
+    /// Mail with the portal's envelope sender but no valid portal mark: only the portal
+    /// sends as that address, and letting such mail take the secure route could make the
+    /// portal store and notify about its own mail in a loop.
+    #[error(
+        "mail from the portal's address {0} must carry a valid portal mark; only the portal sends as it"
+    )]
+    PortalSender(String),
 }
 
 impl PlanError {
@@ -120,13 +131,15 @@ impl PlanError {
             PlanError::Unsignable(_) => "5.6.0",
             // RFC 3463 X.3.1: mail system storage exceeded (for now).
             PlanError::Busy => "4.3.1",
+            // RFC 3463 X.7.1: delivery not authorized.
+            PlanError::PortalSender(_) => "5.7.1",
         }
     }
 
     /// The message itself is at fault: a 5xx, so the sender learns at once instead of the
     /// client retrying for days.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, PlanError::Unsignable(_))
+        matches!(self, PlanError::Unsignable(_) | PlanError::PortalSender(_))
     }
 }
 
@@ -155,13 +168,23 @@ pub fn plan(g: &Context<'_>, direction: &Direction, msg: &Received) -> Result<Pl
     // (name, index among that name, value)
     let mut kept: Vec<(String, i32, Vec<u8>)> = Vec::new();
     let mut deletes = Vec::new();
+    let mut marks = Vec::new();
+    let mut phones = 0;
     let hygiene = Hygiene::new(config, g.authserv_id);
     for (name, value) in &msg.headers {
         let idx = seen.entry(name.to_ascii_lowercase()).or_insert(0);
         *idx += 1;
-        if hygiene.removes(name, value) {
+        if hygiene.is_phone(name) && direction.is_outbound() {
+            // The recipient's number from a trusted client, for the portal: kept (the
+            // MTA drops it from mail that leaves by SMTP; DKIM does not sign it).
+            phones += 1;
+            kept.push((name.clone(), *idx, value.clone()));
+        } else if hygiene.removes(name, value) {
             if hygiene.is_bypass(name) {
                 bypass_values.push(text(value).trim().to_string());
+            }
+            if hygiene.is_portal_mark(name) {
+                marks.push(text(value).into_owned());
             }
             deletes.push((name.clone(), *idx));
         } else {
@@ -181,18 +204,52 @@ pub fn plan(g: &Context<'_>, direction: &Direction, msg: &Received) -> Result<Pl
                 config.policy.bypass_header
             ));
         }
+        if !marks.is_empty() {
+            p.notes
+                .push("portal mark from an untrusted client ignored and removed".into());
+        }
         return Ok(p);
     }
     if msg.body_overflow {
         return Err(PlanError::TooLarge);
     }
+    if phones > 0 {
+        p.notes.push(format!(
+            "{} from a trusted client kept for the portal",
+            crate::message::hygiene::HEADER_PHONE
+        ));
+    }
 
-    let (class, source) = classify::classify(config, &msg.sender, &bypass_values);
+    let portal_mail = portal_mail(g, msg, &kept, &marks)?;
+    let (class, source) = if portal_mail {
+        p.notes
+            .push("the portal's own mail (valid portal mark): standard route".into());
+        (Classification::Standard, Source::PortalMark)
+    } else {
+        if !marks.is_empty() {
+            p.notes
+                .push("portal mark not valid for this message: ignored and removed".into());
+        }
+        classify::classify(config, &msg.sender, &bypass_values)
+    };
     p.add.push((
         HEADER_CLASSIFICATION.to_string(),
         class.as_str().to_string(),
     ));
-    if class == Classification::Standard {
+    if portal_mail {
+        // Pickup submissions carry no {rcpt_mailer}; the portal only writes to people
+        // in other domains, the ones the route map would answer for. A recipient in an
+        // own domain keeps Postfix's own routing (the route map never sends those to
+        // the portal, so there is no loop either way).
+        match portal_route(config, msg, g.remote_transports) {
+            Ok(()) => p
+                .add
+                .push((HEADER_ROUTE.to_string(), "standard".to_string())),
+            Err(why) => p.notes.push(format!(
+                "portal mail, but {why}: keeping the per-recipient routing"
+            )),
+        }
+    } else if class == Classification::Standard {
         match all_remote(&msg.rcpt_mailers, g.remote_transports) {
             Ok(()) => p.add.push((HEADER_ROUTE.to_string(), "standard".to_string())),
             Err(t) => p.notes.push(format!(
@@ -293,6 +350,64 @@ pub fn plan(g: &Context<'_>, direction: &Direction, msg: &Received) -> Result<Pl
     Ok(p)
 }
 
+/// Is this the portal's own mail? `Ok(false)` without a mark, or a mark that does not
+/// verify (it is removed either way); `Err` for mail that uses the portal's envelope
+/// sender without a valid mark.
+fn portal_mail(
+    g: &Context<'_>,
+    msg: &Received,
+    kept: &[(String, i32, Vec<u8>)],
+    marks: &[String],
+) -> Result<bool, PlanError> {
+    let Some(portal) = &g.config.portal else {
+        return Ok(false);
+    };
+    let field = |name: &str| {
+        kept.iter()
+            .find(|(n, _, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, _, v)| text(v).into_owned())
+            .unwrap_or_default()
+    };
+    let valid = match (g.portal_mark, marks) {
+        // Exactly one mark: a second copy is nobody's business but a forger's.
+        (Some(key), [mark]) => key.verify(
+            mark,
+            &Marked {
+                recipients: &msg.rcpts,
+                message_id: &field("Message-ID"),
+                subject: &field("Subject"),
+                body: &msg.body,
+            },
+        ),
+        _ => false,
+    };
+    if !valid && msg.sender.trim().eq_ignore_ascii_case(portal.from.trim()) {
+        return Err(PlanError::PortalSender(portal.from.clone()));
+    }
+    Ok(valid)
+}
+
+/// The portal's mail takes the standard route when every recipient is in another domain
+/// and, where Postfix named it, already goes to a remote SMTP transport.
+fn portal_route(config: &Config, msg: &Received, remote: &[&str]) -> Result<(), String> {
+    if msg.rcpts.is_empty() {
+        return Err("it has no recipients".into());
+    }
+    for (i, rcpt) in msg.rcpts.iter().enumerate() {
+        let bare = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
+        match crate::domain::address_domain(bare) {
+            Some(d) if !config.is_own_domain(&d) => {}
+            _ => return Err(format!("recipient {bare} is not in another domain")),
+        }
+        if let Some(Some(m)) = msg.rcpt_mailers.get(i)
+            && !remote.contains(&m.as_str())
+        {
+            return Err(format!("recipient transport {m} is not remote SMTP"));
+        }
+    }
+    Ok(())
+}
+
 /// `Ok(())` when every `{rcpt_mailer}` is one of `remote` (remote SMTP transports), else
 /// the first that is not (or that Postfix did not tell us).
 pub fn all_remote(mailers: &[Option<String>], remote: &[&str]) -> Result<(), String> {
@@ -332,3 +447,6 @@ pub fn from_domain<'a>(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod portal_tests;

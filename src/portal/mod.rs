@@ -9,6 +9,7 @@
 //! - `phone`: the recipient's mobile number (E.164), parsed once.
 //! - `notice`: the notification mail and its submission through the MTA's `sendmail`.
 //! - `sms`: the SMS providers that carry the one-time code.
+//! - `tag`: the `[sms:+316…]` subject tag that supplies a number without a trusted header.
 //! - `crypto`: the master key, per-message keys, chunked AES-256-GCM.
 //! - `store`: SQLite / PostgreSQL, encrypted messages and recipients.
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
@@ -24,3 +25,4 @@ pub mod retention;
 pub mod run;
 pub mod sms;
 pub mod store;
+pub mod tag;

@@ -28,6 +28,8 @@ pub enum RunError {
     Store(#[from] crate::portal::store::StoreError),
     #[error("LMTP socket: {0}")]
     Bind(#[from] crate::server::listen::BindError),
+    #[error("notifications: {0}")]
+    Notice(#[from] crate::portal::notice::NoticeError),
 }
 
 /// Everything opened and bound, ready to run (split from [`Portal::run`] so that start-up
@@ -45,10 +47,7 @@ impl Portal {
         let auditor = Arc::new(Auditor::open(portal.audit_file.as_deref())?);
         let store = Store::open(&portal.store, key).await?;
         let lmtp = crate::server::listen::bind(&portal.lmtp, &config.server)?;
-        let notifier = Notifier {
-            sendmail: portal.sendmail.clone(),
-            from: portal.from.clone(),
-        };
+        let notifier = Notifier::new(&portal)?;
         let intake = Arc::new(Intake {
             store,
             auditor,

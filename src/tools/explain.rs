@@ -171,6 +171,15 @@ fn config_name(config: &Config) -> String {
 /// What `[policy] non_compliant` does with secure mail to `d`.
 fn non_compliant_sentence(config: &Config, file: &str, d: &str) -> String {
     match (config.policy.non_compliant, &config.policy.fallback_relay) {
+        (NonCompliantAction::Portal, _) => match &config.portal {
+            Some(portal) => format!(
+                "[policy] non_compliant = \"portal\" ({file}): secure mail to {d} is delivered over LMTP to the organisation's own eDelivery portal ([portal] lmtp = {}, transport nta-portal); the recipient reads it there after an SMS code",
+                crate::map::reply::lmtp_next_hop(&portal.lmtp)
+            ),
+            None => format!(
+                "[policy] non_compliant = \"portal\" without a [portal] section ({file}): deferred, since there is no portal to deliver to"
+            ),
+        },
         (NonCompliantAction::Bounce, _) => format!(
             "[policy] non_compliant = \"bounce\" ({file}): secure mail to {d} is returned to the sender at once (5.7.1) through the nta-bounce transport"
         ),

@@ -43,6 +43,8 @@ impl Portal {
             );
         }
         std::fs::write(dir.join("sms.token"), "t0ken\n").unwrap();
+        // The secret of the mark on the portal's own mail (read at start).
+        std::fs::write(dir.join("mail.key"), [7u8; 32]).unwrap();
         let lmtp_port = free_port();
         let web_port = free_port();
         let store = store
@@ -60,6 +62,7 @@ key_file = "{key}"
 from = "portaal@zkh.example"
 audit_file = "{audit}"
 sendmail = "/nonexistent/sendmail"
+mail_key = "{mail_key}"
 {extra}
 [portal.sms]
 provider = "webhook"
@@ -69,6 +72,7 @@ token_file = "{token}"
             key = key.display(),
             audit = dir.join("portal-audit.log").display(),
             token = dir.join("sms.token").display(),
+            mail_key = dir.join("mail.key").display(),
         );
         let config = dir.join("config.toml");
         std::fs::write(&config, text).unwrap();

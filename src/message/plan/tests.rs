@@ -19,6 +19,7 @@ impl Generation {
             authserv_id: &self.authserv_id,
             dkim: &self.dkim,
             remote_transports: REMOTE,
+            portal_mark: None,
         }
     }
 }
