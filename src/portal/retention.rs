@@ -121,6 +121,9 @@ pub(crate) mod tests {
             notifier: Notifier {
                 sendmail: "/nonexistent/sendmail".into(),
                 from: "portaal@zkh.example".into(),
+                organisation: "zkh.example".into(),
+                mark: crate::message::portal_mark::MarkKey::from_bytes(&[7; 32]).unwrap(),
+                timeout: Duration::from_secs(5),
             },
             public_url: "https://p.example".into(),
             retention: Duration::from_secs(3600),
