@@ -16,7 +16,7 @@ use toml::de::{DeTable, DeValue, Deserializer};
 use super::error::Report;
 use super::raw::{
     RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawInbound, RawOutbound,
-    RawPolicy, RawSenderRule, RawServer,
+    RawPolicy, RawPortal, RawPortalSms, RawSenderRule, RawServer,
 };
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -43,6 +43,7 @@ pub(crate) fn check_document(root: &mut DeTable<'_>, report: &mut Report<'_>) {
             "footer" => check_table::<RawFooter>(value, &name, report),
             "audit" => check_table::<RawAudit>(value, &name, report),
             "inbound" => check_table::<RawInbound>(value, &name, report),
+            "portal" => check_portal(value, report),
             // Not a section we know: let serde word the error (it lists the sections).
             _ => try_one::<RawConfig>(&name, &name_span, value, "", &(0..0), report),
         };
@@ -68,6 +69,25 @@ fn check_policy(value: &mut Value<'_>, report: &mut Report<'_>) -> bool {
         && check_array_of_tables::<RawSenderRule>(&mut senders, "policy.senders", report)
     {
         table.insert(key, senders);
+    }
+    keep
+}
+
+/// `[portal]` holds the table `[portal.sms]`, checked on its own like `[[policy.senders]]`.
+fn check_portal(value: &mut Value<'_>, report: &mut Report<'_>) -> bool {
+    if !expect_table(value, "portal", report) {
+        return false;
+    }
+    let span = value.span();
+    let DeValue::Table(table) = value.get_mut() else {
+        return false;
+    };
+    let sms = table.remove_entry("sms");
+    let keep = try_entries::<RawPortal>(table, "portal", &span, report);
+    if let Some((key, mut sms)) = sms
+        && check_table::<RawPortalSms>(&mut sms, "portal.sms", report)
+    {
+        table.insert(key, sms);
     }
     keep
 }

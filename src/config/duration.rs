@@ -1,10 +1,10 @@
-//! Durations written with a unit: `"500ms"`, `"5s"`, `"2m"`, `"1h"`.
+//! Durations written with a unit: `"500ms"`, `"5s"`, `"2m"`, `"1h"`, `"30d"`.
 
 use std::time::Duration;
 
-const UNITS: &str = "ms, s, m or h";
+const UNITS: &str = "ms, s, m, h or d";
 
-/// Parses a whole number followed by a unit (`ms`, `s`, `m`, `h`; spaces between are
+/// Parses a whole number followed by a unit (`ms`, `s`, `m`, `h`, `d` = 24 h; spaces between are
 /// allowed). The unit is required because a bare `5` is ambiguous (seconds? milliseconds?).
 /// Zero is accepted here; whether zero makes sense is the caller's decision. Values too
 /// large for a `Duration` are an error, never a panic.
@@ -30,6 +30,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         "" => {
             return Err(format!(
                 "{s:?} has no unit; add one of {UNITS}, e.g. \"{number}s\""
@@ -56,6 +57,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration(" 10 s "), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
     }

@@ -10,6 +10,16 @@ use super::socket::SocketSpec;
 pub const DEFAULT_RETENTION: &str = "30d";
 /// The MTA's `sendmail` command that submits the portal's own mail.
 pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
+/// Largest message the LMTP intake accepts (`max_message_size`), above Postfix's default
+/// `message_size_limit` (10240000) so Postfix's own limit normally applies first; LMTP 552
+/// above it.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+/// The portal's audit log when `audit_file` is not set but `[audit] file` is: this name in
+/// the same directory (the portal keeps its own hash chain; two processes never append to
+/// one file).
+pub const DEFAULT_AUDIT_FILE_NAME: &str = "portal-audit.log";
+/// Default SMS originator (alphanumeric, at most 11 characters).
+pub const DEFAULT_SMS_SENDER: &str = "Portaal";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalConfig {
@@ -27,6 +37,13 @@ pub struct PortalConfig {
     pub from: String,
     /// The MTA's `sendmail` command.
     pub sendmail: PathBuf,
+    /// Organisation name shown in notifications and on the pages (`organisation`; default:
+    /// the domain of `from`).
+    pub organisation: String,
+    /// Largest message accepted over LMTP, in bytes (`max_message_size`).
+    pub max_message_size: u64,
+    /// The portal's own hash-chained audit log (`audit_file`); `None`: the journal only.
+    pub audit_file: Option<PathBuf>,
     pub sms: SmsConfig,
 }
 
@@ -55,4 +72,41 @@ pub struct SmsConfig {
     pub token_file: PathBuf,
     /// Originator shown on the phone (at most 11 letters/digits, or up to 14 digits).
     pub sender: String,
+}
+
+impl SmsProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsProvider::Webhook => "webhook",
+            SmsProvider::Cm => "cm",
+            SmsProvider::Spryng => "spryng",
+            SmsProvider::MessageBird => "messagebird",
+        }
+    }
+
+    /// The provider's documented endpoint, used when `url` is not set; `None` for
+    /// `webhook`, whose `url` is required.
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            SmsProvider::Webhook => None,
+            SmsProvider::Cm => Some("https://gw.messaging.cm.com/v1.0/message"),
+            SmsProvider::Spryng => Some("https://rest.spryngsms.com/v1/messages"),
+            SmsProvider::MessageBird => Some("https://rest.messagebird.com/messages"),
+        }
+    }
+}
+
+impl std::str::FromStr for SmsProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "webhook" => Ok(SmsProvider::Webhook),
+            "cm" => Ok(SmsProvider::Cm),
+            "spryng" => Ok(SmsProvider::Spryng),
+            "messagebird" => Ok(SmsProvider::MessageBird),
+            _ => Err(format!(
+                "{s:?} is not an SMS provider; expected \"webhook\", \"cm\", \"spryng\" or \"messagebird\""
+            )),
+        }
+    }
 }

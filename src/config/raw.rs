@@ -57,6 +57,9 @@ pub(crate) struct RawConfig {
     pub footer: RawFooter,
     pub audit: RawAudit,
     pub inbound: RawInbound,
+    /// `[portal]`: absent means no portal; when present, its required keys are checked
+    /// in `portal_validate` (with the section's line).
+    pub portal: Option<Spanned<RawPortal>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,4 +219,54 @@ impl Default for RawInbound {
             subject_tag_secure: unspanned(String::new()),
         }
     }
+}
+
+pub(crate) const DEFAULT_PORTAL_RETENTION: &str = super::portal::DEFAULT_RETENTION;
+pub(crate) const DEFAULT_PORTAL_SENDMAIL: &str = super::portal::DEFAULT_SENDMAIL;
+
+/// `[portal]`. Required keys are `Option` (reported missing with the section's line).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPortal {
+    pub listen: Option<Str>,
+    pub public_url: Option<Str>,
+    pub lmtp: Option<Str>,
+    pub store: Option<Str>,
+    pub key_file: Option<Str>,
+    pub retention: Str,
+    pub from: Option<Str>,
+    pub sendmail: Str,
+    pub organisation: Option<Str>,
+    pub max_message_size: Option<Spanned<i64>>,
+    pub audit_file: Option<Str>,
+    pub sms: Option<Spanned<RawPortalSms>>,
+}
+
+impl Default for RawPortal {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            public_url: None,
+            lmtp: None,
+            store: None,
+            key_file: None,
+            retention: unspanned(DEFAULT_PORTAL_RETENTION.into()),
+            from: None,
+            sendmail: unspanned(DEFAULT_PORTAL_SENDMAIL.into()),
+            organisation: None,
+            max_message_size: None,
+            audit_file: None,
+            sms: None,
+        }
+    }
+}
+
+/// `[portal.sms]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPortalSms {
+    pub provider: Option<Str>,
+    pub url: Option<Str>,
+    pub token_file: Option<Str>,
+    pub sender: Option<Str>,
 }

@@ -341,7 +341,7 @@ fn load_from_disk() {
     assert_eq!(
         e.0[0].to_string(),
         format!(
-            "{}:2: dns.timeout: \"5\" has no unit; add one of ms, s, m or h, e.g. \"5s\"",
+            "{}:2: dns.timeout: \"5\" has no unit; add one of ms, s, m, h or d, e.g. \"5s\"",
             path.display()
         )
     );
@@ -940,5 +940,167 @@ fn inbound_section() {
         "inbound.bogus",
         2,
         "unknown field",
+    );
+}
+
+/// The `[portal]` example of config/config.toml, uncommented.
+const PORTAL: &str = r#"[domains]
+own = ["ziekenhuis.nl"]
+[audit]
+file = "/var/log/nta7516-milter/audit.log"
+[portal]
+listen = "inet:127.0.0.1:7580"
+public_url = "https://portaal.ziekenhuis.nl/"
+lmtp = "inet:127.0.0.1:7524"
+store = "sqlite:/var/lib/nta7516-milter/portal.db"
+key_file = "/etc/nta7516-milter/portal.key"
+from = "portaal@ziekenhuis.nl"
+[portal.sms]
+provider = "webhook"
+url = "https://sms.ziekenhuis.nl/send"
+token_file = "/etc/nta7516-milter/sms.token"
+"#;
+
+#[test]
+fn portal_section() {
+    use super::portal::{SmsProvider, StoreLocation};
+    assert_eq!(Config::embedded_defaults().portal, None);
+    let c = ok(PORTAL);
+    let p = c.portal.expect("portal");
+    assert_eq!(p.public_url, "https://portaal.ziekenhuis.nl");
+    assert_eq!(p.lmtp.to_string(), "inet:127.0.0.1:7524");
+    assert_eq!(
+        p.store,
+        StoreLocation::Sqlite("/var/lib/nta7516-milter/portal.db".into())
+    );
+    assert_eq!(p.retention, Duration::from_secs(30 * 86_400));
+    assert_eq!(p.sendmail, PathBuf::from("/usr/sbin/sendmail"));
+    assert_eq!(p.organisation, "ziekenhuis.nl");
+    assert_eq!(p.max_message_size, 50 * 1024 * 1024);
+    assert_eq!(
+        p.audit_file,
+        Some(PathBuf::from("/var/log/nta7516-milter/portal-audit.log"))
+    );
+    assert_eq!(p.sms.provider, SmsProvider::Webhook);
+    assert_eq!(p.sms.sender, "Portaal");
+
+    // Every key of the sample, uncommented, is accepted.
+    let full = ok(&PORTAL.replace(
+            "[portal.sms]",
+            "retention = \"7d\"\nsendmail = \"/usr/local/sbin/sendmail\"\norganisation = \"Ziekenhuis\"\nmax_message_size = 1048576\naudit_file = \"/var/log/p.log\"\n[portal.sms]\nsender = \"Ziekenhuis\"",
+    ));
+    let full = full.portal.unwrap();
+    assert_eq!(full.retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(full.organisation, "Ziekenhuis");
+    assert_eq!(full.max_message_size, 1_048_576);
+    assert_eq!(full.audit_file, Some(PathBuf::from("/var/log/p.log")));
+    assert_eq!(full.sms.sender, "Ziekenhuis");
+    let cm = ok(&PORTAL.replace(
+        "provider = \"webhook\"\nurl = \"https://sms.ziekenhuis.nl/send\"",
+        "provider = \"cm\"",
+    ));
+    assert_eq!(
+        cm.portal.unwrap().sms.url,
+        "https://gw.messaging.cm.com/v1.0/message"
+    );
+    let pg = ok(&PORTAL.replace(
+        "sqlite:/var/lib/nta7516-milter/portal.db",
+        "postgres://portal@db/portal",
+    ));
+    assert!(matches!(
+        pg.portal.unwrap().store,
+        StoreLocation::Postgres(_)
+    ));
+    let no_audit = ok(&PORTAL.replace("file = \"/var/log/nta7516-milter/audit.log\"\n", ""));
+    assert_eq!(no_audit.portal.unwrap().audit_file, None);
+    // http on loopback (tests).
+    ok(&PORTAL.replace("https://portaal.ziekenhuis.nl/", "http://127.0.0.1:7580"));
+}
+
+#[test]
+fn portal_errors_name_key_and_line() {
+    // `from` outside [domains] own: line 11.
+    assert_only(
+        &PORTAL.replace("portaal@ziekenhuis.nl", "portaal@elders.nl"),
+        "portal.from",
+        11,
+        "[domains] own",
+    );
+    assert_only(
+        &PORTAL.replace(
+            "https://portaal.ziekenhuis.nl/",
+            "http://portaal.ziekenhuis.nl",
+        ),
+        "portal.public_url",
+        7,
+        "https",
+    );
+    assert_only(
+        &PORTAL.replace("sqlite:/var", "sqlite:var"),
+        "portal.store",
+        9,
+        "absolute",
+    );
+    assert_only(
+        &PORTAL.replace("inet:127.0.0.1:7524", "inet:127.0.0.1:7580"),
+        "portal.lmtp",
+        8,
+        "portal.listen",
+    );
+    assert_only(
+        &PORTAL.replace("provider = \"webhook\"", "provider = \"sms77\""),
+        "portal.sms.provider",
+        13,
+        "webhook",
+    );
+    assert_only(
+        &PORTAL.replace("url = \"https://sms.ziekenhuis.nl/send\"\n", ""),
+        "portal.sms.url",
+        12,
+        "webhook",
+    );
+    assert_only(
+        &PORTAL.replace("[portal.sms]", "bogus = 1\n[portal.sms]"),
+        "portal.bogus",
+        12,
+        "unknown field",
+    );
+    let errs = errors(&PORTAL.replace("token_file", "token"));
+    assert_has(&errs, "portal.sms.token", Some(15), "unknown field");
+    assert_has(&errs, "portal.sms.token_file", Some(12), "missing");
+    assert_only(
+        &PORTAL.replace("[portal.sms]", "retention = \"10m\"\n[portal.sms]"),
+        "portal.retention",
+        12,
+        "too short",
+    );
+    assert_only(
+        &PORTAL.replace(
+            "[portal.sms]",
+            "audit_file = \"/var/log/nta7516-milter/audit.log\"\n[portal.sms]",
+        ),
+        "portal.audit_file",
+        12,
+        "own hash chain",
+    );
+    // Missing required keys and section: reported at the [portal] header (line 5).
+    let errs = errors("[portal]\n");
+    for key in [
+        "listen",
+        "public_url",
+        "lmtp",
+        "store",
+        "key_file",
+        "from",
+        "sms",
+    ] {
+        assert_has(&errs, &format!("portal.{key}"), Some(1), "missing");
+    }
+    // A wrong type.
+    assert_only(
+        &PORTAL.replace("[portal.sms]", "max_message_size = \"big\"\n[portal.sms]"),
+        "portal.max_message_size",
+        12,
+        "invalid type",
     );
 }

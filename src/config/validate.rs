@@ -44,6 +44,8 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
     let footer = footer(raw.footer);
     let audit = audit(raw.audit, r);
     let inbound = inbound(raw.inbound, r);
+    let portal =
+        super::portal_validate::portal(raw.portal.as_ref(), domains.as_ref(), audit.as_ref(), r);
     Some(Config {
         source: None,
         server: server?,
@@ -55,13 +57,12 @@ pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
         footer,
         audit: audit?,
         inbound: inbound?,
-        // The `[portal]` section is parsed by the portal work; until then there is none.
-        portal: None,
+        portal: portal?,
     })
 }
 
 /// Parses one value, reporting a failure under `key` at the value's line.
-fn parse<T>(
+pub(super) fn parse<T>(
     r: &mut Report<'_>,
     key: &str,
     value: &Spanned<String>,
@@ -72,7 +73,7 @@ fn parse<T>(
         .ok()
 }
 
-fn parse_opt<T>(
+pub(super) fn parse_opt<T>(
     r: &mut Report<'_>,
     key: &str,
     value: &Option<Spanned<String>>,
@@ -185,7 +186,7 @@ fn nameserver(s: &str) -> Result<SocketAddr, String> {
 
 /// An absolute path. Relative paths are refused: the daemon's working directory is `/`
 /// under systemd, so a relative path would silently mean something else than intended.
-fn path(s: &str) -> Result<PathBuf, String> {
+pub(super) fn path(s: &str) -> Result<PathBuf, String> {
     if s.is_empty() {
         return Err("empty path; leave the key out instead".into());
     }

@@ -9,9 +9,12 @@
 //! - `phone`: the recipient's mobile number (E.164), parsed once.
 //! - `notice`: the notification mail and its submission through the MTA's `sendmail`.
 //! - `sms`: the SMS providers that carry the one-time code.
-//! - `store::auth`: one-time codes, their limits, and sessions (the web side's tables).
+//! - `crypto`: the master key, per-message keys, chunked AES-256-GCM.
+//! - `store`: SQLite / PostgreSQL, encrypted messages and recipients; `store::auth`:
+//!   one-time codes, their limits, and sessions (the web side's tables).
 //! - `web`: the pages behind the link (code, message, downloads).
 
+pub mod crypto;
 pub mod notice;
 pub mod phone;
 pub mod sms;

@@ -121,8 +121,8 @@ pub fn new_session_id() -> Result<String, RngError> {
 /// Length of a link token: 32 bytes in base64url without padding.
 pub const TOKEN_CHARS: usize = 43;
 
-/// SHA-256 of a link token's bytes, or `None` when it is not a well-formed token (a
-/// truncated or altered link never reaches the database).
+/// The store's hash of a link token (SHA-256 of its text), or `None` when it is not a
+/// well-formed token: a truncated or altered link never reaches the database.
 pub fn token_hash(token: &str) -> Option<[u8; 32]> {
     if token.len() != TOKEN_CHARS {
         return None;
@@ -131,8 +131,7 @@ pub fn token_hash(token: &str) -> Option<[u8; 32]> {
     if bytes.len() != 32 {
         return None;
     }
-    let d = digest::digest(&digest::SHA256, &bytes);
-    d.as_ref().try_into().ok()
+    Some(crate::portal::store::token_hash(token))
 }
 
 /// Hex SHA-256, for audit lines of downloads.

@@ -19,6 +19,7 @@ pub mod pdf;
 mod routes;
 pub mod sanitize;
 pub mod session;
+mod source;
 mod templates;
 pub mod view;
 
@@ -61,7 +62,8 @@ pub struct Recipient {
     pub id: String,
     pub message_id: String,
     pub address: String,
-    pub phone: Phone,
+    /// `None` once the message expired (its key, which also sealed the number, is gone).
+    pub phone: Option<Phone>,
     /// The envelope sender, told when the recipient gets locked.
     pub sender: String,
     pub state: MessageState,

@@ -157,7 +157,11 @@ async fn resolve(state: &WebState, token: &str, lang: Lang) -> Result<Recipient,
         return Err(unknown());
     };
     match state.messages.recipient_by_token_hash(&hash).await {
-        Ok(Some(r)) if r.state == MessageState::Live && r.expires_at > now() => Ok(r),
+        Ok(Some(r))
+            if r.state == MessageState::Live && r.phone.is_some() && r.expires_at > now() =>
+        {
+            Ok(r)
+        }
         Ok(Some(_)) => Err(notice_page(
             state,
             lang,
@@ -220,7 +224,7 @@ fn landing(
     let title = format!("{} {}", t.secure_message_from, state.organisation);
     let page = Landing {
         c: common(state, lang, &title, &here(token)),
-        masked: r.phone.masked(),
+        masked: r.phone.as_ref().map(|p| p.masked()).unwrap_or_default(),
         csrf: state.keys.csrf_token(&link_binding(r)),
         code_form,
         info: None,
@@ -388,12 +392,15 @@ async fn send(
         .map(|s| s[..16].to_string())
         .unwrap_or_default();
     let text = sms_text(&state.organisation, &code, lang);
-    match state.sms.send_code(&r.phone, &text, &reference).await {
+    let Some(phone) = &r.phone else {
+        return try_later(&state, lang);
+    };
+    match state.sms.send_code(phone, &text, &reference).await {
         Ok(provider_reference) => {
             state.auditor.record(Event::PortalCodeSent {
                 message: r.message_id.clone(),
                 recipient: r.address.clone(),
-                phone: r.phone.masked(),
+                phone: phone.masked(),
                 provider_reference,
                 client_address: ip.0.to_string(),
             });

@@ -1,0 +1,67 @@
+//! The intake's tables. One SQL dialect for SQLite and PostgreSQL: `$N` placeholders,
+//! BIGINT unix-second times and 0/1 flags, TEXT ids, `ON CONFLICT DO NOTHING`; the only
+//! difference, `BLOB` (SQLite) versus `BYTEA` (PostgreSQL), is translated by [`ddl`].
+//!
+//! - `messages`: one row per stored message; `dek_wrapped` is the message key wrapped by
+//!   the master key (`kek_id` names it); NULL once expired (crypto-shredded). `state` is
+//!   `incoming` while chunks are written (invisible, swept if the intake dies), `live`,
+//!   or `expired`.
+//! - `chunks`: the encrypted message in 64 KiB chunks, in the database so that one
+//!   transaction is the durable commit.
+//! - `recipients`: one row per recipient; `token_hash` = SHA-256 of the link token;
+//!   `phone_enc` and `token_sealed` are encrypted with the message key; `dedup` is a keyed
+//!   digest of content + recipient, unique, so a redelivery stores nothing twice.
+
+pub(crate) const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS portal_messages (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        header_message_id TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        kek_id TEXT NOT NULL,
+        dek_wrapped BLOB,
+        sha256 TEXT NOT NULL DEFAULT '',
+        size BIGINT NOT NULL DEFAULT 0,
+        chunks BIGINT NOT NULL DEFAULT 0
+    )",
+    "CREATE INDEX IF NOT EXISTS portal_messages_expiry ON portal_messages (state, expires_at)",
+    "CREATE TABLE IF NOT EXISTS portal_chunks (
+        message_id TEXT NOT NULL,
+        idx BIGINT NOT NULL,
+        last BIGINT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (message_id, idx)
+    )",
+    "CREATE TABLE IF NOT EXISTS portal_recipients (
+        id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        phone_enc BLOB,
+        token_hash BLOB NOT NULL UNIQUE,
+        token_sealed BLOB,
+        notify_pending BIGINT NOT NULL,
+        notify_attempts BIGINT NOT NULL DEFAULT 0,
+        notify_next BIGINT NOT NULL DEFAULT 0,
+        dedup BLOB NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS portal_recipients_message ON portal_recipients (message_id)",
+    "CREATE INDEX IF NOT EXISTS portal_recipients_pending ON portal_recipients (notify_pending, notify_next)",
+];
+
+/// The statement for the backend: `BLOB` → `BYTEA` on PostgreSQL.
+pub(crate) fn ddl(kind: Backend, sql: &str) -> String {
+    match kind {
+        Backend::Sqlite => sql.to_string(),
+        Backend::Postgres => sql.replace(" BLOB", " BYTEA"),
+    }
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
