@@ -314,27 +314,6 @@ fn post_ok(state: &WebState, headers: &HeaderMap, binding: &str, csrf: &str) -> 
     session::same_origin(headers, &state.origin) && state.keys.csrf_ok(binding, csrf)
 }
 
-/// The SMS: organisation, code, validity; no link, nothing about the message. The code is
-/// the only run of six digits (an organisation name with one is left out).
-pub(super) fn sms_text(org: &str, code: &str, lang: Lang) -> String {
-    let mut run = 0;
-    let safe = !org.chars().any(|c| {
-        run = if c.is_ascii_digit() { run + 1 } else { 0 };
-        run >= keys::CODE_DIGITS
-    });
-    let org = if safe { org } else { "" };
-    match lang {
-        Lang::Nl => {
-            format!("{org} uw code: {code} (10 minuten geldig). Deel deze code met niemand.")
-                .trim_start()
-                .to_string()
-        }
-        Lang::En => format!("{org} your code: {code} (valid for 10 minutes). Do not share it.")
-            .trim_start()
-            .to_string(),
-    }
-}
-
 async fn send(
     State(state): St,
     Path(token): Path<String>,
@@ -391,7 +370,8 @@ async fn send(
     let reference = keys::new_session_id()
         .map(|s| s[..16].to_string())
         .unwrap_or_default();
-    let text = sms_text(&state.organisation, &code, lang);
+    let lifetime = std::time::Duration::from_secs(crate::portal::store::auth::CODE_LIFETIME as u64);
+    let text = crate::portal::sms::code_text(&state.organisation, &code, lifetime);
     let Some(phone) = &r.phone else {
         return try_later(&state, lang);
     };
