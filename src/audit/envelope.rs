@@ -187,6 +187,62 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         Event::Startup { .. } | Event::Shutdown { .. } | Event::AuditLogRecovered { .. } => {
             vec![]
         }
+        Event::PortalStored {
+            message,
+            message_id,
+            sender,
+            recipients,
+            ..
+        } => {
+            let mut v = vec![Object {
+                kind: "portal_message",
+                id: message,
+            }];
+            v.extend(message_id.as_deref().map(mid));
+            v.push(Object {
+                kind: "sender",
+                id: sender,
+            });
+            v.extend(recipients.iter().map(|r| Object {
+                kind: "recipient",
+                id: r,
+            }));
+            v
+        }
+        Event::PortalIntakeRefused {
+            sender, recipients, ..
+        } => {
+            let mut v = vec![Object {
+                kind: "sender",
+                id: sender,
+            }];
+            v.extend(recipients.iter().map(|r| Object {
+                kind: "recipient",
+                id: r,
+            }));
+            v
+        }
+        Event::PortalNotified {
+            message, recipient, ..
+        }
+        | Event::PortalNotifyFailed {
+            message, recipient, ..
+        } => vec![
+            Object {
+                kind: "portal_message",
+                id: message,
+            },
+            Object {
+                kind: "recipient",
+                id: recipient,
+            },
+        ],
+        Event::PortalExpired { message, .. } | Event::PortalShredded { message } => {
+            vec![Object {
+                kind: "portal_message",
+                id: message,
+            }]
+        }
         Event::PortalLocked {
             message,
             recipient,

@@ -242,6 +242,54 @@ pub enum Event {
         lost_events: u64,
         torn_tail: Option<String>,
     },
+    /// Portal: a message stored encrypted for its recipients (LMTP 250 follows). Never
+    /// content: the digest and size identify it. `redelivery`: the MTA delivered a copy
+    /// already stored (after a crash between commit and reply); nothing new was stored.
+    PortalStored {
+        message: String,
+        message_id: Option<String>,
+        sender: String,
+        recipients: Vec<String>,
+        recipient_count: usize,
+        sha256: String,
+        size: u64,
+        redelivery: bool,
+    },
+    /// Portal: the LMTP intake refused a message for these recipients (`reply` is what
+    /// the MTA got: 550 without a mobile number, 552 over the size limit, 451 on a
+    /// storage or key failure).
+    PortalIntakeRefused {
+        sender: String,
+        recipients: Vec<String>,
+        reply: String,
+        reason: String,
+    },
+    /// Portal: the notification with the link was submitted to the MTA.
+    PortalNotified {
+        message: String,
+        recipient_id: String,
+        recipient: String,
+    },
+    /// Portal: submitting the notification failed; it is retried (the link token is kept
+    /// sealed until then).
+    PortalNotifyFailed {
+        message: String,
+        recipient_id: String,
+        recipient: String,
+        attempts: i64,
+        error: String,
+    },
+    /// Portal: retention over; the message key was destroyed (nothing can be decrypted
+    /// from here on).
+    PortalExpired {
+        message: String,
+        sha256: String,
+        recipient_count: i64,
+    },
+    /// Portal: the expired message's ciphertext and encrypted recipient data deleted.
+    PortalShredded {
+        message: String,
+    },
     // Portal web side (`nta7516-milter portal`): `message` is the portal's id of the stored
     // message, `recipient` its envelope recipient, `client_address` the browser's address.
     /// A one-time code went out by SMS.
@@ -324,6 +372,12 @@ impl Event {
             Event::Startup { .. } => "startup",
             Event::Shutdown { .. } => "shutdown",
             Event::AuditLogRecovered { .. } => "audit_log_recovered",
+            Event::PortalStored { .. } => "portal_stored",
+            Event::PortalIntakeRefused { .. } => "portal_intake_refused",
+            Event::PortalNotified { .. } => "portal_notified",
+            Event::PortalNotifyFailed { .. } => "portal_notify_failed",
+            Event::PortalExpired { .. } => "portal_expired",
+            Event::PortalShredded { .. } => "portal_shredded",
             Event::PortalCodeSent { .. } => "portal_code_sent",
             Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
             Event::PortalCodeFailed { .. } => "portal_code_failed",
@@ -337,7 +391,8 @@ impl Event {
     /// IHE/NEN 7513 `EventActionCode`: C create, R read, U update, D delete, E execute.
     pub fn action(&self) -> &'static str {
         match self {
-            Event::MessageReceived { .. } => "C",
+            Event::MessageReceived { .. } | Event::PortalStored { .. } => "C",
+            Event::PortalExpired { .. } | Event::PortalShredded { .. } => "D",
             Event::ConfigLoaded { .. } => "R",
             Event::FooterAdded { .. }
             | Event::FooterSkipped { .. }
@@ -354,7 +409,10 @@ impl Event {
             | Event::WouldRefuse { .. }
             | Event::Startup { .. }
             | Event::Shutdown { .. }
-            | Event::AuditLogRecovered { .. } => "E",
+            | Event::AuditLogRecovered { .. }
+            | Event::PortalIntakeRefused { .. }
+            | Event::PortalNotified { .. }
+            | Event::PortalNotifyFailed { .. } => "E",
             Event::PortalCodeSent { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. }
@@ -378,9 +436,13 @@ impl Event {
             | Event::Deferred { .. }
             | Event::ConfigRefused { .. }
             | Event::AuditLogRecovered { .. }
+            | Event::PortalNotifyFailed { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. } => 4,
-            Event::Rejected { .. } | Event::PortalLocked { .. } => 8,
+            Event::PortalIntakeRefused { reply, .. } if reply.starts_with('4') => 4,
+            Event::Rejected { .. }
+            | Event::PortalIntakeRefused { .. }
+            | Event::PortalLocked { .. } => 8,
             _ => 0,
         }
     }
@@ -434,6 +496,42 @@ mod tests {
             serde_json::to_string(&Stage::RcptTo).unwrap(),
             r#""rcpt_to""#
         );
+    }
+
+    #[test]
+    fn portal_events() {
+        let stored = Event::PortalStored {
+            message: "ab".into(),
+            message_id: None,
+            sender: "a@zkh.example".into(),
+            recipients: vec!["p@x.example".into()],
+            recipient_count: 1,
+            sha256: "00".into(),
+            size: 3,
+            redelivery: false,
+        };
+        assert_eq!(
+            (stored.name(), stored.action(), stored.outcome()),
+            ("portal_stored", "C", 0)
+        );
+        let refused = |reply: &str| Event::PortalIntakeRefused {
+            sender: String::new(),
+            recipients: vec![],
+            reply: reply.into(),
+            reason: "x".into(),
+        };
+        assert_eq!(refused("451 4.3.0").outcome(), 4);
+        assert_eq!(refused("550 5.7.0").outcome(), 8);
+        let expired = Event::PortalExpired {
+            message: "ab".into(),
+            sha256: "00".into(),
+            recipient_count: 1,
+        };
+        assert_eq!((expired.name(), expired.action()), ("portal_expired", "D"));
+        let shredded = Event::PortalShredded {
+            message: "ab".into(),
+        };
+        assert_eq!(shredded.action(), "D");
     }
 
     #[test]

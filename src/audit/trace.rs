@@ -102,6 +102,23 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
         warn AuditLogRecovered "audit: audit log recovered" {
             reason: str, lost_events: val, torn_tail: len => torn_tail_bytes,
         }
+        info PortalStored "audit: portal stored a message" {
+            message: str, message_id: opt, sender: str, recipients: list,
+            recipient_count: val, sha256: str, size: val, redelivery: val,
+        }
+        warn PortalIntakeRefused "audit: portal intake refused a message" {
+            sender: str, recipients: list, reply: str, reason: str,
+        }
+        info PortalNotified "audit: portal notification sent" {
+            message: str, recipient_id: str, recipient: str,
+        }
+        warn PortalNotifyFailed "audit: portal notification failed; retried" {
+            message: str, recipient_id: str, recipient: str, attempts: val, error: str,
+        }
+        info PortalExpired "audit: portal message expired, key destroyed" {
+            message: str, sha256: str, recipient_count: val,
+        }
+        info PortalShredded "audit: portal message data deleted" { message: str }
         info PortalCodeSent "audit: portal code sent" {
             message: str, recipient: str, phone: str, provider_reference: str,
             client_address: str,

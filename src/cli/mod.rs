@@ -14,6 +14,7 @@ mod audit;
 mod explain;
 mod filter;
 mod keygen;
+mod portal;
 mod record;
 mod selfcheck;
 mod serve;
@@ -90,6 +91,9 @@ pub enum Command {
     /// Exim transport_filter: read a message on stdin, write it with footer and
     /// classification header on stdout; exit non-zero on any error (Exim defers).
     Filter(filter::Args),
+    /// Run the eDelivery portal ([portal]): LMTP intake, periodic expiry and the web side.
+    /// `portal keygen [--out PATH]` creates its master key. SIGTERM stops it.
+    Portal(portal::Args),
     /// Validate a configuration file and print every problem (exit 0 valid, 1 invalid).
     CheckConfig {
         /// File to check [default: --config, else /etc/nta7516-milter/config.toml].
@@ -173,6 +177,7 @@ fn dispatch() -> ExitCode {
         Command::SelfCheck(a) => run_async(selfcheck::run(a)),
         Command::Explain(a) => run_async(explain::run(a)),
         Command::Filter(a) => filter::run(a),
+        Command::Portal(a) => portal::run(a),
     }
 }
 

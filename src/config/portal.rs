@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
 /// the same directory (the portal keeps its own hash chain; two processes never append to
 /// one file).
 pub const DEFAULT_AUDIT_FILE_NAME: &str = "portal-audit.log";
+/// The secret both the portal and the milter read: the portal marks its own submissions
+/// (notifications) with an HMAC under it, the milter recognises them by that mark.
+pub const DEFAULT_MAIL_KEY: &str = "/etc/nta7516-milter/portal-mail.key";
 /// Default SMS originator (alphanumeric, at most 11 characters).
 pub const DEFAULT_SMS_SENDER: &str = "Portaal";
 
@@ -44,6 +47,9 @@ pub struct PortalConfig {
     pub max_message_size: u64,
     /// The portal's own hash-chained audit log (`audit_file`); `None`: the journal only.
     pub audit_file: Option<PathBuf>,
+    /// Secret file (at least 32 bytes) shared with the milter for the mark on the portal's
+    /// own mail (`mail_key`).
+    pub mail_key: PathBuf,
     pub sms: SmsConfig,
 }
 

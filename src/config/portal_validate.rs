@@ -145,6 +145,7 @@ pub(crate) fn portal(
              never append to one file)",
         );
     }
+    let mail_key = parse(r, "portal.mail_key", &raw.mail_key, path);
     let sms = match &raw.sms {
         Some(s) => sms(s, r),
         None => {
@@ -171,6 +172,7 @@ pub(crate) fn portal(
         organisation: organisation?,
         max_message_size: max_message_size?,
         audit_file: audit_file?,
+        mail_key: mail_key?,
         sms: sms?,
     }))
 }

@@ -239,6 +239,7 @@ pub(crate) struct RawPortal {
     pub organisation: Option<Str>,
     pub max_message_size: Option<Spanned<i64>>,
     pub audit_file: Option<Str>,
+    pub mail_key: Str,
     pub sms: Option<Spanned<RawPortalSms>>,
 }
 
@@ -256,6 +257,7 @@ impl Default for RawPortal {
             organisation: None,
             max_message_size: None,
             audit_file: None,
+            mail_key: unspanned(super::portal::DEFAULT_MAIL_KEY.into()),
             sms: None,
         }
     }

@@ -983,11 +983,15 @@ fn portal_section() {
     );
     assert_eq!(p.sms.provider, SmsProvider::Webhook);
     assert_eq!(p.sms.sender, "Portaal");
+    assert_eq!(
+        p.mail_key,
+        PathBuf::from("/etc/nta7516-milter/portal-mail.key")
+    );
 
     // Every key of the sample, uncommented, is accepted.
     let full = ok(&PORTAL.replace(
             "[portal.sms]",
-            "retention = \"7d\"\nsendmail = \"/usr/local/sbin/sendmail\"\norganisation = \"Ziekenhuis\"\nmax_message_size = 1048576\naudit_file = \"/var/log/p.log\"\n[portal.sms]\nsender = \"Ziekenhuis\"",
+            "retention = \"7d\"\nsendmail = \"/usr/local/sbin/sendmail\"\norganisation = \"Ziekenhuis\"\nmax_message_size = 1048576\naudit_file = \"/var/log/p.log\"\nmail_key = \"/etc/m.key\"\n[portal.sms]\nsender = \"Ziekenhuis\"",
     ));
     let full = full.portal.unwrap();
     assert_eq!(full.retention, Duration::from_secs(7 * 86_400));

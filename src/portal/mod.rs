@@ -13,10 +13,17 @@
 //! - `store`: SQLite / PostgreSQL, encrypted messages and recipients; `store::auth`:
 //!   one-time codes, their limits, and sessions (the web side's tables).
 //! - `web`: the pages behind the link (code, message, downloads).
+//! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
+//! - `retention`: the periodic job (expiry, notification retries, stale intakes).
+//! - `run`: the `portal` subcommand's top level.
 
 pub mod crypto;
+pub mod intake;
+pub mod lmtp;
 pub mod notice;
 pub mod phone;
+pub mod retention;
+pub mod run;
 pub mod sms;
 pub mod store;
 pub mod web;

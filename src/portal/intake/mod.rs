@@ -1,0 +1,302 @@
+//! One message arriving over LMTP: header block (the number, the tag), encrypted chunks,
+//! one commit, THEN the per-recipient replies, then the notifications.
+//!
+//! Every failure maps to one reply per recipient (RFC 2033 §4.2): 451 4.3.0 when storing
+//! or the key fails (the MTA keeps the mail and retries; nothing half-stored is ever
+//! visible), 552 5.3.4 over the size limit, 550 5.7.0 without a usable mobile number (the
+//! MTA returns the mail to the sender with our text: the message is never stored without a
+//! second factor).
+
+pub mod header;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncBufRead;
+
+use crate::audit::{Auditor, Event};
+use crate::portal::lmtp::data::{DotReader, Piece};
+use crate::portal::notice::{Notice, Notifier};
+use crate::portal::store::{NewRecipient, Store, StoredRecipient};
+
+/// Reply when the message cannot be stored now (store down, disk full, key unreadable).
+pub const REPLY_TEMPORARY: &str = "451 4.3.0 Bericht tijdelijk niet op te slaan, later opnieuw / Message cannot be stored now, try again later";
+/// Reply over the size limit.
+pub const REPLY_TOO_BIG: &str =
+    "552 5.3.4 Bericht te groot voor het portaal / Message too big for the portal";
+/// Reply when the header block alone exceeds `header::MAX_HEADER_BYTES`.
+pub const REPLY_HEADER_TOO_BIG: &str = "552 5.3.4 Kopregels te groot / Header block too large";
+/// Reply without a usable mobile number; Postfix puts it in the bounce to the sender.
+pub const REPLY_NO_PHONE: &str = "550 5.7.0 Geen mobiel nummer voor de sms-code: zet [sms:+31612345678] in het onderwerp en verstuur opnieuw / No mobile number for the SMS code: put [sms:+31612345678] in the subject and send again";
+
+/// Reply to the portal's own mail coming back (a routing loop).
+pub const REPLY_OWN_MAIL: &str = "550 5.7.1 Het portaal neemt zijn eigen berichten niet aan / The portal does not take in its own mail";
+
+/// Everything the intake needs; shared by all connections.
+pub struct Intake {
+    pub store: Store,
+    pub auditor: Arc<Auditor>,
+    pub notifier: Notifier,
+    /// `[portal] public_url`, without trailing slash.
+    pub public_url: String,
+    pub retention: Duration,
+    pub max_message_size: u64,
+    /// `[portal] from`: mail with this envelope sender is the portal's own and is never
+    /// taken in (a loop guard, whatever the routing says).
+    pub own_sender: String,
+}
+
+/// The envelope of one LMTP transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    pub sender: String,
+    pub recipients: Vec<String>,
+}
+
+/// The link of one recipient: `public_url/m/<token>`.
+pub fn link(public_url: &str, token: &str) -> String {
+    format!("{public_url}/m/{token}")
+}
+
+enum Failure {
+    /// Replied with this for every recipient; the rest of DATA still has to be drained.
+    Refuse(&'static str, String),
+    Io(io::Error),
+}
+
+impl Intake {
+    /// Reads the DATA of `env` from `data` and returns one reply per recipient, in order.
+    /// `Err` only when the client is gone (nothing was stored; no reply is possible).
+    pub async fn deliver<R: AsyncBufRead + Unpin>(
+        self: &Arc<Self>,
+        env: &Envelope,
+        data: &mut DotReader<'_, R>,
+    ) -> io::Result<Vec<String>> {
+        match self.receive(env, data).await {
+            Ok(replies) => Ok(replies),
+            Err(Failure::Io(e)) => Err(e),
+            Err(Failure::Refuse(reply, reason)) => {
+                data.drain().await?;
+                tracing::warn!(reply = %reply.split(' ').take(2).collect::<Vec<_>>().join(" "), %reason, "portal intake refused a message");
+                self.auditor.record(Event::PortalIntakeRefused {
+                    sender: env.sender.clone(),
+                    recipients: env.recipients.clone(),
+                    reply: reply.split(' ').take(2).collect::<Vec<_>>().join(" "),
+                    reason,
+                });
+                Ok(vec![reply.to_string(); env.recipients.len()])
+            }
+        }
+    }
+
+    async fn receive<R: AsyncBufRead + Unpin>(
+        self: &Arc<Self>,
+        env: &Envelope,
+        data: &mut DotReader<'_, R>,
+    ) -> Result<Vec<String>, Failure> {
+        // The header block, bounded.
+        let mut head = Vec::new();
+        let mut piece = Vec::new();
+        let mut ended = false;
+        loop {
+            match data.next(&mut piece).await.map_err(Failure::Io)? {
+                Piece::End => {
+                    ended = true;
+                    break;
+                }
+                Piece::Data => head.extend_from_slice(&piece),
+            }
+            if header::header_end(&head).is_some() {
+                break;
+            }
+            if head.len() > header::MAX_HEADER_BYTES {
+                return Err(Failure::Refuse(
+                    REPLY_HEADER_TOO_BIG,
+                    "header block too large".into(),
+                ));
+            }
+        }
+        let (head, facts) = header::analyse(&head);
+        let Some((phone, source)) = facts.phone else {
+            let reason = facts
+                .bad_phone
+                .unwrap_or_else(|| "no X-NTA7516-Phone header and no [sms:] subject tag".into());
+            return Err(Failure::Refuse(REPLY_NO_PHONE, reason));
+        };
+        let store_err = |e: crate::portal::store::StoreError| {
+            tracing::error!(error = %e, "portal store failed");
+            Failure::Refuse(REPLY_TEMPORARY, format!("store: {e}"))
+        };
+        let mut incoming = self
+            .store
+            .begin(&env.sender, facts.message_id.as_deref(), self.retention)
+            .await
+            .map_err(store_err)?;
+        // From here on every exit that does not commit aborts the incoming rows.
+        let result: Result<(), Failure> = async {
+            incoming.write(&head).await.map_err(store_err)?;
+            if incoming.size() > self.max_message_size {
+                return Err(Failure::Refuse(
+                    REPLY_TOO_BIG,
+                    "over max_message_size".into(),
+                ));
+            }
+            while !ended {
+                match data.next(&mut piece).await.map_err(Failure::Io)? {
+                    Piece::End => ended = true,
+                    Piece::Data => {
+                        if incoming.size() + piece.len() as u64 > self.max_message_size {
+                            return Err(Failure::Refuse(
+                                REPLY_TOO_BIG,
+                                "over max_message_size".into(),
+                            ));
+                        }
+                        incoming.write(&piece).await.map_err(store_err)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            incoming.abort().await;
+            return Err(e);
+        }
+        let size = incoming.size();
+        let sha256 = incoming.sha256_so_far();
+        let message = incoming.message_id().to_string();
+        let recipients: Vec<NewRecipient> = env
+            .recipients
+            .iter()
+            .map(|a| NewRecipient {
+                address: a.clone(),
+                phone: phone.clone(),
+            })
+            .collect();
+        let stored = incoming.commit(&recipients).await.map_err(store_err)?;
+        let new: Vec<&StoredRecipient> = stored.iter().filter(|r| !r.duplicate).collect();
+        let redelivery = new.is_empty();
+        let message = if redelivery {
+            stored.first().map_or(message, |r| r.message_id.clone())
+        } else {
+            message
+        };
+        let audited = self.auditor.record(Event::PortalStored {
+            message: message.clone(),
+            message_id: facts.message_id.clone(),
+            sender: env.sender.clone(),
+            recipients: stored.iter().map(|r| r.address.clone()).collect(),
+            recipient_count: stored.len(),
+            sha256,
+            size,
+            redelivery,
+        });
+        if !audited {
+            // Stored, but not on record: 451 makes the MTA redeliver, which finds the copy
+            // (dedup) and records it then.
+            return Err(Failure::Refuse(
+                REPLY_TEMPORARY,
+                "audit log unwritable".into(),
+            ));
+        }
+        tracing::info!(%message, recipients = stored.len(), size, redelivery, source = ?source, "portal stored a message");
+        let notify: Vec<StoredRecipient> = new.into_iter().cloned().collect();
+        if !notify.is_empty() {
+            let me = self.clone();
+            tokio::spawn(async move { me.notify(notify).await });
+        }
+        Ok(stored
+            .iter()
+            .map(|r| {
+                format!(
+                    "250 2.0.0 Opgeslagen in het portaal / Stored in the portal ({})",
+                    r.message_id
+                )
+            })
+            .collect())
+    }
+
+    /// Sends each new recipient's notification; a failure leaves it pending for the
+    /// periodic retry (the token stays sealed in the store until then).
+    async fn notify(&self, recipients: Vec<StoredRecipient>) {
+        for r in recipients {
+            let Some(token) = &r.token else { continue };
+            self.notify_one(
+                &r.message_id,
+                &r.recipient_id,
+                &r.address,
+                token,
+                &r.phone,
+                0,
+            )
+            .await;
+        }
+    }
+
+    pub(crate) async fn notify_one(
+        &self,
+        message: &str,
+        recipient_id: &str,
+        address: &str,
+        token: &str,
+        phone: &crate::portal::phone::Phone,
+        attempts: i64,
+    ) {
+        let notice = Notice {
+            message: message.to_string(),
+            recipient: address.to_string(),
+            link: link(&self.public_url, token),
+            phone: phone.clone(),
+        };
+        match self.notifier.send(&notice).await {
+            Ok(()) => {
+                if let Err(e) = self.store.mark_notified(recipient_id).await {
+                    tracing::error!(error = %e, "cannot mark a notification sent; it may be sent twice");
+                }
+                self.auditor.record(Event::PortalNotified {
+                    message: message.to_string(),
+                    recipient_id: recipient_id.to_string(),
+                    recipient: address.to_string(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(%message, error = %e, "notification not sent; retried later");
+                if let Err(e) = self.store.notify_failed(recipient_id).await {
+                    tracing::error!(error = %e, "cannot record a failed notification");
+                }
+                self.auditor.record(Event::PortalNotifyFailed {
+                    message: message.to_string(),
+                    recipient_id: recipient_id.to_string(),
+                    recipient: address.to_string(),
+                    attempts: attempts + 1,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_single_ascii_lines_with_codes() {
+        for r in [
+            REPLY_OWN_MAIL,
+            REPLY_TEMPORARY,
+            REPLY_TOO_BIG,
+            REPLY_HEADER_TOO_BIG,
+            REPLY_NO_PHONE,
+        ] {
+            assert!(r.is_ascii() && !r.contains('\r') && !r.contains('\n'));
+            assert!(r.len() <= 512, "{r}");
+        }
+        assert!(REPLY_TEMPORARY.starts_with("451 4.3.0 "));
+        assert!(REPLY_TOO_BIG.starts_with("552 5.3.4 "));
+        assert!(REPLY_NO_PHONE.starts_with("550 5.7.0 "));
+        assert!(REPLY_NO_PHONE.contains("[sms:+31612345678]"));
+        assert_eq!(link("https://p.example", "abc"), "https://p.example/m/abc");
+    }
+}

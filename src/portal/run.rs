@@ -1,0 +1,132 @@
+//! `nta7516-milter portal`: the portal process. Opens the key, the audit log and the
+//! store, binds the LMTP intake, runs it and the periodic job until shutdown.
+//!
+//! The web side (`crate::portal::web`) is started here too: see [`start_web`].
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::audit::Auditor;
+use crate::config::Config;
+use crate::config::portal::PortalConfig;
+use crate::portal::crypto::MasterKey;
+use crate::portal::intake::Intake;
+use crate::portal::notice::Notifier;
+use crate::portal::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no [portal] section in the configuration")]
+    NotConfigured,
+    #[error("master key: {0}")]
+    Key(#[from] crate::portal::crypto::CryptoError),
+    #[error("portal audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("store: {0}")]
+    Store(#[from] crate::portal::store::StoreError),
+    #[error("LMTP socket: {0}")]
+    Bind(#[from] crate::server::listen::BindError),
+}
+
+/// Everything opened and bound, ready to run (split from [`Portal::run`] so that start-up
+/// errors are reported before readiness).
+pub struct Portal {
+    config: PortalConfig,
+    intake: Arc<Intake>,
+    lmtp: crate::server::listen::Bound,
+}
+
+impl Portal {
+    pub async fn start(config: &Config) -> Result<Portal, RunError> {
+        let portal = config.portal.clone().ok_or(RunError::NotConfigured)?;
+        let key = Arc::new(MasterKey::load(&portal.key_file)?);
+        let auditor = Arc::new(Auditor::open(portal.audit_file.as_deref())?);
+        let store = Store::open(&portal.store, key).await?;
+        let lmtp = crate::server::listen::bind(&portal.lmtp, &config.server)?;
+        let notifier = Notifier {
+            sendmail: portal.sendmail.clone(),
+            from: portal.from.clone(),
+        };
+        let intake = Arc::new(Intake {
+            store,
+            auditor,
+            notifier,
+            public_url: portal.public_url.clone(),
+            retention: portal.retention,
+            max_message_size: portal.max_message_size,
+            own_sender: portal.from.clone(),
+        });
+        Ok(Portal {
+            config: portal,
+            intake,
+            lmtp,
+        })
+    }
+
+    /// The bound LMTP address (tests bind port 0).
+    pub fn lmtp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.lmtp.local_addr()
+    }
+
+    /// Runs until `shutdown` turns true; then lets deliveries in flight finish.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let host = hostname();
+        let periodic = tokio::spawn(crate::portal::retention::run(
+            self.intake.clone(),
+            shutdown.clone(),
+        ));
+        start_web(&self.config, &self.intake, shutdown.clone());
+        crate::portal::lmtp::serve(self.lmtp, self.intake.clone(), host, shutdown).await;
+        let _ = periodic.await;
+        self.intake.store.close().await;
+    }
+}
+
+/// The web side on `config.listen`, sharing the intake's store (its pool and key) and
+/// audit log. A listener or SMS provider that cannot be set up is logged at ERROR and the
+/// LMTP intake keeps running (mail is still taken in and kept; only reading waits).
+fn start_web(config: &PortalConfig, intake: &Arc<Intake>, shutdown: watch::Receiver<bool>) {
+    use crate::portal::web::{self, WebDeps, WebListener, WebState};
+    let sms = match crate::portal::sms::SmsGateway::new(config.sms.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "portal web side not started: SMS provider unusable");
+            return;
+        }
+    };
+    let state = WebState::new(WebDeps {
+        messages: Arc::new(intake.store.clone()),
+        pool: intake.store.pool().clone(),
+        sms: Arc::new(sms),
+        auditor: intake.auditor.clone(),
+        alerts: None,
+        secret: intake.store.key().subkey(b"web"),
+        organisation: config.organisation.clone(),
+        public_url: config.public_url.clone(),
+    });
+    let listen = config.listen.clone();
+    tokio::spawn(async move {
+        let listener = match WebListener::bind(&listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %listen, error = %e, "portal web side not started: cannot listen");
+                return;
+            }
+        };
+        tracing::info!(listen = %listen, "portal web side listening");
+        let mut rx = shutdown;
+        let stop = async move { crate::daemon::stopped(&mut rx).await };
+        if let Err(e) = web::serve(listener, state, stop).await {
+            tracing::error!(error = %e, "portal web side stopped");
+        }
+    });
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
