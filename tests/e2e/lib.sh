@@ -52,6 +52,10 @@ E2E_PACKAGE_SETS+=(E2E_PKGS_SWAKS_TLS)
 # lib-exim.sh); exim4 itself conflicts with postfix: downloaded and unpacked, not installed
 E2E_PKGS_EXIM=(libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libldap-2.5-0 libmariadb3 libnsl2 libpam0g libpcre2-8-0 libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0)
 E2E_PACKAGE_SETS+=(E2E_PKGS_EXIM)
+# shellcheck disable=SC2034 # the portal's browser test (tests/portal_browser.rs): headless
+# Chromium over WebDriver, pdftotext for the PDF download
+E2E_PKGS_PORTAL_WEB=(chromium chromium-driver poppler-utils)
+E2E_PACKAGE_SETS+=(E2E_PKGS_PORTAL_WEB)
 # debconf answers given before installing (harmless for packages that are not installed)
 E2E_DEBCONF=(
     "postfix postfix/main_mailer_type select No configuration"

@@ -63,6 +63,11 @@ pub fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    // Under `Referrer-Policy: no-referrer` browsers send `Origin: null` with their own
+    // form posts; then `Sec-Fetch-Site: same-origin` (checked above) is the proof.
+    if origin == "null" {
+        return headers.contains_key("sec-fetch-site");
+    }
     if origin == public_origin {
         return true;
     }
@@ -136,6 +141,14 @@ mod tests {
         assert!(!same_origin(&h(&[("sec-fetch-site", "cross-site")]), o));
         assert!(!same_origin(&h(&[("sec-fetch-site", "same-site")]), o));
         assert!(!same_origin(&h(&[("origin", "null")]), o));
+        assert!(same_origin(
+            &h(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+            o
+        ));
+        assert!(!same_origin(
+            &h(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+            o
+        ));
         // Directly at the listener (tests, or a proxy that keeps Host).
         assert!(same_origin(
             &h(&[

@@ -82,10 +82,14 @@ pub fn parse(raw: &[u8]) -> View {
         if matches!(p.body, PartType::Multipart(_)) {
             continue;
         }
+        // An unnamed part with a Content-ID is an inline image of the body, shown there.
+        if p.attachment_name().is_none() && p.content_id().is_some() {
+            continue;
+        }
         let name = p
             .attachment_name()
             .map(str::to_string)
-            .unwrap_or_else(|| format!("part-{i}"));
+            .unwrap_or_else(|| format!("bijlage-{i}"));
         attachments.push(Attachment {
             part: i,
             name,
