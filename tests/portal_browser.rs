@@ -236,14 +236,6 @@ fn audit(dir: &Path, event: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_in_a_real_browser() {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        assert!(
-            std::env::var("NTA_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "NTA_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: no chromium/chromedriver (set NTA_REQUIRE_BROWSER=1 to fail instead)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let downloads = dir.join("downloads");
@@ -357,6 +349,18 @@ token_file = "{token}"
     )
     .await;
 
+    // Plain HTTP first: headers on every response, a POST without token, a scanner's GET.
+    http_checks(web_port, &tok_a, &sms).await;
+
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var("NTA_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "NTA_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: no chromium/chromedriver (set NTA_REQUIRE_BROWSER=1 to fail instead)");
+        return;
+    }
+
     // The browser.
     let cd_port = free_port();
     let cd_log = dir.join("chromedriver.log");
@@ -420,6 +424,89 @@ token_file = "{token}"
         std::panic::resume_unwind(p);
     }
     drop(portal);
+}
+
+/// One HTTP/1.1 request straight at the portal; the response head (lower-cased) and body.
+async fn http(port: u16, request: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        request
+            .replace("HOST", &format!("127.0.0.1:{port}"))
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+async fn http_checks(port: u16, token: &str, sms: &Mutex<Vec<Value>>) {
+    let get =
+        |path: String| format!("GET {path} HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n");
+    for (path, status) in [
+        (format!("/m/{token}"), "200"),
+        ("/m/short".to_string(), "404"),
+        ("/nothing".to_string(), "404"),
+        (format!("/m/{token}/eml"), "403"),
+        ("/static/portal.css".to_string(), "200"),
+    ] {
+        let (head, _) = http(port, &get(path.clone())).await;
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
+        for h in [
+            "content-security-policy: default-src 'none'",
+            "frame-ancestors 'none'",
+            "strict-transport-security: max-age=",
+            "cache-control: no-store",
+            "x-robots-tag: noindex",
+            "referrer-policy: no-referrer",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(head.contains(h), "{path}: {h} missing in {head}");
+        }
+        assert!(!head.contains("script-src"), "{head}");
+    }
+    // POSTs: without a token, with a wrong one, cross-site: refused, no SMS.
+    for (body, extra) in [
+        ("", ""),
+        ("csrf=AAAA", ""),
+        (
+            "csrf=AAAA",
+            "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n",
+        ),
+    ] {
+        let req = format!(
+            "POST /m/{token}/send HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n{extra}\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (head, _) = http(port, &req).await;
+        assert!(head.starts_with("http/1.1 403"), "{head}");
+    }
+    // An oversized body is refused before any handler reads it.
+    let big = "x".repeat(64 * 1024);
+    let req = format!(
+        "POST /m/{token}/code HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\ncode={big}",
+        big.len() + 5
+    );
+    let (head, _) = http(port, &req).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(
+        sms.lock().unwrap().is_empty(),
+        "no SMS from GETs or refused POSTs"
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
