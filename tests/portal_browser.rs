@@ -172,6 +172,38 @@ async fn text(c: &Client) -> String {
         .unwrap()
 }
 
+/// Keys to the focused element.
+async fn press(c: &Client, keys: &str) {
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(keys)
+        .await
+        .unwrap();
+}
+
+/// Presses Tab until the element matching `css` has the focus (at most 20 times), and
+/// checks that each focused element has a visible outline.
+async fn tab_to(c: &Client, css: &str) {
+    for _ in 0..20 {
+        press(c, "\u{E004}").await;
+        let state = c
+            .execute(
+                "const e = document.activeElement;
+                 const s = getComputedStyle(e);
+                 return [e.matches(arguments[0]), s.outlineStyle, e.tagName];",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        assert_ne!(state[1], json!("none"), "focus not visible: {state}");
+        if state[0] == json!(true) {
+            return;
+        }
+    }
+    panic!("{css} not reachable with Tab");
+}
+
 /// Clicks and waits until the next page has loaded (a click returns before it has).
 async fn click_and_wait(c: &Client, css: &str) {
     c.execute("window.__before_click = 1", vec![])
@@ -183,6 +215,11 @@ async fn click_and_wait(c: &Client, css: &str) {
         .click()
         .await
         .unwrap();
+    wait_new_page(c).await;
+}
+
+/// Waits until the page marked with `window.__before_click` has been replaced.
+async fn wait_new_page(c: &Client) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let done = c
@@ -196,7 +233,7 @@ async fn click_and_wait(c: &Client, css: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no new page after clicking {css}");
+    panic!("no new page");
 }
 
 async fn submit_code(c: &Client, code: &str) {
@@ -567,16 +604,28 @@ async fn run(
     assert_eq!(sms_count(), 1);
     axe(c, "refused").await;
 
-    // The happy path on A.
+    // The happy path on A, keyboard only: Tab to the button, Enter; Tab to the code
+    // field, type, Enter. Every stop shows a visible focus outline.
     c.goto(&link_a).await.unwrap();
-    send_code(c).await;
+    c.execute("window.__before_click = 1", vec![])
+        .await
+        .unwrap();
+    tab_to(c, "form[action$='/send'] button").await;
+    press(c, "\u{E007}").await;
+    wait_new_page(c).await;
     assert_eq!(sms_count(), 2);
     let sent = sms.lock().unwrap().last().unwrap().clone();
     assert_eq!(sent["to"], "+31612345678");
     assert!(sent["reference"].as_str().is_some_and(|r| !r.is_empty()));
     axe(c, "code form").await;
     let code_a = last_code(sms);
-    submit_code(c, &code_a).await;
+    c.execute("window.__before_click = 1", vec![])
+        .await
+        .unwrap();
+    tab_to(c, "input[name=code]").await;
+    press(c, &code_a).await;
+    press(c, "\u{E007}").await;
+    wait_new_page(c).await;
     let t = text(c).await;
     assert!(
         t.contains("Uitslag onderzoek") && t.contains("a@zkh.example"),
