@@ -323,14 +323,25 @@ pub(crate) mod tests {
     use super::*;
 
     /// A fresh in-memory SQLite pool with the tables (one connection: each in-memory
-    /// connection would be its own database).
+    /// connection would be its own database). With `NTA_AUTH_TEST_POSTGRES=<url>` the
+    /// same tests run against that PostgreSQL database instead (tables dropped first, so
+    /// run them with `--test-threads=1`).
     pub(crate) async fn pool() -> AnyPool {
         sqlx::any::install_default_drivers();
+        let url = std::env::var("NTA_AUTH_TEST_POSTGRES").unwrap_or("sqlite::memory:".into());
         let pool = sqlx::any::AnyPoolOptions::new()
             .max_connections(1)
-            .connect("sqlite::memory:")
+            .connect(&url)
             .await
             .unwrap();
+        if url.starts_with("postgres") {
+            for t in ["web_otp", "web_sessions"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }
         create_tables(&pool).await.unwrap();
         pool
     }
