@@ -54,6 +54,22 @@ fn lmtp_intake_on_sqlite() {
     assert!(!again.status.success());
     p.start();
     let rt = rt();
+    // At most MAX_CONNECTIONS at once; one more gets 421 (the MTA retries).
+    {
+        use std::io::{BufRead, BufReader};
+        let held: Vec<Lmtp> = (0..nta7516_milter::portal::lmtp::MAX_CONNECTIONS)
+            .map(|_| p.lmtp())
+            .collect();
+        let extra = std::net::TcpStream::connect(("127.0.0.1", p.lmtp_port)).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(extra).read_line(&mut line).unwrap();
+        assert!(line.starts_with("421 4.3.2"), "{line}");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let mut c = p.lmtp();
     assert_eq!(c.cmd("HELO x"), "500 5.5.1 This is LMTP: use LHLO");
     assert!(c.cmd("MAIL FROM:<a@zkh.example>").starts_with("503"));
@@ -97,6 +113,47 @@ fn lmtp_intake_on_sqlite() {
         2
     );
 
+    // 2b. The MTA never sees the replies (connection lost right after the final dot, as
+    // after a crash between commit and reply): its retry is stored once.
+    let m1b = message(
+        "Subject: verloren antwoord\nX-NTA7516-Phone: +31612345678\n",
+        3000,
+    );
+    {
+        use std::io::Write;
+        let mut lost = p.lmtp();
+        lost.cmd("LHLO postfix");
+        assert!(lost.cmd("MAIL FROM:<arts@zkh.example>").starts_with("250"));
+        assert!(lost.cmd("RCPT TO:<p@x.example>").starts_with("250"));
+        assert!(lost.cmd("DATA").starts_with("354"));
+        lost.raw().write_all(&stuff(&m1b)).unwrap();
+        lost.raw().write_all(b".\r\n").unwrap();
+        lost.raw().shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(
+        &store,
+        &rt,
+        "SELECT COUNT(*) FROM portal_messages WHERE state = 'live'",
+    ) < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the lost-reply message was not committed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = c.send("arts@zkh.example", &["p@x.example"], &m1b);
+    assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
+    assert_eq!(
+        count(&store, &rt, "SELECT COUNT(*) FROM portal_messages"),
+        2
+    );
+    assert_eq!(
+        rt.block_on(store.read_message(&message_id(&r[0]))).unwrap(),
+        m1b
+    );
+
     // 3. The subject tag: removed, the rest byte-identical.
     let m2 = message(
         "From: arts@zkh.example\nSubject: [sms:06-12345678] Uw uitslag\nMessage-ID: <m2@zkh.example>\n",
@@ -133,7 +190,7 @@ fn lmtp_intake_on_sqlite() {
     );
     assert_eq!(
         count(&store, &rt, "SELECT COUNT(*) FROM portal_messages"),
-        2
+        3
     );
     assert_eq!(
         count(
@@ -174,7 +231,7 @@ fn lmtp_intake_on_sqlite() {
     assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
     assert_eq!(
         count(&store, &rt, "SELECT COUNT(*) FROM portal_messages"),
-        3
+        4
     );
     assert_eq!(
         count(
@@ -189,7 +246,7 @@ fn lmtp_intake_on_sqlite() {
     // The notification cannot be submitted (no sendmail here): the link is kept sealed
     // and pending for the retry.
     let pending = rt.block_on(store.pending_notices(i64::MAX, 100)).unwrap();
-    assert_eq!(pending.len(), 4, "{pending:?}");
+    assert_eq!(pending.len(), 5, "{pending:?}");
     rt.block_on(store.close());
 
     // SIGTERM: a clean stop.
@@ -197,7 +254,7 @@ fn lmtp_intake_on_sqlite() {
     let (ok, out) = audit_verify(dir.path());
     assert!(ok, "{out}");
     let stored = audit_events(dir.path(), "portal_stored");
-    assert_eq!(stored.len(), 4, "{stored:?}");
+    assert_eq!(stored.len(), 6, "{stored:?}");
     assert!(stored[1].contains("\"redelivery\":true"));
     assert!(stored[0].contains(&id1) && stored[0].contains("\"recipient_count\":2"));
     assert!(

@@ -185,7 +185,7 @@ fn default_audit_file(milter_log: &std::path::Path) -> PathBuf {
 }
 
 /// `https://host[:port][/path]`, no query, fragment or user info; `http://` only for
-/// loopback (a test or a proxy on the same host). The trailing `/` is dropped.
+/// loopback (a test, or a gateway on the same host). The trailing `/` is dropped.
 pub(crate) fn public_url(s: &str) -> Result<String, String> {
     let (scheme, rest) = s
         .split_once("://")
@@ -207,13 +207,16 @@ pub(crate) fn public_url(s: &str) -> Result<String, String> {
     if host.is_empty() {
         return Err(format!("{s:?} has no host"));
     }
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "::1");
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     match scheme {
         "https" => {}
         "http" if loopback => {}
         "http" => {
             return Err(format!(
-                "{s:?}: links must use https:// (http:// only for 127.0.0.1/localhost)"
+                "{s:?}: links must use https:// (http:// only for loopback: 127.0.0.0/8, ::1, localhost)"
             ));
         }
         _ => return Err(format!("{s:?}: expected an https:// URL")),
@@ -362,6 +365,8 @@ mod tests {
         );
         assert!(public_url("http://127.0.0.1:8080").is_ok());
         assert!(public_url("http://localhost").is_ok());
+        assert!(public_url("http://127.0.10.1:7580").is_ok());
+        assert!(public_url("http://128.0.0.1").is_err());
         assert!(public_url("http://[::1]:80").is_ok());
         for bad in [
             "",

@@ -56,6 +56,9 @@ E2E_PACKAGE_SETS+=(E2E_PKGS_EXIM)
 # Chromium over WebDriver, pdftotext for the PDF download
 E2E_PKGS_PORTAL_WEB=(chromium chromium-driver poppler-utils)
 E2E_PACKAGE_SETS+=(E2E_PKGS_PORTAL_WEB)
+# shellcheck disable=SC2034 # the portal's store on PostgreSQL (tests/portal_postgres.rs starts its own server)
+E2E_PKGS_PORTAL_PG=(postgresql)
+E2E_PACKAGE_SETS+=(E2E_PKGS_PORTAL_PG)
 # debconf answers given before installing (harmless for packages that are not installed)
 E2E_DEBCONF=(
     "postfix postfix/main_mailer_type select No configuration"

@@ -81,8 +81,22 @@ token_file = "{token}"
     }
 
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts the binary through `wrapper` (e.g. `["prlimit", "--fsize=N", "--"]`); the
+    /// wrapper must exec it, so that the child's pid is the portal's.
+    pub fn start_with(&mut self, wrapper: &[&str]) {
         let log = std::fs::File::create(self.dir.join("portal.log")).unwrap();
-        let child = Command::new(BIN)
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .args(["portal", "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -102,6 +116,10 @@ token_file = "{token}"
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("portal did not listen: {}", self.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     pub fn log(&self) -> String {

@@ -274,3 +274,114 @@ mod tests {
         assert_eq!(declared_size("BODY=8BITMIME"), None);
     }
 }
+
+#[cfg(test)]
+mod dialogue {
+    use super::*;
+    use tokio::io::{AsyncReadExt, BufReader, DuplexStream};
+
+    async fn session(
+        dir: &std::path::Path,
+        idle: Duration,
+    ) -> (
+        DuplexStream,
+        tokio::task::JoinHandle<io::Result<()>>,
+        Arc<Intake>,
+        watch::Sender<bool>,
+    ) {
+        let intake = crate::portal::retention::tests::intake(dir).await;
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let s = Session::new(BufReader::new(server), intake.clone(), "portal.test".into())
+            .with_idle(idle);
+        let (tx, rx) = watch::channel(false);
+        (client, tokio::spawn(s.run(rx)), intake, tx)
+    }
+
+    async fn read_all(c: &mut DuplexStream) -> String {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn pipelined_transaction_and_recipient_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, task, intake, _stop) = session(dir.path(), Duration::from_secs(5)).await;
+        let mut cmds = String::from("LHLO mta\r\nMAIL FROM:<a@zkh.example>\r\n");
+        for i in 0..=MAX_RECIPIENTS {
+            cmds.push_str(&format!("RCPT TO:<p{i}@x.example>\r\n"));
+        }
+        cmds.push_str(
+            "DATA\r\nSubject: x\r\nX-NTA7516-Phone: +31612345678\r\n\r\nhoi\r\n.\r\nQUIT\r\n",
+        );
+        c.write_all(cmds.as_bytes()).await.unwrap();
+        let out = read_all(&mut c).await;
+        task.await.unwrap().unwrap();
+        assert_eq!(out.matches("250 2.1.5").count(), MAX_RECIPIENTS);
+        assert_eq!(out.matches("452 4.5.3").count(), 1, "{out}");
+        assert_eq!(out.matches("250 2.0.0 Opgeslagen").count(), MAX_RECIPIENTS);
+        assert!(out.ends_with("221 2.0.0 Bye\r\n"));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_recipients")
+            .fetch_one(intake.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, MAX_RECIPIENTS as i64);
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_and_client_gone_in_data_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, task, intake, _stop) = session(dir.path(), Duration::from_millis(300)).await;
+        c.write_all(b"LHLO mta\r\nMAIL FROM:<a@zkh.example>\r\nRCPT TO:<p@x.example>\r\nDATA\r\nSubject: x\r\nX-NTA7516-Phone: +31612345678\r\n\r\nhalf a mess")
+            .await
+            .unwrap();
+        // Silent in DATA: the connection is dropped, no reply, nothing stored.
+        let out = read_all(&mut c).await;
+        task.await.unwrap().unwrap();
+        assert!(out.contains("354 "), "{out}");
+        assert!(!out.contains("250 2.0.0"), "{out}");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_messages")
+            .fetch_one(intake.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        // Idle between commands: 421.
+        let (mut c, task, _i, _stop) = session(dir.path(), Duration::from_millis(300)).await;
+        c.write_all(b"LHLO mta\r\n").await.unwrap();
+        let out = read_all(&mut c).await;
+        task.await.unwrap().unwrap();
+        assert!(out.ends_with("421 4.4.2 Idle timeout\r\n"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn errors_sequence_and_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, task, _i, stop) = session(dir.path(), Duration::from_secs(5)).await;
+        c.write_all(b"LHLO mta\r\nDATA\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\nDATA\r\nRCPT TO:<nobody>\r\nVRFY x\r\nRSET\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(true).unwrap();
+        let out = read_all(&mut c).await;
+        task.await.unwrap().unwrap();
+        let codes: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.get(..4))
+            .filter(|c| c.ends_with(' '))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "220 ", "250 ", "503 ", "250 ", "503 ", "503 ", "501 ", "252 ", "250 ", "421 "
+            ],
+            "{out}"
+        );
+        let (mut c, task, _i, _stop) = session(dir.path(), Duration::from_secs(5)).await;
+        c.write_all("BOGUS\r\n".repeat(MAX_ERRORS).as_bytes())
+            .await
+            .unwrap();
+        let out = read_all(&mut c).await;
+        task.await.unwrap().unwrap();
+        assert!(out.ends_with("421 4.7.0 Too many errors\r\n"), "{out}");
+    }
+}
