@@ -819,6 +819,16 @@ async fn run(
         assert!(!all.contains(secret), "{secret} in the audit log");
     }
     assert_eq!(audit(dir, "portal_downloaded").len(), 3);
+    let out = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(dir.join("portal-audit.log"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audit chain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         audit(dir, "portal_code_sent")
             .iter()
