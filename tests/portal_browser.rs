@@ -3,7 +3,7 @@
 //! on every page. Fails (does not skip) without a browser when NTA_REQUIRE_BROWSER=1.
 
 use std::net::TcpListener as StdListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -271,10 +271,134 @@ fn audit(dir: &Path, event: &str) -> Vec<String> {
         .collect()
 }
 
+/// A throw-away PostgreSQL server (initdb + pg_ctl on a temp directory and a loopback
+/// port, as `postgres` when run as root); stopped on drop.
+struct Pg {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    user: Option<String>,
+}
+
+impl Pg {
+    fn cmd(&self, tool: &str) -> Command {
+        match &self.user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(self.bin.join(tool));
+                c
+            }
+            None => Command::new(self.bin.join(tool)),
+        }
+    }
+
+    /// `None` (skip) only when the binaries are missing and NTA_REQUIRE_PG is not set.
+    fn start(dir: &Path) -> Option<Pg> {
+        let bin = std::env::var_os("NTA_PG_BIN").map_or_else(
+            || PathBuf::from("/usr/lib/postgresql/15/bin"),
+            PathBuf::from,
+        );
+        if !bin.join("initdb").exists() {
+            assert!(
+                std::env::var_os("NTA_REQUIRE_PG").is_none(),
+                "NTA_REQUIRE_PG is set but {} has no initdb",
+                bin.display()
+            );
+            eprintln!("SKIPPED: no PostgreSQL binaries; the web side on PostgreSQL is NOT tested");
+            return None;
+        }
+        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let user = root.then(|| "postgres".to_string());
+        let base = dir.join("pg");
+        std::fs::create_dir(&base).unwrap();
+        if let Some(u) = &user {
+            Command::new("chmod").arg("0755").arg(dir).status().unwrap();
+            assert!(
+                Command::new("chown")
+                    .arg(u)
+                    .arg(&base)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let pg = Pg {
+            bin,
+            data: base.join("data"),
+            port: free_port(),
+            user,
+        };
+        let out = pg
+            .cmd("initdb")
+            .args(["-A", "trust", "-U", "portal", "--no-sync", "-D"])
+            .arg(&pg.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            pg.port,
+            base.display()
+        );
+        let out = pg
+            .cmd("pg_ctl")
+            .args(["-w", "-t", "60", "-o", &opts, "-l"])
+            .arg(base.join("pg.log"))
+            .arg("-D")
+            .arg(&pg.data)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(pg)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://portal@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd("pg_ctl")
+            .args(["-w", "-t", "60", "-m", "fast", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .output();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn portal_in_a_real_browser() {
+async fn portal_in_a_real_browser_sqlite() {
+    scenario(false).await;
+}
+
+/// The same on PostgreSQL (the portal's several-node store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_in_a_real_browser_postgres() {
+    scenario(true).await;
+}
+
+async fn scenario(postgres: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
+    let pg = if postgres {
+        match Pg::start(&dir) {
+            Some(pg) => Some(pg),
+            None => return,
+        }
+    } else {
+        None
+    };
     let downloads = dir.join("downloads");
     std::fs::create_dir(&downloads).unwrap();
 
@@ -323,7 +447,14 @@ async fn portal_in_a_real_browser() {
     );
     std::fs::write(dir.join("sms.token"), "t0ken\n").unwrap();
     let (web_port, lmtp_port) = (free_port(), free_port());
-    let db = dir.join("portal.db");
+    let location = match &pg {
+        Some(pg) => StoreLocation::Postgres(pg.url()),
+        None => StoreLocation::Sqlite(dir.join("portal.db")),
+    };
+    let store_setting = match &location {
+        StoreLocation::Postgres(url) => url.clone(),
+        StoreLocation::Sqlite(path) => format!("sqlite:{}", path.display()),
+    };
     let base = format!("http://127.0.0.1:{web_port}");
     std::fs::write(
         dir.join("config.toml"),
@@ -334,7 +465,7 @@ own = ["zkh.example"]
 listen = "inet:127.0.0.1:{web_port}"
 public_url = "{base}"
 lmtp = "inet:127.0.0.1:{lmtp_port}"
-store = "sqlite:{db}"
+store = "{store_setting}"
 key_file = "{key}"
 from = "portaal@zkh.example"
 organisation = "Ziekenhuis Test"
@@ -345,7 +476,6 @@ provider = "webhook"
 url = "http://127.0.0.1:{sms_port}/sms"
 token_file = "{token}"
 "#,
-            db = db.display(),
             key = key.display(),
             audit = dir.join("portal-audit.log").display(),
             token = dir.join("sms.token").display(),
@@ -367,12 +497,9 @@ token_file = "{token}"
     wait_port(web_port, "portal web", &mut portal.0, &log);
 
     // Messages, stored beside the running portal (same database and key).
-    let store = Store::open(
-        &StoreLocation::Sqlite(db.clone()),
-        Arc::new(MasterKey::load(&key).unwrap()),
-    )
-    .await
-    .unwrap();
+    let store = Store::open(&location, Arc::new(MasterKey::load(&key).unwrap()))
+        .await
+        .unwrap();
     let raw = message(trap_port);
     let day = Duration::from_secs(86400);
     let tok_a = store_one(&store, &raw, "p@patient.example", "+31612345678", day).await;
