@@ -12,6 +12,7 @@
 //! every request passes a per-address rate limit. Links carry the token in the path and
 //! nothing else; no secret, code or content is logged.
 
+mod files;
 mod guard;
 pub mod i18n;
 pub mod keys;
