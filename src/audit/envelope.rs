@@ -81,6 +81,16 @@ fn user(e: &Event) -> User<'_> {
             id: sender,
             kind: "envelope_sender",
         },
+        Event::PortalCodeSent { recipient, .. }
+        | Event::PortalCodeNotSent { recipient, .. }
+        | Event::PortalCodeFailed { recipient, .. }
+        | Event::PortalLocked { recipient, .. }
+        | Event::PortalOpened { recipient, .. }
+        | Event::PortalViewed { recipient, .. }
+        | Event::PortalDownloaded { recipient, .. } => User {
+            id: recipient,
+            kind: "portal_recipient",
+        },
         _ => SYSTEM,
     }
 }
@@ -93,6 +103,16 @@ fn access_point(e: &Event) -> Option<AccessPoint<'_>> {
             } else {
                 1
             },
+            id: client_address,
+        }),
+        Event::PortalCodeSent { client_address, .. }
+        | Event::PortalCodeNotSent { client_address, .. }
+        | Event::PortalCodeFailed { client_address, .. }
+        | Event::PortalLocked { client_address, .. }
+        | Event::PortalOpened { client_address, .. }
+        | Event::PortalViewed { client_address, .. }
+        | Event::PortalDownloaded { client_address, .. } => Some(AccessPoint {
+            type_code: 2,
             id: client_address,
         }),
         _ => None,
@@ -223,6 +243,52 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
                 id: message,
             }]
         }
+        Event::PortalLocked {
+            message,
+            recipient,
+            sender,
+            ..
+        } => vec![
+            Object {
+                kind: "portal_message",
+                id: message,
+            },
+            Object {
+                kind: "recipient",
+                id: recipient,
+            },
+            Object {
+                kind: "sender",
+                id: sender,
+            },
+        ],
+        Event::PortalCodeSent {
+            message, recipient, ..
+        }
+        | Event::PortalCodeNotSent {
+            message, recipient, ..
+        }
+        | Event::PortalCodeFailed {
+            message, recipient, ..
+        }
+        | Event::PortalOpened {
+            message, recipient, ..
+        }
+        | Event::PortalViewed {
+            message, recipient, ..
+        }
+        | Event::PortalDownloaded {
+            message, recipient, ..
+        } => vec![
+            Object {
+                kind: "portal_message",
+                id: message,
+            },
+            Object {
+                kind: "recipient",
+                id: recipient,
+            },
+        ],
     }
 }
 

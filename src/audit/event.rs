@@ -290,6 +290,64 @@ pub enum Event {
     PortalShredded {
         message: String,
     },
+    // Portal web side (`nta7516-milter portal`): `message` is the portal's id of the stored
+    // message, `recipient` its envelope recipient, `client_address` the browser's address.
+    /// A one-time code went out by SMS.
+    PortalCodeSent {
+        message: String,
+        recipient: String,
+        /// As shown to the recipient (`06-****5678`), never the full number.
+        phone: String,
+        provider_reference: String,
+        client_address: String,
+    },
+    /// No code was sent: the provider failed (`reason` is its error, never the token) or a
+    /// limit refused it (`too_soon`, `too_many`, `locked`).
+    PortalCodeNotSent {
+        message: String,
+        recipient: String,
+        reason: String,
+        client_address: String,
+    },
+    /// A code was entered and not accepted (`wrong`, or `no_code` when none was valid).
+    PortalCodeFailed {
+        message: String,
+        recipient: String,
+        reason: String,
+        tries_left: i64,
+        client_address: String,
+    },
+    /// Too many consecutive failures: the recipient is locked and the sender is told.
+    PortalLocked {
+        message: String,
+        recipient: String,
+        sender: String,
+        seconds: i64,
+        client_address: String,
+    },
+    /// A correct code opened a session.
+    PortalOpened {
+        message: String,
+        recipient: String,
+        client_address: String,
+    },
+    /// The message page was shown.
+    PortalViewed {
+        message: String,
+        recipient: String,
+        client_address: String,
+    },
+    /// A download: `what` is `pdf`, `eml` or `part` (then `part` is its index; names
+    /// of attachments are content and not logged); `sha256` of the bytes served.
+    PortalDownloaded {
+        message: String,
+        recipient: String,
+        what: String,
+        part: Option<u64>,
+        sha256: String,
+        size: u64,
+        client_address: String,
+    },
 }
 
 impl Event {
@@ -320,6 +378,13 @@ impl Event {
             Event::PortalNotifyFailed { .. } => "portal_notify_failed",
             Event::PortalExpired { .. } => "portal_expired",
             Event::PortalShredded { .. } => "portal_shredded",
+            Event::PortalCodeSent { .. } => "portal_code_sent",
+            Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
+            Event::PortalCodeFailed { .. } => "portal_code_failed",
+            Event::PortalLocked { .. } => "portal_locked",
+            Event::PortalOpened { .. } => "portal_opened",
+            Event::PortalViewed { .. } => "portal_viewed",
+            Event::PortalDownloaded { .. } => "portal_downloaded",
         }
     }
 
@@ -348,6 +413,12 @@ impl Event {
             | Event::PortalIntakeRefused { .. }
             | Event::PortalNotified { .. }
             | Event::PortalNotifyFailed { .. } => "E",
+            Event::PortalCodeSent { .. }
+            | Event::PortalCodeNotSent { .. }
+            | Event::PortalCodeFailed { .. }
+            | Event::PortalLocked { .. }
+            | Event::PortalOpened { .. } => "E",
+            Event::PortalViewed { .. } | Event::PortalDownloaded { .. } => "R",
         }
     }
 
@@ -365,9 +436,13 @@ impl Event {
             | Event::Deferred { .. }
             | Event::ConfigRefused { .. }
             | Event::AuditLogRecovered { .. }
-            | Event::PortalNotifyFailed { .. } => 4,
+            | Event::PortalNotifyFailed { .. }
+            | Event::PortalCodeNotSent { .. }
+            | Event::PortalCodeFailed { .. } => 4,
             Event::PortalIntakeRefused { reply, .. } if reply.starts_with('4') => 4,
-            Event::Rejected { .. } | Event::PortalIntakeRefused { .. } => 8,
+            Event::Rejected { .. }
+            | Event::PortalIntakeRefused { .. }
+            | Event::PortalLocked { .. } => 8,
             _ => 0,
         }
     }
@@ -457,6 +532,39 @@ mod tests {
             message: "ab".into(),
         };
         assert_eq!(shredded.action(), "D");
+    }
+
+    #[test]
+    fn portal_web_events() {
+        let sent = Event::PortalCodeSent {
+            message: "m".into(),
+            recipient: "p@x.example".into(),
+            phone: "06-****5678".into(),
+            provider_reference: "ref".into(),
+            client_address: "192.0.2.1".into(),
+        };
+        assert_eq!(
+            (sent.name(), sent.action(), sent.outcome()),
+            ("portal_code_sent", "E", 0)
+        );
+        let locked = Event::PortalLocked {
+            message: "m".into(),
+            recipient: "p".into(),
+            sender: "s".into(),
+            seconds: 3600,
+            client_address: "192.0.2.1".into(),
+        };
+        assert_eq!((locked.name(), locked.outcome()), ("portal_locked", 8));
+        let dl = Event::PortalDownloaded {
+            message: "m".into(),
+            recipient: "p".into(),
+            what: "pdf".into(),
+            part: None,
+            sha256: "00".into(),
+            size: 1,
+            client_address: "::1".into(),
+        };
+        assert_eq!((dl.name(), dl.action()), ("portal_downloaded", "R"));
     }
 
     #[test]

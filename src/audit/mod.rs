@@ -12,13 +12,13 @@
 //! | `prev` | – | hex SHA-256 of the previous line's bytes (without newline); 64 zeros at the genesis |
 //! | `event_id` | `EventID` | `<boot id>-<n>`: 16 random hex digits per process start, `n` counts from 1, so ids are unique across restarts; a gap means an event that only reached the journal |
 //! | `time` | `EventDateTime` | UTC, RFC 3339 with milliseconds: `2026-11-22T21:04:05.123Z` |
-//! | `event_type` | `EventTypeCode` | `message_received`, `classified`, `recipient_routed`, `footer_added`, `footer_skipped`, `quarantined`, `signed`, `inbound_verified`, `deferred`, `rejected`, `would_refuse` (dry run), `headers_removed`, `config_loaded`, `config_reloaded`, `config_refused`, `startup`, `shutdown`, `audit_log_recovered`; the portal's own file: `portal_stored`, `portal_intake_refused`, `portal_notified`, `portal_notify_failed`, `portal_expired`, `portal_shredded` |
+//! | `event_type` | `EventTypeCode` | `message_received`, `classified`, `recipient_routed`, `footer_added`, `footer_skipped`, `quarantined`, `signed`, `inbound_verified`, `deferred`, `rejected`, `would_refuse` (dry run), `headers_removed`, `config_loaded`, `config_reloaded`, `config_refused`, `startup`, `shutdown`, `audit_log_recovered`; the portal's own file: `portal_stored`, `portal_intake_refused`, `portal_notified`, `portal_notify_failed`, `portal_expired`, `portal_shredded`; its web side: `portal_code_sent`, `portal_code_not_sent`, `portal_code_failed`, `portal_locked`, `portal_opened`, `portal_viewed`, `portal_downloaded` |
 //! | `action` | `EventActionCode` | `C` create, `R` read, `U` update, `D` delete, `E` execute ([`Event::action`]) |
 //! | `outcome` | `EventOutcomeIndicator` | 0 success, 4 minor failure (deferred, skipped, refused reload), 8 serious failure (rejected) |
-//! | `user` | `UserID` | `{"id", "type"}`, type `sasl_user`, `envelope_sender` or `system` |
-//! | `network_access_point` | `NetworkAccessPointTypeCode`, `…ID` | `{"type_code": 2, "id": "192.0.2.7"}` (1 = host name) on `message_received`, else `null` |
+//! | `user` | `UserID` | `{"id", "type"}`, type `sasl_user`, `envelope_sender`, `portal_recipient` or `system` |
+//! | `network_access_point` | `NetworkAccessPointTypeCode`, `…ID` | `{"type_code": 2, "id": "192.0.2.7"}` (1 = host name) on `message_received` and the portal's web events (the browser's address), else `null` |
 //! | `audit_source` | `AuditSourceID` | `{"id": host name, "software": "nta7516-milter/<version>"}` |
-//! | `objects` | `ParticipantObject…` | `[{"type", "id"}]`, type `queue_id`, `message_id`, `sender`, `recipient`, `recipient_domain` or `config_file` |
+//! | `objects` | `ParticipantObject…` | `[{"type", "id"}]`, type `queue_id`, `message_id`, `sender`, `recipient`, `recipient_domain`, `portal_message` or `config_file` |
 //! | `detail` | `ParticipantObjectDetail` | the event's own fields, as in [`Event`] |
 //! | `hash` | – | hex SHA-256 of this line up to (not including) `,"hash":"` |
 //!

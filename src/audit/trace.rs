@@ -119,5 +119,28 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
             message: str, sha256: str, recipient_count: val,
         }
         info PortalShredded "audit: portal message data deleted" { message: str }
+        info PortalCodeSent "audit: portal code sent" {
+            message: str, recipient: str, phone: str, provider_reference: str,
+            client_address: str,
+        }
+        warn PortalCodeNotSent "audit: portal code not sent" {
+            message: str, recipient: str, reason: str, client_address: str,
+        }
+        info PortalCodeFailed "audit: portal code not accepted" {
+            message: str, recipient: str, reason: str, tries_left: val, client_address: str,
+        }
+        warn PortalLocked "audit: portal recipient locked" {
+            message: str, recipient: str, sender: str, seconds: val, client_address: str,
+        }
+        info PortalOpened "audit: portal session opened" {
+            message: str, recipient: str, client_address: str,
+        }
+        info PortalViewed "audit: portal message viewed" {
+            message: str, recipient: str, client_address: str,
+        }
+        info PortalDownloaded "audit: portal download" {
+            message: str, recipient: str, what: str, part: val, sha256: str, size: val,
+            client_address: str,
+        }
     }
 }

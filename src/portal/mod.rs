@@ -11,7 +11,9 @@
 //! - `sms`: the SMS providers that carry the one-time code.
 //! - `tag`: the `[sms:+316…]` subject tag that supplies a number without a trusted header.
 //! - `crypto`: the master key, per-message keys, chunked AES-256-GCM.
-//! - `store`: SQLite / PostgreSQL, encrypted messages and recipients.
+//! - `store`: SQLite / PostgreSQL, encrypted messages and recipients; `store::auth`:
+//!   one-time codes, their limits, and sessions (the web side's tables).
+//! - `web`: the pages behind the link (code, message, downloads).
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
 //! - `retention`: the periodic job (expiry, notification retries, stale intakes).
 //! - `run`: the `portal` subcommand's top level.
@@ -26,3 +28,4 @@ pub mod run;
 pub mod sms;
 pub mod store;
 pub mod tag;
+pub mod web;

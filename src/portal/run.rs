@@ -1,8 +1,7 @@
 //! `nta7516-milter portal`: the portal process. Opens the key, the audit log and the
 //! store, binds the LMTP intake, runs it and the periodic job until shutdown.
 //!
-//! The web side (`crate::portal::web`) is started here too once it exists: see
-//! [`start_web`], the one hook it needs.
+//! The web side (`crate::portal::web`) is started here too: see [`start_web`].
 
 use std::sync::Arc;
 
@@ -83,12 +82,44 @@ impl Portal {
     }
 }
 
-/// Hook for the web side: `crate::portal::web::serve(listener, state, shutdown)` on
-/// `config.listen`, sharing `intake.store` (its pool and key) and `intake.auditor`. Until
-/// the web module is part of the build this starts nothing.
+/// The web side on `config.listen`, sharing the intake's store (its pool and key) and
+/// audit log. A listener or SMS provider that cannot be set up is logged at ERROR and the
+/// LMTP intake keeps running (mail is still taken in and kept; only reading waits).
 fn start_web(config: &PortalConfig, intake: &Arc<Intake>, shutdown: watch::Receiver<bool>) {
-    let _ = (intake, shutdown);
-    tracing::warn!(listen = %config.listen, "portal web side not built in; serving LMTP intake only");
+    use crate::portal::web::{self, WebDeps, WebListener, WebState};
+    let sms = match crate::portal::sms::SmsGateway::new(config.sms.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "portal web side not started: SMS provider unusable");
+            return;
+        }
+    };
+    let state = WebState::new(WebDeps {
+        messages: Arc::new(intake.store.clone()),
+        pool: intake.store.pool().clone(),
+        sms: Arc::new(sms),
+        auditor: intake.auditor.clone(),
+        alerts: None,
+        secret: intake.store.key().subkey(b"web"),
+        organisation: config.organisation.clone(),
+        public_url: config.public_url.clone(),
+    });
+    let listen = config.listen.clone();
+    tokio::spawn(async move {
+        let listener = match WebListener::bind(&listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %listen, error = %e, "portal web side not started: cannot listen");
+                return;
+            }
+        };
+        tracing::info!(listen = %listen, "portal web side listening");
+        let mut rx = shutdown;
+        let stop = async move { crate::shutdown::requested(&mut rx).await };
+        if let Err(e) = web::serve(listener, state, stop).await {
+            tracing::error!(error = %e, "portal web side stopped");
+        }
+    });
 }
 
 fn hostname() -> String {

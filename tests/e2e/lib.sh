@@ -55,6 +55,10 @@ E2E_PACKAGE_SETS+=(E2E_PKGS_EXIM)
 # shellcheck disable=SC2034 # a real systemd boot of the .deb (case file 62): a Debian root and systemd-nspawn
 E2E_PKGS_BOOT=(debootstrap systemd-container)
 E2E_PACKAGE_SETS+=(E2E_PKGS_BOOT)
+# shellcheck disable=SC2034 # the portal's browser test (tests/portal_browser.rs): headless
+# Chromium over WebDriver, pdftotext for the PDF download
+E2E_PKGS_PORTAL_WEB=(chromium chromium-driver poppler-utils)
+E2E_PACKAGE_SETS+=(E2E_PKGS_PORTAL_WEB)
 # shellcheck disable=SC2034 # the portal's store on PostgreSQL (tests/portal_postgres.rs starts its own server)
 E2E_PKGS_PORTAL_PG=(postgresql)
 E2E_PACKAGE_SETS+=(E2E_PKGS_PORTAL_PG)

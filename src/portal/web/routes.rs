@@ -1,0 +1,556 @@
+//! The handlers. Each resolves the link token first (unknown: 404, gone: 410, both
+//! without details), then the session where one is needed, then does one thing.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::i18n::Lang;
+use super::templates::{AttachmentRow, Common, Landing, MessagePage, Notice};
+use super::{ClientIp, MessageState, Recipient, WebState, files, keys, session, view};
+use crate::audit::Event;
+use crate::portal::store::auth::{Check, Refusal};
+
+pub(super) type St = State<Arc<WebState>>;
+
+pub(super) fn routes() -> Router<Arc<WebState>> {
+    Router::new()
+        .route("/static/portal.css", get(css))
+        .route("/m/{token}", get(page))
+        .route("/m/{token}/send", post(send))
+        .route("/m/{token}/code", post(code))
+        .route("/m/{token}/logout", post(logout))
+        .route("/m/{token}/body", get(files::body))
+        .route("/m/{token}/part/{n}", get(files::part))
+        .route("/m/{token}/pdf", get(files::pdf_download))
+        .route("/m/{token}/eml", get(files::eml))
+        .fallback(fallback)
+}
+
+pub(super) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct PageQuery {
+    lang: Option<String>,
+    sent: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+pub(super) fn html(status: StatusCode, page: Result<String, askama::Error>) -> Response {
+    match page {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "portal: page rendering failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn common(state: &WebState, lang: Lang, title: &str, here: &str) -> Common {
+    Common {
+        t: lang.text(),
+        org: state.organisation.clone(),
+        title: title.to_string(),
+        here: here.to_string(),
+    }
+}
+
+pub(super) fn notice_page(
+    state: &WebState,
+    lang: Lang,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
+    let page = Notice {
+        c: common(state, lang, title, "/"),
+        text: text.to_string(),
+    };
+    html(status, page.render())
+}
+
+pub(super) fn try_later(state: &WebState, lang: Lang) -> Response {
+    let t = lang.text();
+    notice_page(
+        state,
+        lang,
+        StatusCode::SERVICE_UNAVAILABLE,
+        t.error_title,
+        t.try_later,
+    )
+}
+
+pub(super) fn refused(state: &WebState, lang: Lang) -> Response {
+    let t = lang.text();
+    notice_page(
+        state,
+        lang,
+        StatusCode::FORBIDDEN,
+        t.refused_title,
+        t.refused_text,
+    )
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../templates/portal/portal.css"),
+    )
+        .into_response()
+}
+
+async fn fallback(State(state): St, headers: HeaderMap) -> Response {
+    let lang = Lang::choose(None, &headers);
+    let t = lang.text();
+    notice_page(
+        &state,
+        lang,
+        StatusCode::NOT_FOUND,
+        t.unknown_title,
+        t.unknown_text,
+    )
+}
+
+/// The recipient behind a link, or the page that says why there is none.
+async fn resolve(state: &WebState, token: &str, lang: Lang) -> Result<Recipient, Response> {
+    let t = lang.text();
+    let unknown = || {
+        notice_page(
+            state,
+            lang,
+            StatusCode::NOT_FOUND,
+            t.unknown_title,
+            t.unknown_text,
+        )
+    };
+    let Some(hash) = keys::token_hash(token) else {
+        return Err(unknown());
+    };
+    match state.messages.recipient_by_token_hash(&hash).await {
+        Ok(Some(r))
+            if r.state == MessageState::Live && r.phone.is_some() && r.expires_at > now() =>
+        {
+            Ok(r)
+        }
+        Ok(Some(_)) => Err(notice_page(
+            state,
+            lang,
+            StatusCode::GONE,
+            t.gone_title,
+            t.gone_text,
+        )),
+        Ok(None) => Err(unknown()),
+        Err(e) => {
+            tracing::warn!(error = %e, "portal: looking up a link failed");
+            Err(try_later(state, lang))
+        }
+    }
+}
+
+/// The session id, if the browser has a live session for this recipient.
+async fn session_for(state: &WebState, headers: &HeaderMap, r: &Recipient) -> Option<String> {
+    let id = session::cookie(headers, session::SESSION_COOKIE)?;
+    if id.len() > 64 {
+        return None;
+    }
+    let owner = state
+        .auth
+        .touch_session(&state.keys.session_hash(&id), now())
+        .await
+        .ok()??;
+    (owner == r.id).then_some(id)
+}
+
+fn link_binding(r: &Recipient) -> String {
+    format!("link:{}", r.id)
+}
+
+fn session_binding(id: &str) -> String {
+    format!("session:{id}")
+}
+
+pub(super) fn here(token: &str) -> String {
+    format!("/m/{token}")
+}
+
+fn with_lang_cookie(mut resp: Response, q: &PageQuery) -> Response {
+    if let Some(l) = q.lang.as_deref().and_then(Lang::parse) {
+        resp.headers_mut()
+            .append(header::SET_COOKIE, session::lang_cookie(l.code()));
+    }
+    resp
+}
+
+fn landing(
+    state: &WebState,
+    lang: Lang,
+    token: &str,
+    r: &Recipient,
+    code_form: bool,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let t = lang.text();
+    let title = format!("{} {}", t.secure_message_from, state.organisation);
+    let page = Landing {
+        c: common(state, lang, &title, &here(token)),
+        masked: r.phone.as_ref().map(|p| p.masked()).unwrap_or_default(),
+        csrf: state.keys.csrf_token(&link_binding(r)),
+        code_form,
+        info: None,
+        error,
+    };
+    html(status, page.render())
+}
+
+async fn page(
+    State(state): St,
+    Path(token): Path<String>,
+    Query(q): Query<PageQuery>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::choose(q.lang.as_deref(), &headers);
+    let r = match resolve(&state, &token, lang).await {
+        Ok(r) => r,
+        Err(resp) => return with_lang_cookie(resp, &q),
+    };
+    let resp = match session_for(&state, &headers, &r).await {
+        Some(sid) => message_page(&state, lang, &token, &r, &sid, ip).await,
+        None => landing(
+            &state,
+            lang,
+            &token,
+            &r,
+            q.sent.is_some(),
+            None,
+            StatusCode::OK,
+        ),
+    };
+    with_lang_cookie(resp, &q)
+}
+
+async fn message_page(
+    state: &WebState,
+    lang: Lang,
+    token: &str,
+    r: &Recipient,
+    sid: &str,
+    ip: ClientIp,
+) -> Response {
+    let raw = match state.messages.read_message(&r.message_id).await {
+        Ok(raw) => raw,
+        Err(e) => {
+            tracing::warn!(error = %e, "portal: reading a stored message failed");
+            return try_later(state, lang);
+        }
+    };
+    let v = view::parse(&raw);
+    let t = lang.text();
+    let subject = if v.subject.trim().is_empty() {
+        t.no_subject.to_string()
+    } else {
+        v.subject.clone()
+    };
+    let page = MessagePage {
+        c: common(state, lang, &subject, &here(token)),
+        csrf: state.keys.csrf_token(&session_binding(sid)),
+        from: v.from,
+        date: v.date,
+        subject,
+        html: v.html.is_some(),
+        text: v.text,
+        attachments: v
+            .attachments
+            .into_iter()
+            .map(|a| AttachmentRow {
+                part: a.part,
+                name: a.name,
+                content_type: a.content_type,
+                size: a.size,
+            })
+            .collect(),
+    };
+    state.auditor.record(Event::PortalViewed {
+        message: r.message_id.clone(),
+        recipient: r.address.clone(),
+        client_address: ip.0.to_string(),
+    });
+    html(StatusCode::OK, page.render())
+}
+
+/// Origin check and CSRF token of a POST.
+fn post_ok(state: &WebState, headers: &HeaderMap, binding: &str, csrf: &str) -> bool {
+    session::same_origin(headers, &state.origin) && state.keys.csrf_ok(binding, csrf)
+}
+
+async fn send(
+    State(state): St,
+    Path(token): Path<String>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let lang = Lang::choose(None, &headers);
+    let r = match resolve(&state, &token, lang).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if !post_ok(&state, &headers, &link_binding(&r), &f.csrf) {
+        return refused(&state, lang);
+    }
+    let t = lang.text();
+    let not_sent = |reason: &str| Event::PortalCodeNotSent {
+        message: r.message_id.clone(),
+        recipient: r.address.clone(),
+        reason: reason.to_string(),
+        client_address: ip.0.to_string(),
+    };
+    let Ok(code) = keys::new_code() else {
+        state
+            .auditor
+            .record(not_sent("random number generator failed"));
+        return try_later(&state, lang);
+    };
+    let mac = state.keys.code_mac(&r.id, &code);
+    match state.auth.claim_send(&r.id, &mac, now()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) => {
+            let (reason, msg, form) = match refusal {
+                Refusal::Locked(_) => ("locked", t.locked.to_string(), false),
+                Refusal::TooSoon(s) => ("too_soon", t.wait_seconds(s), true),
+                Refusal::TooMany(s) => ("too_many", t.wait_minutes(s), true),
+            };
+            state.auditor.record(not_sent(reason));
+            return landing(
+                &state,
+                lang,
+                &token,
+                &r,
+                form,
+                Some(msg),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "portal: code table unavailable");
+            return try_later(&state, lang);
+        }
+    }
+    let reference = keys::new_session_id()
+        .map(|s| s[..16].to_string())
+        .unwrap_or_default();
+    let lifetime = std::time::Duration::from_secs(crate::portal::store::auth::CODE_LIFETIME as u64);
+    let text = crate::portal::sms::code_text(&state.organisation, &code, lifetime);
+    let Some(phone) = &r.phone else {
+        return try_later(&state, lang);
+    };
+    match state.sms.send_code(phone, &text, &reference).await {
+        Ok(provider_reference) => {
+            state.auditor.record(Event::PortalCodeSent {
+                message: r.message_id.clone(),
+                recipient: r.address.clone(),
+                phone: phone.masked(),
+                provider_reference,
+                client_address: ip.0.to_string(),
+            });
+            Redirect::to(&format!("{}?sent=1", here(&token))).into_response()
+        }
+        Err(e) => {
+            let _ = state.auth.void_code(&r.id, &mac).await;
+            state.auditor.record(not_sent(&e.to_string()));
+            landing(
+                &state,
+                lang,
+                &token,
+                &r,
+                false,
+                Some(t.try_later.to_string()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+/// Longest code input considered (anything longer cannot be right anyway).
+const MAX_CODE_INPUT: usize = 32;
+
+async fn code(
+    State(state): St,
+    Path(token): Path<String>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let lang = Lang::choose(None, &headers);
+    let r = match resolve(&state, &token, lang).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if !post_ok(&state, &headers, &link_binding(&r), &f.csrf) {
+        return refused(&state, lang);
+    }
+    let t = lang.text();
+    let entered: String = f
+        .code
+        .chars()
+        .take(MAX_CODE_INPUT)
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    let mac = state.keys.code_mac(&r.id, &entered);
+    let check = match state.auth.check(&r.id, &mac, now()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "portal: code table unavailable");
+            return try_later(&state, lang);
+        }
+    };
+    let failed = |reason: &str, left: i64| Event::PortalCodeFailed {
+        message: r.message_id.clone(),
+        recipient: r.address.clone(),
+        reason: reason.to_string(),
+        tries_left: left,
+        client_address: ip.0.to_string(),
+    };
+    match check {
+        Check::Accepted => {
+            let Ok(sid) = keys::new_session_id() else {
+                return try_later(&state, lang);
+            };
+            if let Err(e) = state
+                .auth
+                .create_session(&state.keys.session_hash(&sid), &r.id, now())
+                .await
+            {
+                tracing::warn!(error = %e, "portal: session table unavailable");
+                return try_later(&state, lang);
+            }
+            state.auditor.record(Event::PortalOpened {
+                message: r.message_id.clone(),
+                recipient: r.address.clone(),
+                client_address: ip.0.to_string(),
+            });
+            let mut resp = Redirect::to(&here(&token)).into_response();
+            resp.headers_mut()
+                .append(header::SET_COOKIE, session::session_cookie(&sid));
+            resp
+        }
+        Check::Wrong { left } => {
+            state.auditor.record(failed("wrong", left));
+            landing(
+                &state,
+                lang,
+                &token,
+                &r,
+                left > 0,
+                Some(t.wrong_code(left)),
+                StatusCode::OK,
+            )
+        }
+        Check::NoCode => {
+            state.auditor.record(failed("no_code", 0));
+            landing(
+                &state,
+                lang,
+                &token,
+                &r,
+                false,
+                Some(t.no_code.to_string()),
+                StatusCode::OK,
+            )
+        }
+        Check::NowLocked => {
+            state.auditor.record_all(vec![
+                failed("wrong", 0),
+                Event::PortalLocked {
+                    message: r.message_id.clone(),
+                    recipient: r.address.clone(),
+                    sender: r.sender.clone(),
+                    seconds: crate::portal::store::auth::LOCK_FOR,
+                    client_address: ip.0.to_string(),
+                },
+            ]);
+            if let Some(alerts) = &state.alerts {
+                alerts.recipient_locked(&r).await;
+            }
+            notice_page(&state, lang, StatusCode::FORBIDDEN, t.error_title, t.locked)
+        }
+        Check::Locked(_) => {
+            state.auditor.record(failed("locked", 0));
+            notice_page(&state, lang, StatusCode::FORBIDDEN, t.error_title, t.locked)
+        }
+    }
+}
+
+async fn logout(
+    State(state): St,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let lang = Lang::choose(None, &headers);
+    let r = match resolve(&state, &token, lang).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let Some(sid) = session_for(&state, &headers, &r).await else {
+        return refused(&state, lang);
+    };
+    if !post_ok(&state, &headers, &session_binding(&sid), &f.csrf) {
+        return refused(&state, lang);
+    }
+    let _ = state.auth.end_session(&state.keys.session_hash(&sid)).await;
+    let t = lang.text();
+    let mut resp = notice_page(&state, lang, StatusCode::OK, t.logout, t.logged_out);
+    resp.headers_mut()
+        .append(header::SET_COOKIE, session::clear_session_cookie());
+    resp
+}
+
+/// Recipient, session and the stored original, for the routes behind the code.
+pub(super) async fn authorised(
+    state: &WebState,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<(Recipient, Vec<u8>), Response> {
+    let lang = Lang::choose(None, headers);
+    let r = resolve(state, token, lang).await?;
+    if session_for(state, headers, &r).await.is_none() {
+        return Err(refused(state, lang));
+    }
+    match state.messages.read_message(&r.message_id).await {
+        Ok(raw) => Ok((r, raw)),
+        Err(e) => {
+            tracing::warn!(error = %e, "portal: reading a stored message failed");
+            Err(try_later(state, lang))
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Helpers of tests/portal_browser.rs: processes (portal, chromedriver, PostgreSQL),
+//! the test message, WebDriver steps (click and wait, Tab, axe-core), plain HTTP.
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use nta7516_milter::portal::phone::Phone;
+use nta7516_milter::portal::store::{NewRecipient, Store};
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_nta7516-milter");
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub const AXE: &str = include_str!("../fixtures/axe.min.js");
+pub const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_port(port: u16, what: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!(
+                "{what} exited {s}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{what} did not listen: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn message(trap: u16) -> Vec<u8> {
+    format!(
+        "From: Dr. A <a@zkh.example>\r\n\
+To: p@patient.example\r\n\
+Subject: Uitslag onderzoek\r\n\
+Date: Tue, 1 Dec 2026 10:00:00 +0100\r\n\
+Message-ID: <m1@zkh.example>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: multipart/related; boundary=\"b2\"\r\n\
+\r\n\
+--b2\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+\r\n\
+<html><body><p>Beste patient, zie de bijlage.</p>\
+<script>window.__pwned=1</script>\
+<img src=\"x\" onerror=\"window.__pwned=2\" alt=\"x\">\
+<a href=\"javascript:window.__pwned=3\">klik</a>\
+<img src=\"http://127.0.0.1:{trap}/remote.png\" alt=\"remote\">\
+<img src=\"cid:logo@zkh\" alt=\"logo\" id=\"logo\"></body></html>\r\n\
+--b2\r\n\
+Content-Type: image/png\r\n\
+Content-ID: <logo@zkh>\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+{PNG_1X1}\r\n\
+--b2--\r\n\
+--b1\r\n\
+Content-Type: application/pdf; name=\"uitslag.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"uitslag.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0xLjQKJUVPRgo=\r\n\
+--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+pub async fn store_one(
+    store: &Store,
+    raw: &[u8],
+    rcpt: &str,
+    phone: &str,
+    retention: Duration,
+) -> String {
+    let mut m = store
+        .begin("a@zkh.example", Some("<m1@zkh.example>"), retention)
+        .await
+        .unwrap();
+    m.write(raw).await.unwrap();
+    let out = m
+        .commit(&[NewRecipient {
+            address: rcpt.into(),
+            phone: Phone::parse(phone).unwrap(),
+        }])
+        .await
+        .unwrap();
+    out[0].token.clone().unwrap()
+}
+
+/// The code in the newest SMS the fake received.
+pub fn last_code(sms: &Mutex<Vec<Value>>) -> String {
+    let all = sms.lock().unwrap();
+    let text = all.last().expect("an SMS")["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let digits: Vec<char> = text.chars().collect();
+    let mut run = String::new();
+    let mut found = Vec::new();
+    for c in digits.iter().chain([' '].iter()) {
+        if c.is_ascii_digit() {
+            run.push(*c);
+        } else {
+            if run.len() == 6 {
+                found.push(run.clone());
+            }
+            run.clear();
+        }
+    }
+    assert_eq!(
+        found.iter().collect::<std::collections::HashSet<_>>().len(),
+        1,
+        "{text}"
+    );
+    found[0].clone()
+}
+
+pub async fn axe(c: &Client, page: &str) {
+    c.execute(AXE, vec![]).await.unwrap();
+    let v = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document).then(r => done(r.violations.map(v => v.id + ': ' +
+               v.nodes.map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe error ' + e]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, json!([]), "axe violations on {page}");
+}
+
+pub async fn text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Keys to the focused element.
+pub async fn press(c: &Client, keys: &str) {
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(keys)
+        .await
+        .unwrap();
+}
+
+/// Presses Tab until the element matching `css` has the focus (at most 20 times), and
+/// checks that each focused element has a visible outline.
+pub async fn tab_to(c: &Client, css: &str) {
+    for _ in 0..20 {
+        press(c, "\u{E004}").await;
+        let state = c
+            .execute(
+                "const e = document.activeElement;
+                 const s = getComputedStyle(e);
+                 return [e.matches(arguments[0]), s.outlineStyle, e.tagName];",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        assert_ne!(state[1], json!("none"), "focus not visible: {state}");
+        if state[0] == json!(true) {
+            return;
+        }
+    }
+    panic!("{css} not reachable with Tab");
+}
+
+/// Clicks and waits until the next page has loaded (a click returns before it has).
+pub async fn click_and_wait(c: &Client, css: &str) {
+    c.execute("window.__before_click = 1", vec![])
+        .await
+        .unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_new_page(c).await;
+}
+
+/// Waits until the page marked with `window.__before_click` has been replaced.
+pub async fn wait_new_page(c: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let done = c
+            .execute(
+                "return window.__before_click === undefined && document.readyState === 'complete'",
+                vec![],
+            )
+            .await;
+        if matches!(done, Ok(Value::Bool(true))) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no new page");
+}
+
+pub async fn submit_code(c: &Client, code: &str) {
+    let input = c.find(Locator::Css("input[name=code]")).await.unwrap();
+    input.send_keys(code).await.unwrap();
+    click_and_wait(c, "form.code button[type=submit]").await;
+}
+
+pub async fn send_code(c: &Client) {
+    click_and_wait(c, "form[action$='/send'] button").await;
+}
+
+pub fn wait_file(dir: &Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if path.exists() && !dir.join(format!("{name}.crdownload")).exists() {
+            std::thread::sleep(Duration::from_millis(200));
+            return std::fs::read(&path).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "download {name} did not arrive: {:?}",
+        std::fs::read_dir(dir).unwrap().collect::<Vec<_>>()
+    );
+}
+
+pub fn audit(dir: &Path, event: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join("portal-audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"event_type\":\"{event}\"")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A throw-away PostgreSQL server (initdb + pg_ctl on a temp directory and a loopback
+/// port, as `postgres` when run as root); stopped on drop.
+pub struct Pg {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    user: Option<String>,
+}
+
+impl Pg {
+    fn cmd(&self, tool: &str) -> Command {
+        match &self.user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(self.bin.join(tool));
+                c
+            }
+            None => Command::new(self.bin.join(tool)),
+        }
+    }
+
+    /// `None` (skip) only when the binaries are missing and NTA_REQUIRE_PG is not set.
+    pub fn start(dir: &Path) -> Option<Pg> {
+        let bin = std::env::var_os("NTA_PG_BIN").map_or_else(
+            || PathBuf::from("/usr/lib/postgresql/15/bin"),
+            PathBuf::from,
+        );
+        if !bin.join("initdb").exists() {
+            assert!(
+                std::env::var_os("NTA_REQUIRE_PG").is_none(),
+                "NTA_REQUIRE_PG is set but {} has no initdb",
+                bin.display()
+            );
+            eprintln!("SKIPPED: no PostgreSQL binaries; the web side on PostgreSQL is NOT tested");
+            return None;
+        }
+        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let user = root.then(|| "postgres".to_string());
+        let base = dir.join("pg");
+        std::fs::create_dir(&base).unwrap();
+        if let Some(u) = &user {
+            Command::new("chmod").arg("0755").arg(dir).status().unwrap();
+            assert!(
+                Command::new("chown")
+                    .arg(u)
+                    .arg(&base)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let pg = Pg {
+            bin,
+            data: base.join("data"),
+            port: free_port(),
+            user,
+        };
+        let out = pg
+            .cmd("initdb")
+            .args(["-A", "trust", "-U", "portal", "--no-sync", "-D"])
+            .arg(&pg.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            pg.port,
+            base.display()
+        );
+        let out = pg
+            .cmd("pg_ctl")
+            .args(["-w", "-t", "60", "-o", &opts, "-l"])
+            .arg(base.join("pg.log"))
+            .arg("-D")
+            .arg(&pg.data)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(pg)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://portal@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd("pg_ctl")
+            .args(["-w", "-t", "60", "-m", "fast", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .output();
+    }
+}
+
+/// One HTTP/1.1 request straight at the portal; the response head (lower-cased) and body.
+pub async fn http(port: u16, request: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        request
+            .replace("HOST", &format!("127.0.0.1:{port}"))
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
