@@ -4,7 +4,7 @@
 #
 #     sudo bench/postfix-throughput.sh
 #
-# Method: shared/reference/mta.md §4. Everything runs in a private network namespace with
+# Everything runs in a private network namespace with
 # only loopback (tests/e2e/lib.sh: Knot + Unbound serve the DNSSEC-signed lab.test zones).
 # One Postfix instance ("bench", 127.0.10.1) has one smtpd listener per variant; the
 # listeners differ only in smtpd_milters:
@@ -412,7 +412,7 @@ InternalHosts           127.0.0.0/8
 # the same canonicalization as nta7516-milter
 Canonicalization        relaxed/relaxed
 SignatureAlgorithm      rsa-sha256
-# pitfall (reference/mta.md §5.4): the key is in a temporary tree
+# pitfall: the key is in a temporary tree
 RequireSafeKeys         false
 PidFile                 $LAB/opendkim/opendkim.pid
 EOF

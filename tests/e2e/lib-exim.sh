@@ -108,7 +108,7 @@ NO_EAA_REWRITE_REWRITE = true
 # With -C, Exim's re-exec for delivery gives up root ("exim user lost privilege for
 # using -C option"; the lab config is not in /etc/exim4/trusted_configs), and then cannot
 # switch to the transports' user: the daemon only queues, and the case files deliver
-# each message as root with -M (reference/mta.md §5.1).
+# each message as root with -M.
 queue_only = true
 # Debian's dnslookup ignores MX hosts in 127/8: the lab's hosts are all there
 ROUTER_DNSLOOKUP_IGNORE_TARGET_HOSTS = <; 0.0.0.0

@@ -145,7 +145,7 @@ pf_start() {
     local name=$1 addr d out
     d=$(pf_etc "$name")
     addr=$(sed -n 's/^inet_interfaces = //p' "$d/main.cf")
-    # pitfall (reference/mta.md §5.4): fatals go to stderr only on a tty, hence `script`
+    # pitfall: fatals go to stderr only on a tty, hence `script`
     out=$(run_in_lab_resolv script -qec "postfix -c $d start" /dev/null 2>&1) ||
         e2e_die "postfix $name does not start: $out"
     wait_for "postfix $name answers SMTP on $addr:25" 50 0.2 \

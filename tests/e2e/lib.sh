@@ -13,7 +13,7 @@
 #                  $LAB/root.dnskey: the lab root's KSK)
 #     E2E_RESULTS  file with one "PASS ..." or "FAIL ..." line per assertion
 #
-# Addresses inside the namespace (all /32 on lo; see shared/reference/mta.md §5.2):
+# Addresses inside the namespace (all /32 on lo):
 #     127.0.10.53:53  Knot, authoritative: the lab's own root ".", lab.test (both signed) and
 #                     the children insecure.lab.test (unsigned, no DS) and bogus.lab.test
 #                     (signed, wrong DS)
