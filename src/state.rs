@@ -253,4 +253,41 @@ mod tests {
         assert!(g.portal_mark.is_some());
         assert!(g.plan_context(&[]).portal_mark.is_some());
     }
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml_str(
+            &format!("[dns]\nnameservers = [\"127.0.0.1:9\"]\n{extra}"),
+            "t",
+        )
+        .unwrap()
+    }
+
+    /// A reload keeps the engine (and its verdict cache) while `[dns]` and `[policy]` are
+    /// unchanged, and the auditor (and its hash chain) while `[audit]` is.
+    #[tokio::test]
+    async fn reload_carries_over_engine_and_auditor_only_when_their_sections_are_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = format!("[audit]\nfile = {:?}\n", dir.path().join("a.log"));
+        let first = Generation::build(config(&audit), None).unwrap();
+
+        let same = Generation::build(config(&audit), Some(&first)).unwrap();
+        assert!(Arc::ptr_eq(&first.engine, &same.engine));
+        assert!(Arc::ptr_eq(&first.auditor, &same.auditor));
+        assert_eq!(same.number, first.number + 1);
+
+        let policy = format!("{audit}[policy]\ndefault = \"standard\"\n");
+        let new_policy = Generation::build(config(&policy), Some(&same)).unwrap();
+        assert!(!Arc::ptr_eq(&same.engine, &new_policy.engine));
+        assert!(Arc::ptr_eq(&same.auditor, &new_policy.auditor));
+        // One bound on evaluations across reloads, even with a new engine.
+        assert!(Arc::ptr_eq(
+            &same.engine.slots(),
+            &new_policy.engine.slots()
+        ));
+
+        let no_file = "[policy]\ndefault = \"standard\"\n";
+        let new_audit = Generation::build(config(no_file), Some(&new_policy)).unwrap();
+        assert!(!Arc::ptr_eq(&new_policy.auditor, &new_audit.auditor));
+        assert!(Arc::ptr_eq(&new_policy.engine, &new_audit.engine));
+    }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use mail_parser::PartType;
+use mail_parser::{MimeHeaders, PartType};
 use std::time::{Duration, Instant};
 
 const FOOTER: Footer<'static> = Footer {
