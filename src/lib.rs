@@ -1,8 +1,12 @@
 //! nta7516-milter: an NTA 7516 gateway for Postfix and Exim.
 //!
 //! Library first: the binary (`src/main.rs`) only parses the command line and calls in here.
-//! Dependencies point downward: front-ends (CLI, milter, map server) → engine → policy
+//! Dependencies point downward (ARCHITECTURE.md lists the layers): front-ends (CLI, milter,
+//! map server) → state → message, audit → engine → policy
 //! (pure) → nta (record parsing, facts) → dns.
+
+// Every system call goes through a safe wrapper crate (socket2, nix, gethostname).
+#![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod cli;
