@@ -112,6 +112,7 @@ from = "portaal@zkh.example"
 organisation = "Ziekenhuis Test"
 audit_file = "{audit}"
 sendmail = "/nonexistent/sendmail"
+mail_key = "{mail_key}"
 [portal.sms]
 provider = "webhook"
 url = "http://127.0.0.1:{sms_port}/sms"
@@ -120,9 +121,12 @@ token_file = "{token}"
             key = key.display(),
             audit = dir.join("portal-audit.log").display(),
             token = dir.join("sms.token").display(),
+            mail_key = dir.join("mail.key").display(),
         ),
     )
     .unwrap();
+    // The secret of the mark on the portal's own mail (read at start).
+    std::fs::write(dir.join("mail.key"), [7u8; 32]).unwrap();
     let log = dir.join("portal.log");
     let f = std::fs::File::create(&log).unwrap();
     let mut portal = Kill(
