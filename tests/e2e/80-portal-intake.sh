@@ -24,8 +24,11 @@ e2e_case_init
 
 pf_lab_up fallback
 
-PORTAL_DIR="$LAB/portal"
+# its own directory: case 32 runs a portal in $LAB/portal, and the counts below are this
+# case's alone
+PORTAL_DIR="$LAB/portal-intake"
 PORTAL_LMTP="127.0.10.1:7524"
+rm -rf "$PORTAL_DIR"
 mkdir -p "$PORTAL_DIR"
 rm -f "$PORTAL_DIR/portal.key"
 "$NTA_BIN" portal keygen --out "$PORTAL_DIR/portal.key" >"$LAB/log/portal-keygen.out" 2>&1 ||
