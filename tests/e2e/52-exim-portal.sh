@@ -159,6 +159,55 @@ ex_accepted "smtp mark: message with a portal mark from the internal client acce
 ex_assert_log "smtp mark: still secure (nta7516_portal)" "$EX_ID => $r3 R=nta7516_portal "
 pf_assert_count "smtp mark: nothing at the domain's MX" 0 pfc "$t"
 
+# --- a filter that exits at once without reading (e.g. an option the binary does not know) -
+# Exim must not pass on what little it wrote (its usage text) as the message.
+cat >"$P/badfilter" <<'EOF2'
+#!/bin/sh
+echo "error: unexpected argument" >&2
+exit 2
+EOF2
+chmod 755 "$P/badfilter"
+bad="$(ex_dir)/exim4-badfilter.conf"
+sed "s|^NTA7516_BIN = .*|NTA7516_BIN = $P/badfilter|" "$(ex_conf)" >"$bad"
+before=$(stored)
+for x in "notlsa.lab.test nta7516_portal" "nta.lab.test nta7516_dane"; do
+    read -r dom router <<<"$x"
+    t=$(pf_token)
+    r="x$(pf_token)@$dom"
+    EX_QUEUE_ONLY=1 ex_accepted "early filter exit: accepted for $dom" int "$t" --to "$r" \
+        --add-header "X-NTA7516-Phone: +31612345678"
+    q=$EX_ID
+    run_in_lab_resolv timeout 120 "$EX_BIN" -C "$bad" -M "$q" >>"$LAB/out/exim-M-$q.out" 2>&1 || true
+    ex_assert_log "early filter exit: $router defers (transport filter process failed)" \
+        "$q == $r R=$router T=$router defer .*transport filter process failed"
+    assert_true "early filter exit: still queued ($dom)" ex_queued "$q"
+    ex_remove "$q"
+done
+assert_eq "early filter exit: the portal stored nothing" "$before" "$(stored)"
+pf_assert_count "early filter exit: nothing reached the DANE MX" 0 pfb "error: unexpected argument"
+
+# --- the filter fails (its configuration unreadable): deferred, never stored ---------------
+# (what an LMTP server has taken cannot be taken back, so the filter's failure must stop the
+# delivery before the final dot, as on the SMTP transports)
+filter_fails() { # DESC_PREFIX ROUTER
+    local t r q before
+    chmod 600 "$NTA_DAEMON_CONFIG"
+    t=$(pf_token)
+    r="f$(pf_token)@notlsa.lab.test"
+    before=$(stored)
+    ex_accepted "$1: message accepted" int "$t" --to "$r" --add-header "X-NTA7516-Phone: +31612345678"
+    q=$EX_ID
+    ex_assert_log "$1: the delivery is deferred (transport filter failed)" \
+        "$q == $r R=$2 T=$2 defer .*transport filter process failed"
+    assert_true "$1: still queued" ex_queued "$q"
+    assert_eq "$1: nothing stored" "$before" "$(stored)"
+    chmod 640 "$NTA_DAEMON_CONFIG"
+    ex_deliver "$q"
+    ex_assert_log "$1 fixed: delivered on the next attempt" "$q => ([^ ]+ <)?$r>? R=$2 T=$2 "
+    assert_eq "$1 fixed: stored once" $((before + 1)) "$(stored)"
+}
+filter_fails "filter failure (LMTP over TCP)" nta7516_portal
+
 # --- the portal stopped: deferred and kept, delivered once it is back --------------------------
 lab_stop exim-portal
 t=$(pf_token)
@@ -189,6 +238,8 @@ before=$(stored)
 ex_accepted "unix: message accepted" int "$t" --to "$r5" --add-header "X-NTA7516-Phone: +31612345678"
 ex_assert_log "unix: delivered by nta7516_portal_unix" "$EX_ID => ([^ ]+ <)?$r5>? R=nta7516_portal_unix T=nta7516_portal_unix C=\"250 "
 assert_eq "unix: stored" $((before + 1)) "$(stored)"
+
+filter_fails "filter failure (LMTP over a unix socket)" nta7516_portal_unix
 
 lab_stop exim-portal
 ex_policy fallback
