@@ -157,6 +157,21 @@ if pf_assert_mail "notification: the domain's receiver (pfc) got it" pfc "$r" "$
     assert_match "notification: one link, public_url + /m/<token>" "^$PUBLIC_URL/m/[A-Za-z0-9_-]{43}\$" "$link"
 fi
 
+# --- a second message, whose recipient will get locked: the first five wrong codes -------
+t2=$(pf_token)
+r2="l$(pf_token)@notlsa.lab.test"
+link2=""
+lock_t0=$SECONDS
+if pf_accepted "lock: a second secure message for the portal accepted" int "$t2" \
+    --to "$r2" --add-header "X-NTA7516-Phone: $PHONE" &&
+    pf_assert_mail "lock: its notification reached pfc" pfc "$r2" "$r2"; then
+    link2=$(notice_url "$PF_FILE")
+    out=$(run_in_lab "$PY" "$FAKES" wrong-codes "$link2" "$P/sms.jsonl" 1 2>&1)
+    lock_t0=$SECONDS
+    assert_eq "lock: a code, then five wrong ones (the code is void, no lock yet)" \
+        "send 200 code 200 code 200 code 200 code 200 code 200 not locked" "$(printf '%s' "$out" | tr '\n' ' ')"
+fi
+
 # --- the browser follows that link ---------------------------------------------------------
 jq -n --arg link "$link" --arg sms_log "$P/sms.jsonl" --arg phone "$PHONE" --arg masked "$MASKED" \
     --arg organisation "$ORG" --arg sender sender@sender.lab.test --arg subject "e2e $t" \
@@ -173,12 +188,73 @@ else
     e2e_fail "browser: tests/portal_e2e_browser.rs exited $rc (see $LAB/log/portal-browser-test.out)" \
         "$(grep -v '^\s*$' "$LAB/log/portal-browser-test.out" | tail -n 25)"
 fi
-assert_eq "browser: the fake gateway got exactly one SMS, to the message's number" "1 $PHONE" \
-    "$(jq -rs '"\(length) \(.[0].body.to)"' "$P/sms.jsonl" 2>/dev/null)"
+assert_eq "browser: the fake gateway got two SMS (the lock's first and the browser's), to the number" \
+    "2 $PHONE $PHONE" "$(jq -rs '"\(length) \(.[0].body.to) \(.[1].body.to)"' "$P/sms.jsonl" 2>/dev/null)"
 assert_eq "browser: the SMS request carried the token from token_file" "Bearer lab-sms-token" \
     "$(jq -r '.authorization' "$P/sms.jsonl" 2>/dev/null | head -n 1)"
 assert_eq "audit: three downloads (pdf, eml, part)" "eml part pdf" \
     "$(grep '"event_type":"portal_downloaded"' "$P/portal-audit.log" | jq -r '.detail.what' 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//')"
+
+# --- the lock: five more wrong codes after the resend delay; the sender is told ----------
+if [ -n "$link2" ]; then
+    # RESEND_AFTER (60 s) since the first code
+    wait=$((62 - (SECONDS - lock_t0)))
+    [ "$wait" -le 0 ] || sleep "$wait"
+    out=$(run_in_lab "$PY" "$FAKES" wrong-codes "$link2" "$P/sms.jsonl" 3 2>&1)
+    assert_eq "lock: a new code and five more wrong ones: locked (403)" \
+        "send 200 code 200 code 200 code 200 code 200 code 403 locked" "$(printf '%s' "$out" | tr '\n' ' ')"
+    wait_for "the portal audited the lock notice" 50 0.2 grep -q '"event_type":"portal_lock_notified"' "$P/portal-audit.log" || true
+    assert_eq "lock: audited (portal_locked, portal_lock_notified to the sender)" "1 1 sender@sender.lab.test" \
+        "$(portal_events portal_locked) $(portal_events portal_lock_notified) $(grep '"event_type":"portal_lock_notified"' "$P/portal-audit.log" | jq -r '.detail.sender' 2>/dev/null)"
+    if pf_assert_mail "lock notice: it reached the sender's mailbox (pfa)" pfa "$r2" sender@sender.lab.test; then
+        f=$PF_FILE
+        assert_match "lock notice: from the portal's address" "<$PORTAL_FROM>" "$(pf_hdr "$f" From)"
+        assert_match "lock notice: Dutch and English, names the locked recipient" \
+            "Beste afzender.*$r2.*Dear sender" "$(tr '\n' ' ' <"$f")"
+        assert_eq "lock notice: content-free (no subject or body text of the message, no link)" "0 0" \
+            "$(grep -c "$t2" "$f") $(grep -c "$PUBLIC_URL" "$f")"
+        assert_eq "lock notice: the mark never leaves" 0 "$(pf_hdr "$f" X-NTA7516-Portal-Mark | grep -c . || true)"
+        assert_eq "lock notice: DKIM-signed by the milter (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    fi
+fi
+
+# --- the portal's notification, valid mark and all, replayed by SMTP clients --------------
+# replay FROM_ADDR FILE RCPT : swaks with the file as DATA as it is (no added headers)
+replay() {
+    PF_OUT="$LAB/out/swaks-replay-$1-$(date +%s%N).out"
+    run_in_lab_resolv timeout 60 swaks --server "$PF_INT:25" --local-interface "$1" \
+        --helo client.lab.test --from "$PORTAL_FROM" --to "$3" --data "@$2" --timeout 30 >"$PF_OUT" 2>&1
+    PF_QID=$(sed -n 's/^<[~-]* *250 .*queued as \([0-9A-Za-z]*\).*/\1/p' "$PF_OUT" | tail -n 1)
+}
+sub=$(grep -lx "To: <$r>" "$P"/submitted/*.eml 2>/dev/null | head -n 1)
+if assert_true "replay: the portal's submission of the first notification was kept" test -s "$sub"; then
+    mid=$(pf_hdr "$sub" Message-ID)
+    replay "$PF_INT" "$sub" "$r"
+    pf_assert_log "replay, trusted client (control): the mark is honoured, ordinary smtp to the domain's MX" pfa \
+        "postfix/smtp\[[0-9]+\]: $PF_QID: to=<$r>, relay=mx\.notlsa\.lab\.test\[127\.0\.10\.26\]:25, .*status=sent"
+    pf_assert_count "replay, trusted client (control): a second copy at pfc" 2 pfc "$mid" "$r"
+    # Postfix lets 127.0.10.98 relay now; the milter still sees a client outside
+    # [outbound] networks
+    d=$(pf_etc pfa)
+    postconf -c "$d" -e "mynetworks = 127.0.10.1/32, 127.0.0.1/32, $PF_EXT/32"
+    postfix_ pfa reload >/dev/null 2>&1
+    sleep 1
+    notes=$(grep -c 'portal mark from an untrusted client ignored' "$LAB/log/nta-daemon.out" || true)
+    replay "$PF_EXT" "$sub" "$r"
+    if assert_match "replay, untrusted client: Postfix accepted it (it may relay)" '.' "$PF_QID"; then
+        pf_wait_log pfa "$PF_QID: to=<$r>, .*status=(sent|bounced|deferred)" || true
+        pf_assert_nolog "replay, untrusted client: never by plain smtp to the domain's MX" pfa \
+            "postfix/smtp\[[0-9]+\]: $PF_QID: to=<$r>, relay=mx\.notlsa"
+        pf_assert_log "replay, untrusted client: the secure route (nta-portal), which refuses the portal's own mail" pfa \
+            "postfix/nta-portal/lmtp\[[0-9]+\]: $PF_QID: to=<$r>, .*status=bounced .*550 5\.7\.1 "
+        pf_assert_count "replay, untrusted client: no third copy at pfc" 2 pfc "$mid" "$r"
+        assert_true "replay, untrusted client: the milter logged the mark as ignored and removed" \
+            test "$(grep -c 'portal mark from an untrusted client ignored' "$LAB/log/nta-daemon.out")" -gt "$notes"
+    fi
+    postconf -c "$d" -e "mynetworks = 127.0.10.1/32, 127.0.0.1/32"
+    postfix_ pfa reload >/dev/null 2>&1
+fi
+assert_exit "audit: the portal's chain verifies" 0 "$NTA_BIN" audit verify "$P/portal-audit.log"
 
 lab_stop portal-browser
 lab_stop portal-lmtp-tee

@@ -15,13 +15,24 @@
         message Postfix handed over (RFC 5321 section 4.5.2 dot-stuffing undone, the final
         CRLF "." CRLF removed, every other byte as on the wire), written to OUT. Exit 1
         unless exactly one payload matches.
+    portal_fakes.py wrong-codes LINK SMS_LOG N
+        A client that never gets it right: GETs the portal's LINK, asks for a code (POST
+        .../send with the page's CSRF token and the portal's Origin), waits (at most 20 s)
+        until the fake gateway's LOG holds N requests, then enters a code that differs
+        from the one sent (POST .../code) five times. Prints one line per POST, "send
+        STATUS" / "code STATUS", and last "locked" or "not locked" (the lock page's text).
 """
 
 import json
 import os
+import re
 import socket
 import sys
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Bounds: one request body, one idle relay connection.
@@ -158,6 +169,56 @@ def data(directory, token, out):
     return 0
 
 
+def http(url, form=None):
+    """(status, page) of one GET, or of one form POST from the portal's own origin."""
+    data = None
+    headers = {}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        parts = urllib.parse.urlsplit(url)
+        headers["Origin"] = "%s://%s" % (parts.scheme, parts.netloc)
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def csrf(page):
+    m = re.search(r'name="csrf" value="([^"]+)"', page)
+    if not m:
+        raise SystemExit("no CSRF token on the page")
+    return m.group(1)
+
+
+def wrong_codes(link, log, n):
+    status, page = http(link)
+    status, page = http(link + "/send", {"csrf": csrf(page)})
+    print("send", status)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with open(log, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= n:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("SMS %d did not reach the fake gateway" % n)
+        time.sleep(0.1)
+    sent = re.findall(r"\b\d{6}\b", json.loads(lines[n - 1])["body"]["text"])[0]
+    wrong = "%06d" % ((int(sent) + 1) % 1000000)
+    for _ in range(5):
+        status, page = http(link + "/code", {"csrf": csrf(page), "code": wrong})
+        print("code", status)
+        if "csrf" not in page:
+            break
+    print("locked" if "Te veel onjuiste codes" in page else "not locked")
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "sms":
         sms(argv[2], argv[3])
@@ -165,6 +226,8 @@ def main(argv):
         tee(argv[2], argv[3], argv[4])
     elif len(argv) == 5 and argv[1] == "data":
         return data(argv[2], argv[3], argv[4])
+    elif len(argv) == 5 and argv[1] == "wrong-codes":
+        return wrong_codes(argv[2], argv[3], int(argv[4]))
     else:
         sys.stderr.write(__doc__)
         return 2
