@@ -527,6 +527,13 @@ async fn run(
         assert!(!all.contains(secret), "{secret} in the audit log");
     }
     assert_eq!(audit(dir, "portal_downloaded").len(), 3);
+    // The lock tells the sender; here sendmail does not exist, so that is on record.
+    let notice = audit(dir, "portal_lock_notice_failed");
+    assert_eq!(notice.len(), 1, "{notice:?}");
+    assert!(
+        notice[0].contains("\"sender\":\"a@zkh.example\""),
+        "{notice:?}"
+    );
     let out = Command::new(BIN)
         .args(["audit", "verify"])
         .arg(dir.join("portal-audit.log"))
