@@ -622,12 +622,32 @@ async fn what_leaves_verifies_with_an_independent_verifier() {
         (b"X-NTA7516-Bypass", b" true"),
     ];
     let body_controls: &[u8] = b"Beste collega,\r\nUitslag\rvolgt.\r\n \r\n\t\r\n";
+    // Large enough to be planned off the event loop, with a base64 attachment the footer
+    // code never decodes, and sent back as a replacement body in many chunks.
+    let scan: &[(&[u8], &[u8])] = &[
+        (b"From", b" Jan <jan@zkh.test>"),
+        (b"To", b" a@compliant.test"),
+        (b"Subject", b" Scan"),
+        (b"MIME-Version", b" 1.0"),
+        (b"Content-Type", b" multipart/mixed; boundary=\"b1\""),
+    ];
+    let mut body_scan = b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nQmVzdGUgY29sbGVnYSwKCkluIGRlIGJpamxhZ2UgZGUgc2Nhbi4K\r\n--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n".to_vec();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n";
+    while body_scan.len() < 2 * nta7516_milter::milter::OFF_LOOP_BODY_BYTES {
+        body_scan.extend_from_slice(line);
+    }
+    body_scan.extend_from_slice(b"--b1--\r\n");
     for (what, headers, body) in [
         ("raw Latin-1 headers, secure (footer)", latin1, body_latin1),
         (
             "form feed, bare CR, blank lines with spaces",
             controls,
             body_controls,
+        ),
+        (
+            "large multipart with a base64 attachment, secure (footer)",
+            scan,
+            body_scan.as_slice(),
         ),
     ] {
         let mut conn = open_exact(d.milter).await;
@@ -663,6 +683,31 @@ async fn what_leaves_verifies_with_an_independent_verifier() {
                 message.ends_with(b"Beste collega,\r\nUitslagvolgt.\r\n\r\n\r\n"),
                 "{}",
                 String::from_utf8_lossy(&message)
+            );
+        } else if what.starts_with("large") {
+            // The footer went into the (base64) text part; the attachment is unchanged.
+            let replaced = actions
+                .actions
+                .iter()
+                .filter(|a| matches!(a, EomAction::ReplaceBody { .. }))
+                .count();
+            assert!(
+                replaced > 30,
+                "the new body goes back in chunks: {replaced}"
+            );
+            let old_end = b"c2Nhbi4K\r\n--b1\r\n";
+            let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                has(body, old_end) && !has(&message, old_end),
+                "text part re-encoded"
+            );
+            let attachment = &body[body
+                .windows(13)
+                .position(|w| w == b"filename=\"sca")
+                .unwrap()..];
+            assert!(
+                message.ends_with(attachment),
+                "the attachment leaves as it came"
             );
         } else {
             // The raw bytes leave (and are signed) as they came.

@@ -360,6 +360,15 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     let g = conn.generation.clone();
     let leading_space = conn.leading_space;
     let answer = decide(conn, &g, &msg, &qid).await;
+    // The received body is not needed once the decision (and any replacement body) exists;
+    // held while the replacement goes back to the MTA it would be one more copy of every
+    // large message in flight. Its share of the body budget stays taken until the answer
+    // is sent: the replacement (about as large) is what it covers now. The planning task's
+    // reference is gone by now, so the message is ours alone (else it is kept, as before).
+    let (_budget, _shared) = match Arc::try_unwrap(msg) {
+        Ok(mut msg) => (msg.body_bytes.take(), None),
+        Err(shared) => (None, Some(shared)),
+    };
     respond(cx, &answer, &qid, &g, leading_space).await
 }
 
