@@ -353,13 +353,13 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         );
         return Status::Tempfail;
     };
-    let msg = Arc::new(std::mem::take(&mut conn.msg));
+    let mut msg = Arc::new(std::mem::take(&mut conn.msg));
     let qid = queue_id
         .or(msg.queue_id.clone())
         .unwrap_or_else(|| "?".into());
     let g = conn.generation.clone();
     let leading_space = conn.leading_space;
-    let answer = decide(conn, &g, &msg, &qid).await;
+    let answer = decide(conn, &g, &mut msg, &qid).await;
     // The received body is not needed once the decision (and any replacement body) exists;
     // held while the replacement goes back to the MTA it would be one more copy of every
     // large message in flight. Its share of the body budget stays taken until the answer
