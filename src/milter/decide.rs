@@ -51,6 +51,17 @@ pub(super) fn audit_unwritable() -> Answer {
 /// thread costs more than the work.
 pub const OFF_LOOP_BODY_BYTES: usize = 1 << 20;
 
+/// Large messages (at least [`OFF_LOOP_BODY_BYTES`]) planned at once. Planning is CPU work
+/// (locating parts, re-encoding, hashing), and while it runs a message is held twice (the
+/// received body beside the parser's copy or the new body); once planned, only the body
+/// that leaves is kept. With every large message in flight planning at once that is twice
+/// the bodies in memory for no gain in speed on a few cores; a few at a time keep the
+/// cores busy and the others at one copy. The others wait their turn: a plan holds nothing
+/// another plan waits for, and the MTA's own timeout (Postfix `milter_content_timeout`)
+/// bounds the wait.
+pub const MAX_LARGE_PLANS: usize = 4;
+static LARGE_PLANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LARGE_PLANS);
+
 /// `plan::plan`, off the event loop for large messages. A panic while planning becomes
 /// a 451, like every other failure.
 async fn plan_message(
@@ -65,8 +76,12 @@ async fn plan_message(
             &msg.received,
         );
     }
+    // Never closed, so acquiring fails only if that changes: then plan without a turn.
+    // The turn goes with the work, which runs to its end even if the session is gone.
+    let turn = LARGE_PLANS.acquire().await.ok();
     let (g, direction, msg) = (g.clone(), direction.clone(), msg.clone());
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         plan::plan(
             &g.plan_context(REMOTE_SMTP_TRANSPORTS),
             &direction,

@@ -27,8 +27,8 @@ use crate::message::footer::MAX_MESSAGE_SIZE;
 use crate::message::plan::{self, Received};
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
-pub use decide::OFF_LOOP_BODY_BYTES;
 use decide::{Answer, audit_unwritable, decide};
+pub use decide::{MAX_LARGE_PLANS, OFF_LOOP_BODY_BYTES};
 
 /// The actions we need; a Postfix that does not offer all of them is refused at
 /// negotiation (the session ends and `milter_default_action = tempfail` applies).
