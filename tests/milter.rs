@@ -968,6 +968,45 @@ async fn a_reload_that_would_break_signing_is_refused_and_the_old_keys_stay() {
     task.await.unwrap().unwrap();
 }
 
+/// More large messages at once than may be planned at once (`MAX_LARGE_PLANS`): the others
+/// wait their turn, and every one gets its footer; a turn that was never given back would
+/// leave the later ones hanging until the read timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_messages_beyond_the_planning_turns_wait_and_all_get_their_footer() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let line = b"Regel met uitslagen van het laboratorium, 0123456789.\r\n";
+    let body: Vec<u8> = line.repeat(nta7516_milter::milter::OFF_LOOP_BODY_BYTES / line.len() + 1);
+    let sessions = 2 * nta7516_milter::milter::MAX_LARGE_PLANS + 1;
+    let tasks: Vec<_> = (0..sessions)
+        .map(|_| {
+            let (addr, body) = (d.milter, body.clone());
+            tokio::spawn(async move {
+                let mut conn = open(addr, all_actions()).await;
+                let rcpt = [("a@compliant.test", "nta-dane")];
+                let (actions, status) =
+                    send_body(&mut conn, [127, 0, 0, 1], &rcpt, HEADERS, &body).await;
+                conn.close().await.unwrap();
+                let replaced: usize = actions
+                    .actions
+                    .iter()
+                    .map(|a| match a {
+                        EomAction::ReplaceBody { chunk } => chunk.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                (status, replaced)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, replaced) = t.await.unwrap();
+        assert_eq!(status, Status::Continue);
+        assert!(replaced > body.len(), "footer added: {replaced} bytes");
+    }
+    d.shutdown().await;
+}
+
 /// Bodies held at once are bounded process-wide: while one session holds most of the
 /// budget, another whose body does not fit is deferred (451 4.3.1) at end of data, and
 /// the budget comes back when the first message is done. Before, every session buffered
