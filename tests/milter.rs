@@ -622,12 +622,32 @@ async fn what_leaves_verifies_with_an_independent_verifier() {
         (b"X-NTA7516-Bypass", b" true"),
     ];
     let body_controls: &[u8] = b"Beste collega,\r\nUitslag\rvolgt.\r\n \r\n\t\r\n";
+    // Large enough to be planned off the event loop, with a base64 attachment the footer
+    // code never decodes, and sent back as a replacement body in many chunks.
+    let scan: &[(&[u8], &[u8])] = &[
+        (b"From", b" Jan <jan@zkh.test>"),
+        (b"To", b" a@compliant.test"),
+        (b"Subject", b" Scan"),
+        (b"MIME-Version", b" 1.0"),
+        (b"Content-Type", b" multipart/mixed; boundary=\"b1\""),
+    ];
+    let mut body_scan = b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nQmVzdGUgY29sbGVnYSwKCkluIGRlIGJpamxhZ2UgZGUgc2Nhbi4K\r\n--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n".to_vec();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n";
+    while body_scan.len() < 2 * nta7516_milter::milter::OFF_LOOP_BODY_BYTES {
+        body_scan.extend_from_slice(line);
+    }
+    body_scan.extend_from_slice(b"--b1--\r\n");
     for (what, headers, body) in [
         ("raw Latin-1 headers, secure (footer)", latin1, body_latin1),
         (
             "form feed, bare CR, blank lines with spaces",
             controls,
             body_controls,
+        ),
+        (
+            "large multipart with a base64 attachment, secure (footer)",
+            scan,
+            body_scan.as_slice(),
         ),
     ] {
         let mut conn = open_exact(d.milter).await;
@@ -663,6 +683,31 @@ async fn what_leaves_verifies_with_an_independent_verifier() {
                 message.ends_with(b"Beste collega,\r\nUitslagvolgt.\r\n\r\n\r\n"),
                 "{}",
                 String::from_utf8_lossy(&message)
+            );
+        } else if what.starts_with("large") {
+            // The footer went into the (base64) text part; the attachment is unchanged.
+            let replaced = actions
+                .actions
+                .iter()
+                .filter(|a| matches!(a, EomAction::ReplaceBody { .. }))
+                .count();
+            assert!(
+                replaced > 30,
+                "the new body goes back in chunks: {replaced}"
+            );
+            let old_end = b"c2Nhbi4K\r\n--b1\r\n";
+            let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                has(body, old_end) && !has(&message, old_end),
+                "text part re-encoded"
+            );
+            let attachment = &body[body
+                .windows(13)
+                .position(|w| w == b"filename=\"sca")
+                .unwrap()..];
+            assert!(
+                message.ends_with(attachment),
+                "the attachment leaves as it came"
             );
         } else {
             // The raw bytes leave (and are signed) as they came.
@@ -921,6 +966,45 @@ async fn a_reload_that_would_break_signing_is_refused_and_the_old_keys_stay() {
     conn.close().await.unwrap();
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
+}
+
+/// More large messages at once than may be planned at once (`MAX_LARGE_PLANS`): the others
+/// wait their turn, and every one gets its footer; a turn that was never given back would
+/// leave the later ones hanging until the read timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_messages_beyond_the_planning_turns_wait_and_all_get_their_footer() {
+    let bed = DnsBed::start().await;
+    let d = daemon::start(&config(&bed, "")).await;
+    let line = b"Regel met uitslagen van het laboratorium, 0123456789.\r\n";
+    let body: Vec<u8> = line.repeat(nta7516_milter::milter::OFF_LOOP_BODY_BYTES / line.len() + 1);
+    let sessions = 2 * nta7516_milter::milter::MAX_LARGE_PLANS + 1;
+    let tasks: Vec<_> = (0..sessions)
+        .map(|_| {
+            let (addr, body) = (d.milter, body.clone());
+            tokio::spawn(async move {
+                let mut conn = open(addr, all_actions()).await;
+                let rcpt = [("a@compliant.test", "nta-dane")];
+                let (actions, status) =
+                    send_body(&mut conn, [127, 0, 0, 1], &rcpt, HEADERS, &body).await;
+                conn.close().await.unwrap();
+                let replaced: usize = actions
+                    .actions
+                    .iter()
+                    .map(|a| match a {
+                        EomAction::ReplaceBody { chunk } => chunk.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                (status, replaced)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, replaced) = t.await.unwrap();
+        assert_eq!(status, Status::Continue);
+        assert!(replaced > body.len(), "footer added: {replaced} bytes");
+    }
+    d.shutdown().await;
 }
 
 /// Bodies held at once are bounded process-wide: while one session holds most of the

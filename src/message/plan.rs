@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use crate::config::{Classification, Config};
 use crate::domain::DomainName;
-use crate::message::classify::{self, Direction, Source};
+/// Where a message comes from, as [`plan`] takes it.
+pub use crate::message::classify::Direction;
+use crate::message::classify::{self, Source};
 use crate::message::dkim::{self, DkimSlot};
 use crate::message::footer::{self, Footer, Outcome};
 use crate::message::hygiene::{HEADER_CLASSIFICATION, HEADER_ROUTE, Hygiene};

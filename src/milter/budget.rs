@@ -65,6 +65,9 @@ mod tests {
     fn budget_is_pinned() {
         assert_eq!(BODY_BUFFER_BUDGET, 640 * 1024 * 1024);
         const { assert!(BODY_BUFFER_BUDGET >= 20 * 25_000_000 * 4 / 3) };
+        // Large messages planned at once, each holding its body twice meanwhile
+        // (`decide::plan_message`): at most 4 × 64 MiB on top of the bodies.
+        assert_eq!(super::super::MAX_LARGE_PLANS, 4);
     }
 
     #[test]

@@ -51,6 +51,17 @@ pub(super) fn audit_unwritable() -> Answer {
 /// thread costs more than the work.
 pub const OFF_LOOP_BODY_BYTES: usize = 1 << 20;
 
+/// Large messages (at least [`OFF_LOOP_BODY_BYTES`]) planned at once. Planning is CPU work
+/// (locating parts, re-encoding, hashing), and while it runs a message is held twice (the
+/// received body beside the parser's copy or the new body); once planned, only the body
+/// that leaves is kept. With every large message in flight planning at once that is twice
+/// the bodies in memory for no gain in speed on a few cores; a few at a time keep the
+/// cores busy and the others at one copy. The others wait their turn: a plan holds nothing
+/// another plan waits for, and the MTA's own timeout (Postfix `milter_content_timeout`)
+/// bounds the wait.
+pub const MAX_LARGE_PLANS: usize = 4;
+static LARGE_PLANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LARGE_PLANS);
+
 /// `plan::plan`, off the event loop for large messages. A panic while planning becomes
 /// a 451, like every other failure.
 async fn plan_message(
@@ -65,8 +76,12 @@ async fn plan_message(
             &msg.received,
         );
     }
+    // Never closed, so acquiring fails only if that changes: then plan without a turn.
+    // The turn goes with the work, which runs to its end even if the session is gone.
+    let turn = LARGE_PLANS.acquire().await.ok();
     let (g, direction, msg) = (g.clone(), direction.clone(), msg.clone());
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         plan::plan(
             &g.plan_context(REMOTE_SMTP_TRANSPORTS),
             &direction,
@@ -78,7 +93,12 @@ async fn plan_message(
 }
 
 /// Decides what to do with one message and records the decision in the audit trail.
-pub(super) async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid: &str) -> Answer {
+pub(super) async fn decide(
+    conn: &Conn,
+    g: &Arc<Generation>,
+    msg: &mut Arc<Msg>,
+    qid: &str,
+) -> Answer {
     let mut trail = Vec::with_capacity(8);
     let answer = judge(conn, g, msg, qid, &mut trail).await;
     // NEN 7513: no processing without a trail. The decision's events share one write
@@ -94,7 +114,7 @@ pub(super) async fn decide(conn: &Conn, g: &Arc<Generation>, msg: &Arc<Msg>, qid
 async fn judge(
     conn: &Conn,
     g: &Arc<Generation>,
-    msg: &Arc<Msg>,
+    msg: &mut Arc<Msg>,
     qid: &str,
     trail: &mut Vec<Event>,
 ) -> Answer {
@@ -160,7 +180,15 @@ async fn judge(
     }
     let mut inbound_summary = String::new();
     if !direction.is_outbound() {
-        let v = verify_inbound(conn, g, r).await;
+        // The inbound plan never reads the body, and nothing after verification does: the
+        // message to verify is built in the body's buffer instead of beside it (the
+        // planning task's reference is gone, so the message is ours alone by now).
+        let raw = (!msg.received.body_overflow).then(|| match Arc::get_mut(msg) {
+            Some(m) => headers::reconstruct_in_place(&mut m.received),
+            None => headers::reconstruct(&msg.received),
+        });
+        let r = &msg.received;
+        let v = verify_inbound(conn, g, r, raw).await;
         inbound_summary = format!(
             "spf={} dkim={} dmarc={} {}",
             v.spf,
@@ -209,7 +237,7 @@ async fn judge(
     tracing::info!(
         queue_id = %qid,
         client = %conn.client.map_or(conn.client_name.clone(), |c| c.to_string()),
-        sender = %r.sender,
+        sender = %msg.received.sender,
         direction = %direction,
         classification = class,
         classified_by = %source,
@@ -222,23 +250,28 @@ async fn judge(
     Answer::Apply(Box::new(plan))
 }
 
-async fn verify_inbound(conn: &Conn, g: &Generation, r: &Received) -> inbound::Verification {
-    if r.body_overflow {
+/// Verifies `raw`, the message as received (`None`: its body was too large to keep).
+async fn verify_inbound(
+    conn: &Conn,
+    g: &Generation,
+    r: &Received,
+    raw: Option<Vec<u8>>,
+) -> inbound::Verification {
+    let Some(raw) = raw else {
         return inbound::degraded(
             &g.config,
             &g.authserv_id,
             "message too large to verify",
             false,
         );
-    }
-    let raw = headers::reconstruct(r);
+    };
     let transport = inbound::Transport {
         client_ip: conn.client,
         helo: conn.helo.clone(),
         tls_version: conn.tls_version.clone(),
         cipher: conn.cipher.clone(),
     };
-    if r.body.len() < OFF_LOOP_BODY_BYTES {
+    if raw.len() < OFF_LOOP_BODY_BYTES {
         return verify_raw(g, &transport, &r.sender, &raw).await;
     }
     // Hashing tens of megabytes for DKIM takes a tenth of a second or more, and `serve`

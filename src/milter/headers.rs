@@ -95,15 +95,30 @@ pub fn stored_to_wire(value: &[u8], leading_space: bool) -> Result<CString, Stri
 /// into CRLF), for SPF/DKIM/DMARC verification.
 pub fn reconstruct(r: &Received) -> Vec<u8> {
     let mut raw = Vec::with_capacity(r.body.len() + 4096);
-    for (name, value) in &r.headers {
-        raw.extend_from_slice(name.as_bytes());
-        raw.push(b':');
-        crlf(value, &mut raw);
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"\r\n");
+    header_block(r, &mut raw);
     raw.extend_from_slice(&r.body);
     raw
+}
+
+/// [`reconstruct`], built in the body's own buffer (which `r` gives up): the header block
+/// is put in front of the body in place, so a large body is not held twice. Only a buffer
+/// without room for the header block grows (and moves) once.
+pub fn reconstruct_in_place(r: &mut Received) -> Vec<u8> {
+    let mut head = Vec::with_capacity(4096);
+    header_block(r, &mut head);
+    let mut raw = std::mem::take(&mut r.body);
+    raw.splice(0..0, head);
+    raw
+}
+
+fn header_block(r: &Received, out: &mut Vec<u8>) {
+    for (name, value) in &r.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        crlf(value, out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends `value` with every bare LF (the milter's folding) written as CRLF.
@@ -176,6 +191,13 @@ mod tests {
             ..Received::default()
         };
         assert_eq!(reconstruct(&r), b"Subject: a\r\n\t\xfc\r\n\r\nx\r\n");
+        let mut r = r;
+        r.body.reserve(1000);
+        let buffer = r.body.as_ptr();
+        let raw = reconstruct_in_place(&mut r);
+        assert_eq!(raw, b"Subject: a\r\n\t\xfc\r\n\r\nx\r\n");
+        assert_eq!(raw.as_ptr(), buffer, "built in the body's buffer");
+        assert!(r.body.is_empty());
     }
 
     #[test]

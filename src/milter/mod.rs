@@ -27,8 +27,8 @@ use crate::message::footer::MAX_MESSAGE_SIZE;
 use crate::message::plan::{self, Received};
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
-pub use decide::OFF_LOOP_BODY_BYTES;
 use decide::{Answer, audit_unwritable, decide};
+pub use decide::{MAX_LARGE_PLANS, OFF_LOOP_BODY_BYTES};
 
 /// The actions we need; a Postfix that does not offer all of them is refused at
 /// negotiation (the session ends and `milter_default_action = tempfail` applies).
@@ -353,13 +353,22 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         );
         return Status::Tempfail;
     };
-    let msg = Arc::new(std::mem::take(&mut conn.msg));
+    let mut msg = Arc::new(std::mem::take(&mut conn.msg));
     let qid = queue_id
         .or(msg.queue_id.clone())
         .unwrap_or_else(|| "?".into());
     let g = conn.generation.clone();
     let leading_space = conn.leading_space;
-    let answer = decide(conn, &g, &msg, &qid).await;
+    let answer = decide(conn, &g, &mut msg, &qid).await;
+    // The received body is not needed once the decision (and any replacement body) exists;
+    // held while the replacement goes back to the MTA it would be one more copy of every
+    // large message in flight. Its share of the body budget stays taken until the answer
+    // is sent: the replacement (about as large) is what it covers now. The planning task's
+    // reference is gone by now, so the message is ours alone (else it is kept, as before).
+    let (_budget, _shared) = match Arc::try_unwrap(msg) {
+        Ok(mut msg) => (msg.body_bytes.take(), None),
+        Err(shared) => (None, Some(shared)),
+    };
     respond(cx, &answer, &qid, &g, leading_space).await
 }
 

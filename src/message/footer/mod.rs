@@ -226,16 +226,47 @@ fn add_footer_inner(
     raw.extend_from_slice(body);
 
     // The parser reads a defused version (same offsets); output bytes come from `body`.
-    limits::prepare(&mut raw)?;
+    let defused = limits::prepare(&mut raw)?;
+    let (replacements, problems) = rewrite_parts(&raw, base, body, eol, defused, &text, &html)?;
+    // The parser's copy and what it made of it are gone before the new body is built:
+    // at no time are more than two copies of a large body held (RSS, `milter::budget`).
+    drop(raw);
+    let extra: usize = replacements.iter().map(|r| r.bytes.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut pos = 0;
+    for r in &replacements {
+        if r.start < pos {
+            return Err(unparsable("overlapping text parts"));
+        }
+        out.extend_from_slice(&body[pos..r.start]);
+        out.extend_from_slice(&r.bytes);
+        pos = r.end;
+    }
+    out.extend_from_slice(&body[pos..]);
+    Ok((out, replacements.len(), problems))
+}
+
+/// Parses `raw` (the MIME header fields and the body from `base` on), finds the body text
+/// parts and makes their replacements, in body order; with the reasons other text parts
+/// were left alone.
+fn rewrite_parts(
+    raw: &[u8],
+    base: usize,
+    body: &[u8],
+    eol: &'static [u8],
+    defused: limits::Defused,
+    text: &str,
+    html: &str,
+) -> Result<(Vec<part::Replacement>, Vec<SkipReason>), SkipReason> {
     let message = MessageParser::new()
         .with_mime_headers()
-        .parse(&raw)
+        .parse(raw)
         .ok_or_else(|| unparsable("no MIME structure found"))?;
     if message.parts.first().map(|p| p.offset_body as usize) != Some(base) {
         return Err(unparsable("header fields not understood"));
     }
 
-    let targets = structure::find_body(&raw, &message.parts)?;
+    let targets = structure::find_body(raw, &message.parts)?;
     if targets.is_empty() {
         return Err(SkipReason::NoTextBody);
     }
@@ -243,9 +274,10 @@ fn add_footer_inner(
     let ctx = Ctx {
         body,
         base,
+        defused,
         eol,
-        text: &text,
-        html: &html,
+        text,
+        html,
     };
     let mut replacements = Vec::with_capacity(targets.len());
     let mut problems = Vec::new();
@@ -267,20 +299,7 @@ fn add_footer_inner(
             .unwrap_or(SkipReason::NoTextBody));
     }
     replacements.sort_by_key(|r| r.start);
-
-    let extra: usize = replacements.iter().map(|r| r.bytes.len()).sum();
-    let mut out = Vec::with_capacity(body.len() + extra);
-    let mut pos = 0;
-    for r in &replacements {
-        if r.start < pos {
-            return Err(unparsable("overlapping text parts"));
-        }
-        out.extend_from_slice(&body[pos..r.start]);
-        out.extend_from_slice(&r.bytes);
-        pos = r.end;
-    }
-    out.extend_from_slice(&body[pos..]);
-    Ok((out, replacements.len(), problems))
+    Ok((replacements, problems))
 }
 
 fn line_ending(body: &[u8], line_break: LineBreak) -> &'static [u8] {

@@ -5,8 +5,10 @@
 use std::borrow::Cow;
 
 use mail_parser::decoders::base64::base64_decode;
+use mail_parser::parsers::MessageStream;
 use mail_parser::{ContentType, Encoding, MessagePart, MimeHeaders};
 
+use super::limits::{DEFUSED_BASE64, Defused};
 use super::text::{append_plain, insert_html, render_footer};
 use super::{SkipReason, charset, codec, unparsable};
 
@@ -39,12 +41,15 @@ pub(super) struct Ctx<'a> {
     pub(super) body: &'a [u8],
     /// Where the body starts in the parser's input (header fields + blank line + body).
     pub(super) base: usize,
+    pub(super) defused: Defused,
     pub(super) eol: &'static [u8],
     pub(super) text: &'a str,
     pub(super) html: &'a str,
 }
 
-fn transfer_encoding(part: &MessagePart<'_>) -> Result<Cte, SkipReason> {
+/// The part's Content-Transfer-Encoding, and whether the parser read it defused (a
+/// base64 part it left undecoded, `limits`).
+fn transfer_encoding(part: &MessagePart<'_>, defused: Defused) -> Result<(Cte, bool), SkipReason> {
     let cte = part
         .content_transfer_encoding()
         .map(|s| s.trim().to_ascii_lowercase())
@@ -54,7 +59,8 @@ fn transfer_encoding(part: &MessagePart<'_>) -> Result<Cte, SkipReason> {
         "8bit" => Cte::EightBit,
         "binary" => Cte::Binary,
         "quoted-printable" => Cte::QuotedPrintable,
-        "base64" => Cte::Base64,
+        "base64" if !defused.base64 => Cte::Base64,
+        DEFUSED_BASE64 if defused.base64 => return defused_base64(part),
         other => {
             return Err(unparsable(format!(
                 "unsupported Content-Transfer-Encoding {other:?}"
@@ -72,7 +78,25 @@ fn transfer_encoding(part: &MessagePart<'_>) -> Result<Cte, SkipReason> {
     if part.encoding != expected {
         return Err(unparsable("Content-Transfer-Encoding not understood"));
     }
-    Ok(cte)
+    Ok((cte, false))
+}
+
+fn defused_base64(part: &MessagePart<'_>) -> Result<(Cte, bool), SkipReason> {
+    // Undecoded, the parser reads the part as it reads any unencoded one.
+    if part.encoding != Encoding::None {
+        return Err(unparsable("Content-Transfer-Encoding not understood"));
+    }
+    Ok((Cte::Base64, true))
+}
+
+/// Whether the parser, had it decoded this base64 part as it does without `limits`'s
+/// defusing, would have read it: its own decoder's verdict on the part's bytes, so damaged
+/// base64 is refused as it was before the defusing. (Only the text parts that get the
+/// footer are decoded, attachments never are.) The region ends before the delimiter line
+/// (`structure`), so no boundary is involved: a "--" in it is damage, as for the parser.
+fn parser_reads_base64(region: &[u8]) -> bool {
+    let mut stream = MessageStream::new(region);
+    stream.decode_base64_mime(b"").0 == region.len()
 }
 
 /// Decodes one body part, adds the footer and re-encodes it the same way.
@@ -81,10 +105,18 @@ pub(super) fn rewrite_part(
     part: &MessagePart<'_>,
     kind: Kind,
 ) -> Result<Replacement, SkipReason> {
-    let cte = transfer_encoding(part)?;
+    let (cte, defused) = transfer_encoding(part, ctx.defused)?;
+    // Into the body; where the part starts and ends was checked by `structure`.
+    let start = (part.offset_body as usize).wrapping_sub(ctx.base);
+    let end = (part.offset_end as usize).wrapping_sub(ctx.base);
+    if start > end || end > ctx.body.len() {
+        return Err(unparsable("part offsets out of range"));
+    }
+    let region = &ctx.body[start..end];
+    let encoding_problem = part.is_encoding_problem || defused && !parser_reads_base64(region);
     // mail-parser gives up on invalid quoted-printable, which we decode leniently (where
     // the part ends does not depend on it, and was checked by `structure`).
-    if part.is_encoding_problem {
+    if encoding_problem {
         match cte {
             Cte::QuotedPrintable => {}
             Cte::Base64 => return Err(unparsable("invalid base64 in a text part")),
@@ -95,13 +127,6 @@ pub(super) fn rewrite_part(
             }
         }
     }
-    // Into the body; where the part starts and ends was checked by `structure`.
-    let start = (part.offset_body as usize).wrapping_sub(ctx.base);
-    let end = (part.offset_end as usize).wrapping_sub(ctx.base);
-    if start > end || end > ctx.body.len() {
-        return Err(unparsable("part offsets out of range"));
-    }
-    let region = &ctx.body[start..end];
     // An empty body directly followed by its delimiter (see
     // `structure::shares_delimiter_break`): the new body needs a line break of its own
     // before the delimiter.

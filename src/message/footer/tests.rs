@@ -1258,3 +1258,55 @@ fn multipart_without_parts_is_refused() {
             .contains("without any part")
     );
 }
+
+/// The parser is given every "base64" defused (`limits`), so that it decodes no part; the
+/// outcome must be the one it gives when it decodes them all (which it does when the
+/// message already contains the defused spelling), for good and damaged base64 alike.
+#[test]
+fn defused_base64_gives_the_same_outcome_as_decoded_base64() {
+    let text = codec::base64_encode("Beste collega,\n\nZie bijlage.\n".as_bytes(), b"\n", true);
+    let text = String::from_utf8(text).unwrap();
+    let html = codec::base64_encode(b"<html><body><p>Hallo</p></body></html>\n", b"\n", true);
+    let html = String::from_utf8(html).unwrap();
+    let messages = [
+        format!("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n{text}"),
+        format!("Content-Type: text/plain\nContent-Transfer-Encoding: BASE64\n\n{text}--x\n"),
+        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!! not base64 ****\n".to_string(),
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n{text}--b1\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=\"scan.pdf\"\n\n{PDF_BYTES}\n--b1--\n"
+        ),
+        // Damaged base64 in the attachment, and a "--" line that is no delimiter.
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain\n\nTekst\n--b1\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=\"scan.pdf\"\n\n{PDF_BYTES}\n!!!\n--nope\n--b1--\n"
+        ),
+        // A text part with a "--" line that is not its delimiter.
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n{text}--nope\n--b1\nContent-Type: application/octet-stream; name=\"a.bin\"\nContent-Transfer-Encoding: base64\n\nAAAA\n--b1--\n"
+        ),
+        format!(
+            "Content-Type: multipart/alternative; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n{text}--XX\nContent-Type: multipart/related; boundary=\"YY\"\n\n--YY\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n{html}--YY\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--YY--\n--XX--\n"
+        ),
+        "Content-Type: multipart/alternative; boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\nTekst\n--XX\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n!!!not base64!!!\n--XX--\n".to_string(),
+        // A text part without its closing delimiter.
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n{text}"
+        ),
+    ];
+    let mut footered = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let (mut headers, body) = milter_view(message);
+        let defused = add_footer(&headers, &body, &FOOTER);
+        // The defused spelling anywhere in the parser's copy keeps every "base64" as it is.
+        headers.push(("Content-Note".into(), "base6_".into()));
+        let decoded = add_footer(&headers, &body, &FOOTER);
+        assert_eq!(defused, decoded, "message {i}");
+        if let Outcome::Added { parts, skipped, .. } = defused {
+            footered.push((i, parts, skipped.len()));
+        }
+    }
+    // Both kinds of outcome are compared, not only refusals.
+    assert_eq!(
+        footered,
+        [(0, 1, 0), (3, 1, 0), (4, 1, 0), (6, 2, 0), (7, 1, 1)]
+    );
+}
