@@ -8,6 +8,7 @@ mod budget;
 mod decide;
 mod guard;
 mod headers;
+mod tally;
 mod transport;
 
 use std::ffi::{CStr, CString};
@@ -360,7 +361,10 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     let g = conn.generation.clone();
     let leading_space = conn.leading_space;
     let answer = decide(conn, &g, &msg, &qid).await;
-    respond(cx, &answer, &qid, &g, leading_space).await
+    let tally = tally::Tally::of(conn, &g, &msg, &answer);
+    let status = respond(cx, &answer, &qid, &g, leading_space).await;
+    tally.count(&g, &status);
+    status
 }
 
 /// The one place where a decision becomes the MTA's answer. With `[server] dry_run`
