@@ -191,15 +191,18 @@ async fn lookups_and_messages_move_the_counters_and_healthz_follows_the_audit_lo
     );
     assert!(value(&after, "nta7516_dns_evaluation_duration_seconds_sum") > 0.0);
     assert_eq!(value(&after, "nta7516_verdict_cache_entries"), 2.0);
-    assert!(
+    let lookups = |result: &str| {
         value(
             &after,
-            "nta7516_verdict_cache_lookups_total{result=\"miss\"}"
-        ) >= 2.0
-    );
-    // Startup and config lines, two routes, and the message's decision.
+            &format!("nta7516_verdict_cache_lookups_total{{result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!((lookups("miss"), lookups("hit")), (2.0, 1.0));
+    let ratio = value(&after, "nta7516_verdict_cache_hit_ratio");
+    assert!((ratio - 1.0 / 3.0).abs() < 1e-9, "{ratio}");
+    // Startup and config lines, three routes, and the message's decision.
     assert!(
-        value(&after, "nta7516_audit_writes_total") >= 6.0,
+        value(&after, "nta7516_audit_writes_total") >= 7.0,
         "{after}"
     );
     assert_eq!(value(&after, "nta7516_audit_failures_total"), 0.0);
