@@ -259,3 +259,46 @@ async fn lookups_and_messages_move_the_counters_and_healthz_follows_the_audit_lo
 
     d.shutdown().await;
 }
+
+/// `promtool ARGS...` in `packaging/prometheus/`: its exit status and output.
+fn promtool(args: &[&str]) -> (bool, String) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/prometheus");
+    let out = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool runs (Debian package prometheus; tests/e2e/lib.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The README's alert rules are the shipped file, valid for Prometheus, and they fire
+/// (and stay quiet) as `nta7516-milter.rules.test.yml` expects.
+#[test]
+fn the_alert_rules_are_the_readme_ones_and_fire_as_documented() {
+    let readme = include_str!("../README.md");
+    let rules = include_str!("../packaging/prometheus/nta7516-milter.rules.yml");
+    assert!(
+        readme.contains(&format!("```yaml\n{rules}```\n")),
+        "README.md does not show packaging/prometheus/nta7516-milter.rules.yml as it is"
+    );
+    for name in [
+        "nta7516_front_end_up",
+        "nta7516_audit_healthy",
+        "nta7516_audit_failures_total",
+    ] {
+        assert!(
+            nta7516_milter::metrics::METRIC_NAMES.contains(&name),
+            "{name}"
+        );
+        assert!(rules.contains(name), "{name}");
+    }
+    let (ok, out) = promtool(&["check", "rules", "nta7516-milter.rules.yml"]);
+    assert!(ok && out.contains("SUCCESS: 2 rules found"), "{out}");
+    let (ok, out) = promtool(&["test", "rules", "nta7516-milter.rules.test.yml"]);
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+}
