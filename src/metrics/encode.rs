@@ -122,7 +122,7 @@ impl Collector for Scrape {
                 let n = m.route_count(v, r);
                 // A compliant verdict has no reason, and the others always have one:
                 // leave out the combinations that cannot occur.
-                if (v == crate::audit::RouteVerdict::Compliant) != r.is_none() && n == 0 {
+                if (v == super::RouteVerdict::Compliant) != r.is_none() && n == 0 {
                     continue;
                 }
                 let labels = [

@@ -1,5 +1,11 @@
 use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::config::Classification;
 use crate::policy::Reason;
+use crate::policy::{Code, Verdict};
 
 fn generation() -> Arc<crate::state::Generation> {
     let c = crate::config::Config::from_toml_str("[dns]\nnameservers = [\"127.0.0.1:9\"]\n", "t")

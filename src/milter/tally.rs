@@ -11,7 +11,7 @@ use crate::metrics::Outcome;
 use crate::state::Generation;
 
 pub(super) struct Tally {
-    direction: crate::audit::Direction,
+    direction: crate::metrics::Direction,
     classification: Option<Classification>,
     quarantined: bool,
 }
@@ -28,7 +28,11 @@ impl Tally {
             _ => (None, false),
         };
         Self {
-            direction: (&direction).into(),
+            direction: if direction.is_outbound() {
+                crate::metrics::Direction::Outbound
+            } else {
+                crate::metrics::Direction::Inbound
+            },
             classification,
             quarantined,
         }
