@@ -61,7 +61,11 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
         });
     tracing::info!(
         config = %source,
-        metrics = %server.metrics.as_ref().map_or("off".to_string(), |m| m.to_string()),
+        metrics = %server
+            .metrics
+            .as_ref()
+            .filter(|_| metrics.is_some())
+            .map_or("off".to_string(), |m| m.to_string()),
         milter = %server.milter,
         map = %server.map,
         log = backend,
