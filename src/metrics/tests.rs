@@ -173,3 +173,39 @@ async fn health_needs_both_front_ends_running_and_accepting() {
     assert_eq!(problems(&g), ["map front-end is down"]);
     assert!(render(g.clone()).contains("nta7516_front_end_up{front_end=\"map\"} 0\n"));
 }
+
+/// The listener on a `unix:` socket, as `[server] metrics = "unix:…"` binds it, with
+/// its mode; `/healthz` is 503 while no front-end serves.
+#[tokio::test]
+async fn serves_over_a_unix_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.sock");
+    let spec = crate::config::SocketSpec::Unix(path.clone());
+    let server = crate::config::Config::embedded_defaults().server;
+    let listener = crate::server::listen::bind(&spec, &server).unwrap();
+    let shared =
+        crate::state::Shared::new(Arc::into_inner(generation()).expect("only this reference"));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(http::serve(listener, shared, stop_rx));
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\nmilter front-end is down\nmap front-end is down\n"),
+        "{text}"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
