@@ -103,6 +103,37 @@ fn standard_adds_only_the_classification() {
 }
 
 #[test]
+fn keep_phone_keeps_only_the_number_for_the_portal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let msg = SIMPLE.replace("Subject:", "X-NTA7516-Phone: +31612345678\nSubject:");
+    // Without the flag (every SMTP transport) the number goes with the rest.
+    let o = run("secure", &cfg, &msg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("31612345678"));
+    let o = run_args(
+        &[
+            "--classification",
+            "secure",
+            "--keep-phone",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        msg.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "\nX-NTA7516-Phone: +31612345678\nSubject: Uitslag\nX-NTA7516-Classification: secure\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("X-NTA7516-").count(), 2, "{out}");
+    assert!(out.contains(FOOTER_TEXT));
+}
+
+#[test]
 fn configured_bypass_header_is_removed_too() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(

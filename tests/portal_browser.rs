@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use nta7516_milter::config::portal::StoreLocation;
 use nta7516_milter::portal::crypto::MasterKey;
 use nta7516_milter::portal::store::Store;
@@ -171,42 +171,7 @@ token_file = "{token}"
     }
 
     // The browser.
-    let cd_port = free_port();
-    let cd_log = dir.join("chromedriver.log");
-    let f = std::fs::File::create(&cd_log).unwrap();
-    let mut driver = Kill(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={cd_port}"))
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(cd_port, "chromedriver", &mut driver.0, &cd_log);
-    let profile = dir.join("profile");
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.display())],
-            "prefs": {
-                "download.default_directory": downloads.display().to_string(),
-                "download.prompt_for_download": false,
-                "intl.accept_languages": "nl,en",
-                "profile.default_content_setting_values.automatic_downloads": 1
-            }
-        }
-    });
-    let caps: serde_json::Map<String, Value> = serde_json::from_value(caps).unwrap();
-    let c = ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{cd_port}"))
-        .await
-        .expect("chromedriver session");
+    let (driver, c) = start_browser(&dir, &downloads).await;
 
     // Close the browser even when a check fails, so no chromium outlives the test.
     let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run(
@@ -439,13 +404,7 @@ async fn run(
     pdf_link.click().await.unwrap();
     let pdf = wait_file(downloads, "bericht.pdf");
     assert!(pdf.starts_with(b"%PDF"));
-    std::fs::write(dir.join("check.pdf"), &pdf).unwrap();
-    let out = Command::new("pdftotext")
-        .arg(dir.join("check.pdf"))
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils)");
-    let pdf_text = String::from_utf8_lossy(&out.stdout);
+    let pdf_text = pdf_text(dir, &pdf);
     for want in [
         "a@zkh.example",
         "Uitslag onderzoek",
@@ -568,6 +527,13 @@ async fn run(
         assert!(!all.contains(secret), "{secret} in the audit log");
     }
     assert_eq!(audit(dir, "portal_downloaded").len(), 3);
+    // The lock tells the sender; here sendmail does not exist, so that is on record.
+    let notice = audit(dir, "portal_lock_notice_failed");
+    assert_eq!(notice.len(), 1, "{notice:?}");
+    assert!(
+        notice[0].contains("\"sender\":\"a@zkh.example\""),
+        "{notice:?}"
+    );
     let out = Command::new(BIN)
         .args(["audit", "verify"])
         .arg(dir.join("portal-audit.log"))

@@ -267,3 +267,42 @@ fn lmtp_intake_on_sqlite() {
     assert!(refused.iter().any(|l| l.contains("451 4.3.0")));
     assert!(!audit_events(dir.path(), "portal_notify_failed").is_empty());
 }
+
+/// `[portal] listen` in use: the portal does not start (exit 1, the reason on stderr),
+/// and its LMTP socket is not left open either.
+#[test]
+fn portal_refuses_to_start_when_the_web_listener_cannot_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Portal::configure(dir.path(), None, "");
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", p.web_port)).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["portal", "--config"])
+        .arg(&p.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the portal kept running without its web listener");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "web listener inet:127.0.0.1:{}: cannot listen",
+            p.web_port
+        )),
+        "{err}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p.lmtp_port)).is_err());
+}

@@ -248,6 +248,17 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
             recipient,
             sender,
             ..
+        }
+        | Event::PortalLockNotified {
+            message,
+            recipient,
+            sender,
+        }
+        | Event::PortalLockNoticeFailed {
+            message,
+            recipient,
+            sender,
+            ..
         } => vec![
             Object {
                 kind: "portal_message",

@@ -325,6 +325,19 @@ pub enum Event {
         seconds: i64,
         client_address: String,
     },
+    /// The sender was told by mail that a recipient got locked (`portal_locked`).
+    PortalLockNotified {
+        message: String,
+        recipient: String,
+        sender: String,
+    },
+    /// The lock notice could not be submitted (or there was no sender to tell).
+    PortalLockNoticeFailed {
+        message: String,
+        recipient: String,
+        sender: String,
+        error: String,
+    },
     /// A correct code opened a session.
     PortalOpened {
         message: String,
@@ -382,6 +395,8 @@ impl Event {
             Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
             Event::PortalCodeFailed { .. } => "portal_code_failed",
             Event::PortalLocked { .. } => "portal_locked",
+            Event::PortalLockNotified { .. } => "portal_lock_notified",
+            Event::PortalLockNoticeFailed { .. } => "portal_lock_notice_failed",
             Event::PortalOpened { .. } => "portal_opened",
             Event::PortalViewed { .. } => "portal_viewed",
             Event::PortalDownloaded { .. } => "portal_downloaded",
@@ -412,7 +427,9 @@ impl Event {
             | Event::AuditLogRecovered { .. }
             | Event::PortalIntakeRefused { .. }
             | Event::PortalNotified { .. }
-            | Event::PortalNotifyFailed { .. } => "E",
+            | Event::PortalNotifyFailed { .. }
+            | Event::PortalLockNotified { .. }
+            | Event::PortalLockNoticeFailed { .. } => "E",
             Event::PortalCodeSent { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. }
@@ -437,6 +454,7 @@ impl Event {
             | Event::ConfigRefused { .. }
             | Event::AuditLogRecovered { .. }
             | Event::PortalNotifyFailed { .. }
+            | Event::PortalLockNoticeFailed { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. } => 4,
             Event::PortalIntakeRefused { reply, .. } if reply.starts_with('4') => 4,

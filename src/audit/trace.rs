@@ -132,6 +132,12 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
         warn PortalLocked "audit: portal recipient locked" {
             message: str, recipient: str, sender: str, seconds: val, client_address: str,
         }
+        info PortalLockNotified "audit: portal lock notice sent to the sender" {
+            message: str, recipient: str, sender: str,
+        }
+        warn PortalLockNoticeFailed "audit: portal lock notice not sent" {
+            message: str, recipient: str, sender: str, error: str,
+        }
         info PortalOpened "audit: portal session opened" {
             message: str, recipient: str, client_address: str,
         }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use crate::config::Classification;
 use crate::message::footer::MAX_MESSAGE_SIZE;
-use crate::message::rewrite::{self, RewriteError};
+use crate::message::rewrite::{self, Destination, RewriteError};
 
 /// sysexits.h EX_TEMPFAIL: what mail software reads as "try again later". Exim defers on
 /// any non-zero status.
@@ -30,6 +30,11 @@ pub struct Args {
     /// X-NTA7516-Classification: secure) or "standard" (the header only).
     #[arg(long, value_name = "secure|standard")]
     pub classification: Classification,
+    /// The transport delivers to the eDelivery portal over LMTP: keep
+    /// X-NTA7516-Phone, the recipient's mobile number the portal needs (every other
+    /// X-NTA7516-* field still goes). Never on a transport that speaks SMTP.
+    #[arg(long)]
+    pub keep_phone: bool,
     #[command(flatten)]
     pub config: super::ConfigArg,
 }
@@ -59,7 +64,13 @@ fn filter(args: &Args, log: &Log) -> Result<(), String> {
         return Err(RewriteError::TooLarge.to_string());
     }
 
-    let out = rewrite::rewrite(&input, args.classification, &config).map_err(|e| e.to_string())?;
+    let to = if args.keep_phone {
+        Destination::Portal
+    } else {
+        Destination::Smtp
+    };
+    let out = rewrite::rewrite_for(&input, args.classification, &config, to)
+        .map_err(|e| e.to_string())?;
 
     let mut stdout = std::io::stdout().lock();
     stdout

@@ -174,21 +174,43 @@ fn close<'a>(
     });
 }
 
+/// Where the rewritten message goes, as far as header hygiene cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Destination {
+    /// Out by SMTP: every `X-NTA7516-*` field goes, `X-NTA7516-Phone` included.
+    #[default]
+    Smtp,
+    /// Our own eDelivery portal over LMTP (Exim's `nta7516_portal` transports): the
+    /// portal reads the recipient's mobile number from `X-NTA7516-Phone`, so that one
+    /// field stays. Only trusted clients can have set it (the ACL removes it otherwise),
+    /// and the portal never passes it on.
+    Portal,
+}
+
 /// The message with our header hygiene, `X-NTA7516-Classification: class` and, for
-/// `secure`, the configured footer.
+/// `secure`, the configured footer, for delivery by SMTP.
 pub fn rewrite(
     raw: &[u8],
     class: Classification,
     config: &Config,
 ) -> Result<Rewritten, RewriteError> {
+    rewrite_for(raw, class, config, Destination::Smtp)
+}
+
+/// [`rewrite`] for a given destination.
+pub fn rewrite_for(
+    raw: &[u8],
+    class: Classification,
+    config: &Config,
+    to: Destination,
+) -> Result<Rewritten, RewriteError> {
     let parsed = parse(raw)?;
     let mut notes = Vec::new();
     let authserv_id = hygiene::authserv_id(config);
     let rules = Hygiene::new(config, &authserv_id);
-    let (removed, kept): (Vec<&Field>, Vec<&Field>) = parsed
-        .fields
-        .iter()
-        .partition(|f| rules.removes(f.name, f.value));
+    let (removed, kept): (Vec<&Field>, Vec<&Field>) = parsed.fields.iter().partition(|f| {
+        rules.removes(f.name, f.value) && !(to == Destination::Portal && rules.is_phone(f.name))
+    });
     if !removed.is_empty() {
         let mut names: Vec<&str> = removed.iter().map(|f| f.name).collect();
         names.dedup();
@@ -329,6 +351,24 @@ mod tests {
             out,
             "Received: from x\n\tby y\nFrom: a@zkh.nl\nSubject: s\nX-NTA7516-Classification: standard\n\nHallo\n"
         );
+    }
+
+    #[test]
+    fn only_the_portal_keeps_the_phone_header() {
+        let c = config("");
+        let raw =
+            b"From: a@zkh.nl\nX-NTA7516-Phone: +31612345678\nX-NTA7516-Route: standard\n\nx\n";
+        let smtp = rewrite(raw, Classification::Secure, &c).unwrap().message;
+        assert!(!String::from_utf8_lossy(&smtp).contains("Phone"));
+        let portal = rewrite_for(raw, Classification::Secure, &c, Destination::Portal)
+            .unwrap()
+            .message;
+        let portal = String::from_utf8(portal).unwrap();
+        assert!(portal.starts_with(
+            "From: a@zkh.nl\nX-NTA7516-Phone: +31612345678\nX-NTA7516-Classification: secure\n\n"
+        ));
+        // every other field of ours still goes
+        assert!(!portal.contains("X-NTA7516-Route"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The compliance decision: a pure function of gathered facts and the policy config.
 //!
 //! No I/O, no clock, no runtime: `decide` sees only [`Facts`] (which carry the day to judge
-//! against) and [`PolicyConfig`]. Each clause below cites where its rule comes from (NTA 7516, the
-//! TXT record definitions of Cryptshare and internet.nl, RFC 7672). Reasons are collected rather
-//! than returned at the first failure, so an operator sees every problem at once; a temporary
+//! against) and [`PolicyConfig`]. Each clause below carries the number of its rule in the
+//! README's Logic section and cites where the rule comes from (NTA 7516, the TXT record
+//! definitions of Cryptshare and internet.nl, RFC 7672). Reasons are collected rather than
+//! returned at the first failure, so an operator sees every problem at once; a temporary
 //! failure only decides the outcome when nothing deterministic already rules compliance out.
 
 use std::fmt;
@@ -12,7 +13,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::PolicyConfig;
-use crate::dns::{Answer, DnsError, DnsResult, Dnssec, Tlsa};
+use crate::dns::{Answer, DnsError, Dnssec, Tlsa};
 use crate::domain::{DomainError, DomainName};
 use crate::nta::facts::{Facts, TargetFacts, target_hosts, txt_records};
 use crate::nta::record::{self, Selection, Validity};
@@ -203,7 +204,7 @@ impl Findings {
     }
 }
 
-/// Rule 0a: an address literal names no domain, so it has no NTA record and no DNSSEC
+/// README Logic, rule 9 (address literals): an address literal names no domain, so it has no NTA record and no DNSSEC
 /// chain for a TLSA lookup: never an NTA 7516 party. Decided without DNS.
 pub fn address_literal(ip: IpAddr) -> Verdict {
     Verdict::NotCompliant {
@@ -214,7 +215,7 @@ pub fn address_literal(ip: IpAddr) -> Verdict {
     }
 }
 
-/// Rule 0b: a recipient domain that is no host name (a label with `_` or an outer
+/// README Logic, rule 9 (undeliverable domains): a recipient domain that is no host name (a label with `_` or an outer
 /// hyphen, invalid punycode, a name UTS #46 refuses) can never be delivered to. Decided
 /// without DNS; the route bounces it (5.1.2) instead of deferring it forever.
 pub fn invalid_domain(domain: &str, error: &DomainError) -> Verdict {
@@ -228,7 +229,7 @@ pub fn invalid_domain(domain: &str, error: &DomainError) -> Verdict {
 
 pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
     let d = &facts.domain;
-    // Rule 1: the apex TXT must be answered at all; without it nothing can be
+    // Rule 2: the apex TXT must be answered at all; without it nothing can be
     // decided, so a lookup failure is temporary whatever else is known.
     let txt = match &facts.txt {
         Ok(a) => a,
@@ -240,7 +241,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
     };
     let mut f = Findings::default();
 
-    // Rule 1: the record must be DNSSEC-secure, otherwise an attacker could forge, strip or
+    // Rule 2: the record must be DNSSEC-secure, otherwise an attacker could forge, strip or
     // redirect it (an unsigned record counts as absent, as internet.nl judges it).
     if !txt.is_secure() {
         f.fail(
@@ -252,7 +253,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         );
     }
 
-    // Rule 1: exactly one NTA record (the current `v=NTA7516-1` and the 2019 `v=NTA7516` syntax).
+    // Rule 3: exactly one NTA record (the current `v=NTA7516-1` and the 2019 `v=NTA7516` syntax).
     let selection = record::select(txt_records(&facts.txt));
     let nta = match &selection {
         Selection::Found(rec) => Some(rec),
@@ -282,7 +283,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         }
     };
 
-    // Rule 1: today between the first day of startdate and the last day of enddate
+    // Rule 4: today between the first day of startdate and the last day of enddate
     // (Cryptshare's definition of the record).
     if let Some(rec) = nta {
         match rec.validity(facts.today) {
@@ -304,7 +305,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         }
     }
 
-    // Rule 2: targets are the ntamx hosts, else the MX hosts; the MX set must be secure,
+    // Rule 5: targets are the ntamx hosts, else the MX hosts; the MX set must be secure,
     // a Null MX (RFC 7505) means the domain accepts no mail.
     let via_ntamx = nta.is_some_and(|r| !r.targets().is_empty());
     let mx_status = if via_ntamx {
@@ -314,7 +315,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
     };
     let hosts = target_hosts(&selection, &facts.mx);
 
-    // Rule 3: at least one target with a DNSSEC-secure TLSA RRset that has a usage 2 or 3
+    // Rule 6: at least one target with a DNSSEC-secure TLSA RRset that has a usage 2 or 3
     // record (RFC 7672 §3.1.3; internet.nl ignores usages 0/1 for port 25).
     let mut usable_targets = Vec::new();
     let mut tlsa_evidence = Vec::new();
@@ -351,7 +352,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         }
     }
 
-    // Rule 4 (optional): the recipient's own DMARC and SPF policies.
+    // Rule 7 (optional): the recipient's own DMARC and SPF policies.
     if config.require_dmarc {
         dmarc_clause(facts, &mut f);
     }
@@ -359,7 +360,7 @@ pub fn decide(facts: &Facts, config: &PolicyConfig) -> Verdict {
         spf_clause(facts, txt, &mut f);
     }
 
-    // Rule 5: deterministic reasons win; then a temporary failure; else compliant.
+    // Rule 8: deterministic reasons win; then a temporary failure; else compliant.
     if !f.reasons.is_empty() {
         return Verdict::NotCompliant { reasons: f.reasons };
     }
@@ -573,11 +574,6 @@ pub fn spf_all(txts: &[String]) -> SpfAll {
         }
     }
     SpfAll::Weak("no all mechanism (same as ?all)".into())
-}
-
-/// Convenience for callers that only hold a lookup result.
-pub fn answer_status<T>(r: &DnsResult<T>) -> Option<Dnssec> {
-    r.as_ref().ok().map(Answer::dnssec)
 }
 
 #[cfg(test)]

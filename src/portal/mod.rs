@@ -14,6 +14,7 @@
 //! - `store`: SQLite / PostgreSQL, encrypted messages and recipients; `store::auth`:
 //!   one-time codes, their limits, and sessions (the web side's tables).
 //! - `web`: the pages behind the link (code, message, downloads).
+//! - `lock_notice`: the mail that tells the sender when a recipient got locked out.
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
 //! - `retention`: the periodic job (expiry, notification retries, stale intakes).
 //! - `run`: the `portal` subcommand's top level.
@@ -21,6 +22,7 @@
 pub mod crypto;
 pub mod intake;
 pub mod lmtp;
+pub mod lock_notice;
 pub mod notice;
 pub mod phone;
 pub mod retention;

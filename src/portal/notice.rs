@@ -86,21 +86,26 @@ impl Notifier {
         })
     }
 
-    /// Submits one notification; `Ok` once `sendmail` accepted it (exit 0). Runs
-    /// `sendmail -i -f <from> -- <recipient>` with the process environment (so
-    /// `MAIL_CONFIG` selects the Postfix instance, as for any Postfix command).
+    /// Submits one notification; `Ok` once `sendmail` accepted it (exit 0).
     pub async fn send(&self, notice: &Notice) -> Result<(), NoticeError> {
+        let built = self.build(notice, &message_id(&self.from), &date_now());
+        self.submit(&notice.recipient, &built.message).await
+    }
+
+    /// Submits one built mail to `recipient`. Runs `sendmail -i -f <from> -- <recipient>`
+    /// with the process environment (so `MAIL_CONFIG` selects the Postfix instance, as for
+    /// any Postfix command); bounded by `timeout`.
+    pub(crate) async fn submit(&self, recipient: &str, message: &[u8]) -> Result<(), NoticeError> {
         let temp = NoticeError::Temporary;
-        if notice.recipient.starts_with('-') || notice.recipient.contains(['\r', '\n']) {
+        if recipient.is_empty() || recipient.starts_with('-') || recipient.contains(['\r', '\n']) {
             return Err(temp("the recipient address is not usable".into()));
         }
-        let built = self.build(notice, &message_id(&self.from), &date_now());
         let mut child = tokio::process::Command::new(&self.sendmail)
             .arg("-i")
             .arg("-f")
             .arg(&self.from)
             .arg("--")
-            .arg(&notice.recipient)
+            .arg(recipient)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -110,7 +115,7 @@ impl Notifier {
         let run = async {
             let mut stdin = child.stdin.take().expect("stdin is piped");
             stdin
-                .write_all(&built.message)
+                .write_all(message)
                 .await
                 .map_err(|e| temp(format!("writing to sendmail: {e}")))?;
             drop(stdin);
@@ -150,12 +155,26 @@ impl Notifier {
     pub fn build(&self, notice: &Notice, message_id: &str, date: &str) -> Built {
         let org = one_line(&self.organisation);
         let body = body_text(&org, &notice.link, &notice.phone);
-        let subject = encode_word(&format!(
-            "Beveiligd bericht van {org} / Secure message from {org}"
-        ));
+        let subject = format!("Beveiligd bericht van {org} / Secure message from {org}");
+        self.compose(&notice.recipient, &subject, body, message_id, date)
+    }
+
+    /// A text/plain mail from the portal to `to`, marked: the headers every portal mail
+    /// has (no URL in any of them), the subject encoded when not ASCII.
+    pub(crate) fn compose(
+        &self,
+        to: &str,
+        subject: &str,
+        body: String,
+        message_id: &str,
+        date: &str,
+    ) -> Built {
+        let org = one_line(&self.organisation);
+        let subject = encode_word(subject);
         let cte = if body.is_ascii() { "7bit" } else { "8bit" };
+        let to = to.to_string();
         let mark = self.mark.mark(&Marked {
-            recipients: std::slice::from_ref(&notice.recipient),
+            recipients: std::slice::from_ref(&to),
             message_id,
             subject: &subject,
             body: body.as_bytes(),
@@ -168,7 +187,7 @@ impl Notifier {
             m.push('\n');
         };
         h("From", &format!("{} <{}>", display_name(&org), self.from));
-        h("To", &format!("<{}>", notice.recipient));
+        h("To", &format!("<{to}>"));
         h("Subject", &subject);
         h("Date", date);
         h("Message-ID", message_id);
@@ -214,7 +233,7 @@ fn body_text(org: &str, link: &str, phone: &Phone) -> String {
 }
 
 /// The organisation's name on one line, without control characters, bounded.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let s: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -270,7 +289,7 @@ fn encode_word(s: &str) -> String {
 }
 
 /// `<32 hex@domain of from>`: random, so nothing about the stored message shows.
-fn message_id(from: &str) -> String {
+pub(crate) fn message_id(from: &str) -> String {
     let mut id = [0u8; 16];
     // A failing system RNG leaves zeros; the id is then still well-formed, and unique
     // enough in practice only with the time added.
@@ -286,7 +305,7 @@ fn message_id(from: &str) -> String {
 }
 
 /// RFC 5322 date of now, in UTC.
-fn date_now() -> String {
+pub(crate) fn date_now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc2822)
         .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".into())

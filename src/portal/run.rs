@@ -29,6 +29,14 @@ pub enum RunError {
     Bind(#[from] crate::server::listen::BindError),
     #[error("notifications: {0}")]
     Notice(#[from] crate::portal::notice::NoticeError),
+    /// `[portal] listen` cannot be bound (in use, no permission, bad path): the portal
+    /// does not start, so that a half-started portal (mail taken in, nobody able to read
+    /// it) is never mistaken for a working one.
+    #[error("web listener {listen}: cannot listen: {error}")]
+    WebBind {
+        listen: String,
+        error: std::io::Error,
+    },
 }
 
 /// Everything opened and bound, ready to run (split from [`Portal::run`] so that start-up
@@ -37,6 +45,7 @@ pub struct Portal {
     config: PortalConfig,
     intake: Arc<Intake>,
     lmtp: crate::server::listen::Bound,
+    web: crate::portal::web::WebListener,
 }
 
 impl Portal {
@@ -46,6 +55,12 @@ impl Portal {
         let auditor = Arc::new(Auditor::open(portal.audit_file.as_deref())?);
         let store = Store::open(&portal.store, key).await?;
         let lmtp = crate::server::listen::bind(&portal.lmtp, &config.server)?;
+        let web = crate::portal::web::WebListener::bind(&portal.listen)
+            .await
+            .map_err(|error| RunError::WebBind {
+                listen: portal.listen.to_string(),
+                error,
+            })?;
         let notifier = Notifier::new(&portal)?;
         let intake = Arc::new(Intake {
             store,
@@ -60,6 +75,7 @@ impl Portal {
             config: portal,
             intake,
             lmtp,
+            web,
         })
     }
 
@@ -75,18 +91,24 @@ impl Portal {
             self.intake.clone(),
             shutdown.clone(),
         ));
-        start_web(&self.config, &self.intake, shutdown.clone());
+        start_web(&self.config, &self.intake, self.web, shutdown.clone());
         crate::portal::lmtp::serve(self.lmtp, self.intake.clone(), host, shutdown).await;
         let _ = periodic.await;
         self.intake.store.close().await;
     }
 }
 
-/// The web side on `config.listen`, sharing the intake's store (its pool and key) and
-/// audit log. A listener or SMS provider that cannot be set up is logged at ERROR and the
-/// LMTP intake keeps running (mail is still taken in and kept; only reading waits).
-fn start_web(config: &PortalConfig, intake: &Arc<Intake>, shutdown: watch::Receiver<bool>) {
-    use crate::portal::web::{self, WebDeps, WebListener, WebState};
+/// The web side on the bound `config.listen`, sharing the intake's store (its pool and
+/// key) and audit log. An SMS provider that cannot be set up is logged at ERROR and the
+/// LMTP intake keeps running (mail is still taken in and kept; only reading waits); a
+/// listener that cannot be bound already stopped [`Portal::start`].
+fn start_web(
+    config: &PortalConfig,
+    intake: &Arc<Intake>,
+    listener: crate::portal::web::WebListener,
+    shutdown: watch::Receiver<bool>,
+) {
+    use crate::portal::web::{self, WebDeps, WebState};
     let sms = match crate::portal::sms::SmsGateway::new(config.sms.clone()) {
         Ok(g) => g,
         Err(e) => {
@@ -99,20 +121,16 @@ fn start_web(config: &PortalConfig, intake: &Arc<Intake>, shutdown: watch::Recei
         pool: intake.store.pool().clone(),
         sms: Arc::new(sms),
         auditor: intake.auditor.clone(),
-        alerts: None,
+        alerts: Some(Arc::new(crate::portal::lock_notice::LockNotice {
+            notifier: intake.notifier.clone(),
+            auditor: intake.auditor.clone(),
+        })),
         secret: intake.store.key().subkey(b"web"),
         organisation: config.organisation.clone(),
         public_url: config.public_url.clone(),
     });
     let listen = config.listen.clone();
     tokio::spawn(async move {
-        let listener = match WebListener::bind(&listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(listen = %listen, error = %e, "portal web side not started: cannot listen");
-                return;
-            }
-        };
         tracing::info!(listen = %listen, "portal web side listening");
         let mut rx = shutdown;
         let stop = async move { crate::shutdown::requested(&mut rx).await };

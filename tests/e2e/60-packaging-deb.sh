@@ -213,10 +213,10 @@ doc=/usr/share/doc/nta7516-milter
 gaps=""
 for f in README.md CHANGELOG.md README.packaging.md copyright examples/config.toml \
     postfix/README.md postfix/main.cf postfix/master.cf postfix/nta7516-milter_header_checks \
-    postfix/nta7516-milter_bounce.cf exim/README.md; do
+    postfix/nta7516-milter_bounce.cf exim/README.md portal/README.md; do
     [ -f "$doc/$f" ] || gaps="$gaps $f"
 done
-assert_eq "docs, Postfix and Exim snippets under $doc" "" "$gaps"
+assert_eq "docs, Postfix and Exim snippets, the portal's README under $doc" "" "$gaps"
 
 # the user and the directories
 pw=$(getent passwd "$USER_NAME" || true)

@@ -46,6 +46,7 @@ expected="/etc/logrotate.d/nta7516-milter
 /usr/share/doc/nta7516-milter/README.md
 /usr/share/doc/nta7516-milter/README.packaging.md
 /usr/share/doc/nta7516-milter/examples/config.toml
+/usr/share/doc/nta7516-milter/portal/README.md
 $(cd "$E2E_REPO" && for f in exim/* postfix/*; do printf '/usr/share/doc/nta7516-milter/%s\n' "$f"; done)
 /usr/share/man/man5/nta7516-milter.toml.5
 /usr/share/man/man8/nta7516-milter.8"

@@ -120,16 +120,16 @@ pub async fn store_one(
 /// The code in the newest SMS the fake received.
 pub fn last_code(sms: &Mutex<Vec<Value>>) -> String {
     let all = sms.lock().unwrap();
-    let text = all.last().expect("an SMS")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let digits: Vec<char> = text.chars().collect();
+    code_in(all.last().expect("an SMS")["text"].as_str().unwrap())
+}
+
+/// The one six-digit code in an SMS text (fails unless there is exactly one).
+pub fn code_in(text: &str) -> String {
     let mut run = String::new();
     let mut found = Vec::new();
-    for c in digits.iter().chain([' '].iter()) {
+    for c in text.chars().chain([' ']) {
         if c.is_ascii_digit() {
-            run.push(*c);
+            run.push(c);
         } else {
             if run.len() == 6 {
                 found.push(run.clone());
@@ -143,6 +143,61 @@ pub fn last_code(sms: &Mutex<Vec<Value>>) -> String {
         "{text}"
     );
     found[0].clone()
+}
+
+/// chromedriver on a free port and a headless Chromium session that downloads into
+/// `downloads` without asking; its log and profile live in `dir`.
+pub async fn start_browser(dir: &Path, downloads: &Path) -> (Kill, Client) {
+    let cd_port = free_port();
+    let cd_log = dir.join("chromedriver.log");
+    let f = std::fs::File::create(&cd_log).unwrap();
+    let mut driver = Kill(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={cd_port}"))
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(cd_port, "chromedriver", &mut driver.0, &cd_log);
+    let profile = dir.join("profile");
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync",
+                     format!("--user-data-dir={}", profile.display())],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+                "intl.accept_languages": "nl,en",
+                "profile.default_content_setting_values.automatic_downloads": 1
+            }
+        }
+    });
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(caps).unwrap();
+    let c = fantoccini::ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{cd_port}"))
+        .await
+        .expect("chromedriver session");
+    (driver, c)
+}
+
+/// pdftotext (poppler-utils) of a PDF, written to `dir` first.
+pub fn pdf_text(dir: &Path, pdf: &[u8]) -> String {
+    let path = dir.join("check.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    assert!(out.status.success(), "pdftotext failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub async fn axe(c: &Client, page: &str) {

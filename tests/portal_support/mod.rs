@@ -22,6 +22,8 @@ pub struct Portal {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub lmtp_port: u16,
+    /// `[portal] listen` (the web side).
+    pub web_port: u16,
     pub child: Option<Child>,
 }
 
@@ -80,6 +82,7 @@ token_file = "{token}"
             dir: dir.to_path_buf(),
             config,
             lmtp_port,
+            web_port,
             child: None,
         }
     }

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# 33-portal-browser: the whole recipient flow on real components, from the sender's MTA to
+# the recipient's browser.
+#
+# Same lab as 32-postfix-portal-route (lib-postfix.sh), policy non_compliant = "portal".
+# In the lab: the real `nta7516-milter portal` (LMTP on 127.0.10.1:7527, web on
+# http://127.0.10.1:7581 = public_url, SQLite, notifications through /usr/sbin/sendmail into
+# pfa), in front of its LMTP socket a recording relay (portal_fakes.py tee, 127.0.10.1:7526
+# = the [portal] lmtp the route map answers) that keeps the bytes Postfix sent, and a fake
+# SMS gateway speaking the `webhook` provider API (portal_fakes.py sms, 127.0.10.1:7590).
+# The portal's sendmail is a lab wrapper that keeps a copy of each submission and then runs
+# /usr/sbin/sendmail with the same arguments.
+#
+# Cases: a secure message with an attachment and X-NTA7516-Phone to a non-compliant domain
+# goes over LMTP (nta-portal) into the portal; its notification reaches the domain's MX
+# (pfc) DKIM-valid with one link; tests/portal_e2e_browser.rs then drives Debian's chromium
+# (chromedriver, WebDriver) inside the lab: it opens THAT link, asks for the code, reads it
+# from the fake gateway, enters it, sees subject, sender, body and the attachment,
+# downloads the PDF (pdftotext), the .eml and the attachment, with axe-core on every page.
+# "Byte-identical": the downloaded .eml is compared with the DATA payload that Postfix's
+# LMTP client sent (recorded by the relay; dot-stuffing undone, the final "." line
+# removed): the message as submitted plus what the milter changed, exactly as delivered
+# (the portal only ever removes a [sms:] subject tag, and this message has none).
+# Then ten wrong codes on a second message lock its recipient and the sender gets the
+# portal's content-free lock notice (by the same sendmail path, DKIM-signed, audited).
+# Last, the portal's own notification, valid mark and all, replayed: from the trusted
+# client it is honoured (the control: the mark is valid), from a client that Postfix lets
+# relay but that is not in [outbound] networks it is not (the mail goes to the portal,
+# which refuses its own mail; nothing in clear at the domain's MX).
+# (The portal stopped -> deferred, kept, delivered after the restart: 80-portal-intake.)
+# No `set -e`: a failed assertion is recorded and the next case still runs.
+set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_case_init
+# shellcheck source-path=SCRIPTDIR source=lib-postfix.sh
+. "$E2E_DIR/lib-postfix.sh"
+
+PY=/usr/bin/python3
+FAKES="$E2E_DIR/portal_fakes.py"
+P="$LAB/portal-browser"
+rm -rf "$P"
+mkdir -p "$P/lmtp" "$P/submitted" "$P/work"
+TEE_ADDR="$PF_INT:7526"
+LMTP_ADDR="$PF_INT:7527"
+WEB_ADDR="$PF_INT:7581"
+SMS_ADDR="$PF_INT:7590"
+PUBLIC_URL="http://$WEB_ADDR"
+PORTAL_FROM=portaal@sender.lab.test
+ORG="Lab Ziekenhuis Browser"
+PHONE=+31612345678
+MASKED="06-****5678"
+
+# The browser test binary (built here unless NTA_E2E_BROWSER_TEST names one).
+browser_test=${NTA_E2E_BROWSER_TEST:-}
+if [ -z "$browser_test" ]; then
+    if command -v cargo >/dev/null 2>&1; then
+        browser_test=$(cd "$E2E_REPO" && cargo test --locked --test portal_e2e_browser --no-run \
+            --message-format=json 2>"$LAB/log/portal-browser-build.out" |
+            jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.name == "portal_e2e_browser") | .executable' |
+            tail -n 1)
+    fi
+    [ -n "$browser_test" ] && [ -x "$browser_test" ] ||
+        e2e_die "cannot build tests/portal_e2e_browser.rs (cargo test --no-run; see $LAB/log/portal-browser-build.out), or set NTA_E2E_BROWSER_TEST"
+fi
+
+pf_lab_up fallback
+
+"$NTA_BIN" portal keygen --out "$P/portal.key" >"$LAB/log/portal-browser-keygen.out" 2>&1 ||
+    e2e_die "portal keygen failed: $(cat "$LAB/log/portal-browser-keygen.out")"
+head -c 32 /dev/urandom >"$P/mail.key"
+chmod 600 "$P/mail.key"
+printf 'lab-sms-token\n' >"$P/sms.token"
+cat >"$P/sendmail" <<EOF
+#!/bin/sh
+# lab wrapper: keep what the portal submits, then submit it with the real sendmail
+f="$P/submitted/\$(date +%s%N).eml"
+cat >"\$f" || exit 75
+exec /usr/sbin/sendmail "\$@" <"\$f"
+EOF
+chmod 755 "$P/sendmail"
+PORTAL_TOML=$(
+    cat <<EOF
+
+[portal]
+listen = "inet:$WEB_ADDR"
+public_url = "$PUBLIC_URL"
+lmtp = "inet:$TEE_ADDR"
+store = "sqlite:$P/portal.db"
+key_file = "$P/portal.key"
+from = "$PORTAL_FROM"
+organisation = "$ORG"
+mail_key = "$P/mail.key"
+audit_file = "$P/portal-audit.log"
+sendmail = "$P/sendmail"
+
+[portal.sms]
+provider = "webhook"
+url = "http://$SMS_ADDR/sms"
+token_file = "$P/sms.token"
+EOF
+)
+nta_policy portal "$PORTAL_TOML"
+# the portal itself listens behind the relay: the same configuration, its own lmtp
+sed "s|^lmtp = \"inet:$TEE_ADDR\"|lmtp = \"inet:$LMTP_ADDR\"|" "$NTA_DAEMON_CONFIG" >"$P/portal.toml"
+assert_exit "the portal's configuration checks" 0 "$NTA_BIN" check-config "$P/portal.toml"
+
+tcp_up() { ip netns exec "$NETNS" timeout 2 bash -c "exec 3<>/dev/tcp/${1%:*}/${1#*:}" 2>/dev/null; }
+lab_bg portal-sms-fake "$PY" "$FAKES" sms "$SMS_ADDR" "$P/sms.jsonl"
+lab_bg portal-lmtp-tee "$PY" "$FAKES" tee "$TEE_ADDR" "$LMTP_ADDR" "$P/lmtp"
+lab_bg portal-browser env MAIL_CONFIG="$(pf_etc pfa)" "$NTA_BIN" portal --config "$P/portal.toml"
+portal_down() {
+    lab_stop portal-browser
+    lab_stop portal-lmtp-tee
+    lab_stop portal-sms-fake
+    pf_lab_down
+}
+trap portal_down EXIT
+for a in "$SMS_ADDR" "$TEE_ADDR" "$LMTP_ADDR" "$WEB_ADDR"; do
+    wait_for "$a listens" 100 0.1 tcp_up "$a" ||
+        e2e_die "nothing listens on $a (see $LAB/log/portal-*.out)"
+done
+
+# notification FILE : the one http(s) URL in the decoded text/plain part
+notice_url() {
+    "$PY" - "$1" <<'EOF'
+import re, sys, email, email.policy
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+for u in re.findall(r"\bhttps?://\S+", m.get_body(preferencelist=("plain",)).get_content()):
+    print(u)
+EOF
+}
+portal_events() { grep -c "\"event_type\":\"$1\"" "$P/portal-audit.log" 2>/dev/null || true; }
+
+# --- a secure message with an attachment -> LMTP -> the portal -> the notification -------
+# (the recipient has its own token: the message's token t is only in its subject and body)
+t=$(pf_token)
+r="b$(pf_token)@notlsa.lab.test"
+printf 'Uitslag bijlage %s\nregel twee\n' "$t" >"$P/uitslag.txt"
+pf_accepted "message: secure, with an attachment and X-NTA7516-Phone, to a non-compliant domain" int "$t" \
+    --to "$r" --add-header "X-NTA7516-Phone: $PHONE" \
+    --attach-type text/plain --attach-name uitslag.txt --attach "@$P/uitslag.txt"
+q=$PF_QID
+pf_assert_log "message: delivered over LMTP by nta-portal, 250 after the commit" pfa \
+    "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7526, .*status=sent \(250 2\.0\.0 "
+pf_assert_count "message: never at the domain's MX in clear" 0 pfc "$t"
+assert_true "message: the relay recorded exactly one DATA payload with it" \
+    "$PY" "$FAKES" data "$P/lmtp" "$t" "$P/lmtp-data.eml"
+assert_true "message: what Postfix handed over has the attachment and the number header" \
+    sh -c "grep -q 'filename=\"\\?uitslag.txt' '$P/lmtp-data.eml' && grep -qi '^X-NTA7516-Phone: ' '$P/lmtp-data.eml'"
+link=""
+if pf_assert_mail "notification: the domain's receiver (pfc) got it" pfc "$r" "$r"; then
+    f=$PF_FILE
+    assert_eq "notification: DKIM-valid (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    assert_eq "notification: content-free (no subject or body text)" 0 "$(grep -c "$t" "$f")"
+    link=$(notice_url "$f")
+    assert_match "notification: one link, public_url + /m/<token>" "^$PUBLIC_URL/m/[A-Za-z0-9_-]{43}\$" "$link"
+fi
+
+# --- a second message, whose recipient will get locked: the first five wrong codes -------
+t2=$(pf_token)
+r2="l$(pf_token)@notlsa.lab.test"
+link2=""
+lock_t0=$SECONDS
+if pf_accepted "lock: a second secure message for the portal accepted" int "$t2" \
+    --to "$r2" --add-header "X-NTA7516-Phone: $PHONE" &&
+    pf_assert_mail "lock: its notification reached pfc" pfc "$r2" "$r2"; then
+    link2=$(notice_url "$PF_FILE")
+    out=$(run_in_lab "$PY" "$FAKES" wrong-codes "$link2" "$P/sms.jsonl" 1 2>&1)
+    lock_t0=$SECONDS
+    assert_eq "lock: a code, then five wrong ones (the code is void, no lock yet)" \
+        "send 200 code 200 code 200 code 200 code 200 code 200 not locked" "$(printf '%s' "$out" | tr '\n' ' ')"
+fi
+
+# --- the browser follows that link ---------------------------------------------------------
+jq -n --arg link "$link" --arg sms_log "$P/sms.jsonl" --arg phone "$PHONE" --arg masked "$MASKED" \
+    --arg organisation "$ORG" --arg sender sender@sender.lab.test --arg subject "e2e $t" \
+    --arg body "e2e message $t" --arg attachment_name uitslag.txt \
+    --arg attachment_file "$P/uitslag.txt" --arg eml "$P/lmtp-data.eml" --arg work "$P/work" \
+    '$ARGS.named' >"$P/browser.json"
+rc=0
+ip netns exec "$NETNS" env NTA_E2E_PORTAL="$P/browser.json" RUST_BACKTRACE=0 \
+    timeout -k 5 240 "$browser_test" --ignored --exact e2e_notification_link_in_a_real_browser \
+    --test-threads=1 >"$LAB/log/portal-browser-test.out" 2>&1 || rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^test result: ok. 1 passed' "$LAB/log/portal-browser-test.out"; then
+    e2e_pass "browser: link from the delivered notification, code by SMS, body, attachment, PDF text, .eml byte-identical to the LMTP DATA, axe-core clean on every page"
+else
+    e2e_fail "browser: tests/portal_e2e_browser.rs exited $rc (see $LAB/log/portal-browser-test.out)" \
+        "$(grep -v '^\s*$' "$LAB/log/portal-browser-test.out" | tail -n 25)"
+fi
+assert_eq "browser: the fake gateway got two SMS (the lock's first and the browser's), to the number" \
+    "2 $PHONE $PHONE" "$(jq -rs '"\(length) \(.[0].body.to) \(.[1].body.to)"' "$P/sms.jsonl" 2>/dev/null)"
+assert_eq "browser: the SMS request carried the token from token_file" "Bearer lab-sms-token" \
+    "$(jq -r '.authorization' "$P/sms.jsonl" 2>/dev/null | head -n 1)"
+assert_eq "audit: three downloads (pdf, eml, part)" "eml part pdf" \
+    "$(grep '"event_type":"portal_downloaded"' "$P/portal-audit.log" | jq -r '.detail.what' 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//')"
+
+# --- the lock: five more wrong codes after the resend delay; the sender is told ----------
+if [ -n "$link2" ]; then
+    # RESEND_AFTER (60 s) since the first code
+    wait=$((62 - (SECONDS - lock_t0)))
+    [ "$wait" -le 0 ] || sleep "$wait"
+    out=$(run_in_lab "$PY" "$FAKES" wrong-codes "$link2" "$P/sms.jsonl" 3 2>&1)
+    assert_eq "lock: a new code and five more wrong ones: locked (403)" \
+        "send 200 code 200 code 200 code 200 code 200 code 403 locked" "$(printf '%s' "$out" | tr '\n' ' ')"
+    wait_for "the portal audited the lock notice" 50 0.2 grep -q '"event_type":"portal_lock_notified"' "$P/portal-audit.log" || true
+    assert_eq "lock: audited (portal_locked, portal_lock_notified to the sender)" "1 1 sender@sender.lab.test" \
+        "$(portal_events portal_locked) $(portal_events portal_lock_notified) $(grep '"event_type":"portal_lock_notified"' "$P/portal-audit.log" | jq -r '.detail.sender' 2>/dev/null)"
+    if pf_assert_mail "lock notice: it reached the sender's mailbox (pfa)" pfa "$r2" sender@sender.lab.test; then
+        f=$PF_FILE
+        assert_match "lock notice: from the portal's address" "<$PORTAL_FROM>" "$(pf_hdr "$f" From)"
+        assert_match "lock notice: Dutch and English, names the locked recipient" \
+            "Beste afzender.*$r2.*Dear sender" "$(tr '\n' ' ' <"$f")"
+        assert_eq "lock notice: content-free (no subject or body text of the message, no link)" "0 0" \
+            "$(grep -c "$t2" "$f") $(grep -c "$PUBLIC_URL" "$f")"
+        assert_eq "lock notice: the mark never leaves" 0 "$(pf_hdr "$f" X-NTA7516-Portal-Mark | grep -c . || true)"
+        assert_eq "lock notice: DKIM-signed by the milter (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    fi
+fi
+
+# --- the portal's notification, valid mark and all, replayed by SMTP clients --------------
+# replay FROM_ADDR FILE RCPT : swaks with the file as DATA as it is (no added headers)
+replay() {
+    PF_OUT="$LAB/out/swaks-replay-$1-$(date +%s%N).out"
+    run_in_lab_resolv timeout 60 swaks --server "$PF_INT:25" --local-interface "$1" \
+        --helo client.lab.test --from "$PORTAL_FROM" --to "$3" --data "@$2" --timeout 30 >"$PF_OUT" 2>&1
+    PF_QID=$(sed -n 's/^<[~-]* *250 .*queued as \([0-9A-Za-z]*\).*/\1/p' "$PF_OUT" | tail -n 1)
+}
+sub=$(grep -lx "To: <$r>" "$P"/submitted/*.eml 2>/dev/null | head -n 1)
+if assert_true "replay: the portal's submission of the first notification was kept" test -s "$sub"; then
+    mid=$(pf_hdr "$sub" Message-ID)
+    replay "$PF_INT" "$sub" "$r"
+    pf_assert_log "replay, trusted client (control): the mark is honoured, ordinary smtp to the domain's MX" pfa \
+        "postfix/smtp\[[0-9]+\]: $PF_QID: to=<$r>, relay=mx\.notlsa\.lab\.test\[127\.0\.10\.26\]:25, .*status=sent"
+    pf_assert_count "replay, trusted client (control): a second copy at pfc" 2 pfc "$mid" "$r"
+    # Postfix lets 127.0.10.98 relay now; the milter still sees a client outside
+    # [outbound] networks
+    d=$(pf_etc pfa)
+    postconf -c "$d" -e "mynetworks = 127.0.10.1/32, 127.0.0.1/32, $PF_EXT/32"
+    postfix_ pfa reload >/dev/null 2>&1
+    sleep 1
+    notes=$(grep -c 'portal mark from an untrusted client ignored' "$LAB/log/nta-daemon.out" || true)
+    replay "$PF_EXT" "$sub" "$r"
+    if assert_match "replay, untrusted client: Postfix accepted it (it may relay)" '.' "$PF_QID"; then
+        pf_wait_log pfa "$PF_QID: to=<$r>, .*status=(sent|bounced|deferred)" || true
+        pf_assert_nolog "replay, untrusted client: never by plain smtp to the domain's MX" pfa \
+            "postfix/smtp\[[0-9]+\]: $PF_QID: to=<$r>, relay=mx\.notlsa"
+        pf_assert_log "replay, untrusted client: the secure route (nta-portal), which refuses the portal's own mail" pfa \
+            "postfix/nta-portal/lmtp\[[0-9]+\]: $PF_QID: to=<$r>, .*status=bounced .*550 5\.7\.1 "
+        pf_assert_count "replay, untrusted client: no third copy at pfc" 2 pfc "$mid" "$r"
+        assert_true "replay, untrusted client: the milter logged the mark as ignored and removed" \
+            test "$(grep -c 'portal mark from an untrusted client ignored' "$LAB/log/nta-daemon.out")" -gt "$notes"
+    fi
+    postconf -c "$d" -e "mynetworks = 127.0.10.1/32, 127.0.0.1/32"
+    postfix_ pfa reload >/dev/null 2>&1
+fi
+assert_exit "audit: the portal's chain verifies" 0 "$NTA_BIN" audit verify "$P/portal-audit.log"
+
+lab_stop portal-browser
+lab_stop portal-lmtp-tee
+lab_stop portal-sms-fake
+nta_policy fallback
+[ "$E2E_FAILED" -eq 0 ] || { pf_dump_logs; tail -n 30 "$LAB/log/portal-browser.out"; }
+exit 0
