@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::audit::Event;
+use crate::metrics::FrontEnd;
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
 
@@ -32,11 +33,36 @@ pub type ReloadObserver = Box<dyn Fn(&Result<u64, String>) + Send + Sync>;
 pub async fn run(
     listeners: Listeners,
     shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    reload: mpsc::Receiver<()>,
+    load: Loader,
+    on_reload: ReloadObserver,
+) -> std::io::Result<()> {
+    run_with_metrics(listeners, None, shared, shutdown, reload, load, on_reload).await
+}
+
+/// [`run`], and with `metrics` (the `[server] metrics` listener) also `/metrics` and
+/// `/healthz` until both front-ends have stopped, so that monitoring sees a front-end
+/// go down. The metrics listener is no front-end: when it breaks, it stops alone.
+pub async fn run_with_metrics(
+    mut listeners: Listeners,
+    metrics: Option<Bound>,
+    shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     mut reload: mpsc::Receiver<()>,
     load: Loader,
     on_reload: ReloadObserver,
 ) -> std::io::Result<()> {
+    let counters = shared.current().metrics.clone();
+    for (f, l) in [
+        (FrontEnd::Milter, &mut listeners.milter),
+        (FrontEnd::Map, &mut listeners.map),
+    ] {
+        l.report_accepting(counters.accepting_flag(f));
+        counters.set_running(f, true);
+    }
+    let (exporter_stop, exporter_rx) = watch::channel(false);
+    let exporter = metrics.map(|l| tokio::spawn(exporter(l, shared.clone(), exporter_rx)));
     // The front-ends stop on this one: on the caller's shutdown, or when the other
     // front-end died.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -67,8 +93,14 @@ pub async fn run(
     let failure: Option<String> = loop {
         tokio::select! {
             _ = crate::shutdown::requested(&mut shutdown) => break None,
-            r = &mut milter => break Some(front_end_ended("milter", r)),
-            r = &mut map => break Some(front_end_ended("map server", r)),
+            r = &mut milter => {
+                counters.set_running(FrontEnd::Milter, false);
+                break Some(front_end_ended("milter", r));
+            }
+            r = &mut map => {
+                counters.set_running(FrontEnd::Map, false);
+                break Some(front_end_ended("map server", r));
+            }
             r = reload.recv(), if reload_open => match r {
                 Some(()) => {
                     let current = shared.current();
@@ -126,6 +158,13 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "shutdown grace period over; exiting with work in flight (the MTA retries it)");
     }
+    for f in FrontEnd::ALL {
+        counters.set_running(f, false);
+    }
+    let _ = exporter_stop.send(true);
+    if let Some(task) = exporter {
+        let _ = tokio::time::timeout(EXPORTER_STOP, task).await;
+    }
     let g = shared.current();
     g.auditor.record(Event::Shutdown {
         reason: failure
@@ -141,6 +180,16 @@ pub async fn run(
             Ok(())
         }
         Some(why) => Err(std::io::Error::other(why)),
+    }
+}
+
+/// How long the metrics listener gets to stop at the end (it has nothing to finish).
+const EXPORTER_STOP: Duration = Duration::from_secs(2);
+
+/// The metrics listener's task: its failure is logged and ends only this task.
+async fn exporter(listener: Bound, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    if let Err(e) = crate::metrics::http::serve(listener, shared, stop).await {
+        tracing::error!(error = %e, "metrics listener failed; /metrics and /healthz are off until a restart (mail is not affected)");
     }
 }
 

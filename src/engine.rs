@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::PolicyConfig;
 use crate::dns::{DnsResult, Resolver};
 use crate::domain::DomainName;
+use crate::metrics::Metrics;
 use crate::nta::facts::{self, Facts, Scope};
 use crate::policy::{self, Code, Reason, Verdict};
 
@@ -77,6 +78,8 @@ pub struct Engine<R: Resolver> {
     /// Shared with the engine of the next configuration generation, so a reload does not
     /// double the bound.
     slots: Arc<Semaphore>,
+    /// The process's counters (cache hits, evaluations), shared across generations.
+    metrics: Arc<Metrics>,
 }
 
 impl<R: Resolver> Engine<R> {
@@ -103,6 +106,18 @@ impl<R: Resolver> Engine<R> {
         entries: usize,
         slots: Arc<Semaphore>,
     ) -> Arc<Self> {
+        Self::with_metrics(resolver, policy, timeout, entries, slots, Arc::default())
+    }
+
+    /// [`Engine::with_slots`], counting into `metrics` (the process's, on reload too).
+    pub fn with_metrics(
+        resolver: Arc<R>,
+        policy: PolicyConfig,
+        timeout: Duration,
+        entries: usize,
+        slots: Arc<Semaphore>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let cap = NonZeroUsize::new(entries.max(1)).expect("max(1) is non-zero");
         Arc::new(Self {
             resolver,
@@ -112,6 +127,7 @@ impl<R: Resolver> Engine<R> {
             pending: Mutex::new(HashMap::new()),
             dane_targets: Mutex::new(LruCache::new(cap)),
             slots,
+            metrics,
         })
     }
 
@@ -145,7 +161,9 @@ impl<R: Resolver> Engine<R> {
     /// already under way, or by starting one once an evaluation slot is free (waiting for
     /// it; callers bound the wait with their own deadline).
     pub async fn decide(self: &Arc<Self>, domain: &DomainName) -> Arc<Decision> {
-        if let Some(hit) = self.cached(domain) {
+        let hit = self.cached(domain);
+        self.metrics.cache_lookup(hit.is_some());
+        if let Some(hit) = hit {
             return hit;
         }
         let joined = lock(&self.pending).get(domain).cloned();
@@ -291,8 +309,10 @@ impl<R: Resolver> Engine<R> {
             dmarc: self.policy.require_dmarc,
         };
         let today = crate::nta::today_utc();
+        let started = Instant::now();
         let facts = facts::gather(&*self.resolver, &domain, today, scope, self.timeout).await;
         let verdict = policy::decide(&facts, &self.policy);
+        self.metrics.evaluated(&verdict, started.elapsed());
         let ttl = verdict_ttl(&facts, &verdict);
         Decision {
             verdict,

@@ -18,6 +18,7 @@ pub mod engine;
 mod logging;
 pub mod map;
 pub mod message;
+pub mod metrics;
 pub mod milter;
 mod notify;
 pub mod nta;

@@ -16,6 +16,7 @@ use crate::domain::DomainName;
 use crate::engine::{CACHE_ENTRIES, Engine, MAX_CONCURRENT_EVALUATIONS};
 use crate::message::plan::Context;
 use crate::message::portal_mark::MarkKey;
+use crate::metrics::Metrics;
 use tokio::sync::Semaphore;
 
 pub use crate::message::dkim::DkimSlot;
@@ -47,6 +48,9 @@ pub struct Generation {
     /// (`message::portal_mark`). `None` without a portal, or (tools, tests) when it does
     /// not load; `serve` refuses to start then ([`check_service`]).
     pub portal_mark: Option<Arc<MarkKey>>,
+    /// The process's counters for `[server] metrics`: made with the first generation,
+    /// handed on to every later one (a reload resets nothing).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Generation {
@@ -76,6 +80,7 @@ impl Generation {
         previous: Option<&Generation>,
         dkim: HashMap<DomainName, DkimSlot>,
     ) -> Result<Self, BuildError> {
+        let metrics = previous.map_or_else(Arc::default, |p| p.metrics.clone());
         let engine = match previous {
             Some(p) if p.config.dns == config.dns && p.config.policy == config.policy => {
                 p.engine.clone()
@@ -87,12 +92,13 @@ impl Generation {
                     || Arc::new(Semaphore::new(MAX_CONCURRENT_EVALUATIONS)),
                     |p| p.engine.slots(),
                 );
-                Engine::with_slots(
+                Engine::with_metrics(
                     Arc::new(resolver),
                     config.policy.clone(),
                     config.dns.timeout,
                     CACHE_ENTRIES,
                     slots,
+                    metrics.clone(),
                 )
             }
         };
@@ -113,6 +119,7 @@ impl Generation {
             config: Arc::new(config),
             engine,
             dkim,
+            metrics,
             number: previous.map_or(0, |p| p.number + 1),
         })
     }

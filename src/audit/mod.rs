@@ -183,6 +183,7 @@ pub struct Auditor {
     counter: AtomicU64,
     healthy: AtomicBool,
     failures: AtomicU64,
+    writes: AtomicU64,
     source: AuditSource,
     /// Dropped last: joins the fsync thread, which syncs a final time.
     _syncer: Option<Syncer>,
@@ -229,6 +230,7 @@ impl Auditor {
             counter: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             failures: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             source: AuditSource::local(),
             _syncer: syncer,
         })
@@ -293,6 +295,8 @@ impl Auditor {
         match result {
             Ok(first) => {
                 self.healthy.store(true, Ordering::Relaxed);
+                self.writes
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
                 for ((event, id), seq) in events.iter().zip(&ids).zip(first..) {
                     trace::emit(event, id, Some(seq));
                 }
@@ -335,6 +339,11 @@ impl Auditor {
     /// Events that could not be written to the file since start.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Events written to the file since it was opened (0 without a file).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// This process's part of every `event_id`.

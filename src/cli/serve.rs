@@ -45,8 +45,27 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
             return fail;
         }
     };
+    // Monitoring is no reason to keep mail out: a metrics socket that cannot be bound
+    // is logged, and the daemon serves mail without it.
+    let metrics = server
+        .metrics
+        .as_ref()
+        .and_then(|spec| match bind(spec, server) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(
+                    "server.metrics: cannot listen ({e}); serving mail without metrics"
+                );
+                None
+            }
+        });
     tracing::info!(
         config = %source,
+        metrics = %server
+            .metrics
+            .as_ref()
+            .filter(|_| metrics.is_some())
+            .map_or("off".to_string(), |m| m.to_string()),
         milter = %server.milter,
         map = %server.map,
         log = backend,
@@ -65,6 +84,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
         let config = load_config(path.as_deref())?;
         if config.server.milter != current.config.server.milter
             || config.server.map != current.config.server.map
+            || config.server.metrics != current.config.server.metrics
         {
             tracing::warn!(
                 "listener addresses changed in the configuration; they take effect only after a restart"
@@ -77,7 +97,10 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Err(e) => crate::notify::notify(&format!("READY=1\nSTATUS=reload refused: {e}")),
     });
     crate::notify::notify("READY=1\nSTATUS=serving");
-    let result = crate::daemon::run(listeners, shared, stop_rx, reload_rx, loader, observer).await;
+    let result = crate::daemon::run_with_metrics(
+        listeners, metrics, shared, stop_rx, reload_rx, loader, observer,
+    )
+    .await;
     crate::notify::notify("STOPPING=1");
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,6 +71,8 @@ pub(crate) struct RawServer {
     pub socket_group: Option<Str>,
     pub socket_mode: Str,
     pub dry_run: Spanned<bool>,
+    /// Off (absent) by default: a monitoring listener is opt-in.
+    pub metrics: Option<Str>,
 }
 
 impl Default for RawServer {
@@ -82,6 +84,7 @@ impl Default for RawServer {
             socket_group: None,
             socket_mode: unspanned(DEFAULT_SOCKET_MODE.into()),
             dry_run: unspanned(false),
+            metrics: None,
         }
     }
 }

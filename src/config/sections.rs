@@ -24,6 +24,10 @@ pub struct ServerConfig {
     /// `NOTFOUND`, the milter changes no message and refuses none (a refusal it would
     /// have given is logged and audited as `would_refuse`).
     pub dry_run: bool,
+    /// Prometheus `/metrics` and `/healthz` over HTTP; `None` (the default): no listener.
+    /// Same notation as the front-ends; owner, group and mode apply to a `unix:` socket
+    /// too.
+    pub metrics: Option<SocketSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,6 +43,30 @@ fn ok(text: &str) -> Config {
 }
 
 #[test]
+fn metrics_listener_is_off_by_default_and_needs_its_own_socket() {
+    assert_eq!(Config::embedded_defaults().server.metrics, None);
+    assert_eq!(
+        ok("[server]\nmetrics = \"unix:/run/nta7516-milter/metrics.sock\"\n")
+            .server
+            .metrics,
+        Some(SocketSpec::Unix("/run/nta7516-milter/metrics.sock".into()))
+    );
+    assert_only(
+        "[server]\n\nmetrics = \"inet:127.0.0.1:7516\"\n",
+        "server.metrics",
+        3,
+        "also a front-end socket",
+    );
+    assert_only(
+        "[server]\nmetrics = \"127.0.0.1:7518\"\n",
+        "server.metrics",
+        2,
+        "inet:HOST:PORT",
+    );
+    assert_only("[server]\nmetrics = 7518\n", "server.metrics", 2, "string");
+}
+
+#[test]
 fn defaults_are_valid() {
     let c = Config::embedded_defaults();
     assert_eq!(c.source, None);
@@ -94,6 +118,7 @@ fn sample_file_equals_defaults_and_shows_every_key() {
         "socket_group =",
         "socket_mode =",
         "dry_run =",
+        "metrics =",
         "[dns]",
         "nameservers =",
         "trust_anchor_file =",
@@ -133,6 +158,7 @@ fn sample_file_equals_defaults_and_shows_every_key() {
 [server]
 socket_owner = "nta7516-milter"
 socket_group = "postfix"
+metrics = "inet:127.0.0.1:7518"
 [dns]
 trust_anchor_file = "/etc/nta7516-milter/root-anchors.key"
 [policy]
@@ -151,6 +177,7 @@ file = "/var/log/nta7516-milter/audit.log"
     assert_eq!(c.dkim.len(), 1);
     for example in [
         "socket_owner = \"nta7516-milter\"",
+        "metrics = \"inet:127.0.0.1:7518\"",
         "trust_anchor_file = \"/etc/nta7516-milter/root-anchors.key\"",
         "fallback_relay = \"[securemail-relay.example.nl]:25\"",
         "match = [\"nieuwsbrief@zkh.nl\", \"@marketing.zkh.nl\"]",
@@ -169,6 +196,7 @@ socket_owner = "nta7516-milter"
 socket_group = "postfix"
 socket_mode = "0600"
 dry_run = true
+metrics = "inet:127.0.0.1:7518"
 
 [dns]
 nameservers = ["192.0.2.53", "[2001:db8::53]:5353", "127.0.0.1:53"]
@@ -231,6 +259,10 @@ fn full_file() {
             socket_group: Some("postfix".into()),
             socket_mode: 0o600,
             dry_run: true,
+            metrics: Some(SocketSpec::Inet {
+                host: "127.0.0.1".into(),
+                port: 7518
+            }),
         }
     );
     assert_eq!(

@@ -119,6 +119,16 @@ fn server(raw: RawServer, r: &mut Report<'_>) -> Option<ServerConfig> {
             format!("{b} is also the milter socket; the two front-ends need different sockets"),
         );
     }
+    let metrics = parse_opt(r, "server.metrics", &raw.metrics, str::parse::<SocketSpec>);
+    if let (Some(Some(m)), Some(span)) = (&metrics, raw.metrics.as_ref().map(|m| m.span()))
+        && (milter.as_ref() == Some(m) || map.as_ref() == Some(m))
+    {
+        r.error(
+            "server.metrics",
+            &span,
+            format!("{m} is also a front-end socket; the metrics listener needs its own"),
+        );
+    }
     let socket_owner = parse_opt(r, "server.socket_owner", &raw.socket_owner, account);
     let socket_group = parse_opt(r, "server.socket_group", &raw.socket_group, account);
     let socket_mode = parse(r, "server.socket_mode", &raw.socket_mode, file_mode);
@@ -129,6 +139,7 @@ fn server(raw: RawServer, r: &mut Report<'_>) -> Option<ServerConfig> {
         socket_group: socket_group?,
         socket_mode: socket_mode?,
         dry_run: raw.dry_run.into_inner(),
+        metrics: metrics?,
     })
 }
 

@@ -236,6 +236,7 @@ async fn route(g: &Generation, key: &str) -> (Reply, Option<Event>) {
         }
     };
     let reply = reply::route_reply(&g.config, &shown, verdict);
+    g.metrics.route(verdict);
     let reasons: Vec<&str> = verdict.reasons().iter().map(|r| r.code.as_str()).collect();
     let evidence = match verdict {
         Verdict::Compliant(c) => c.evidence.to_string(),

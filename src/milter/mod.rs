@@ -8,6 +8,7 @@ mod budget;
 mod decide;
 mod guard;
 mod headers;
+mod tally;
 mod transport;
 
 use std::ffi::{CStr, CString};
@@ -360,6 +361,8 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
     let g = conn.generation.clone();
     let leading_space = conn.leading_space;
     let answer = decide(conn, &g, &mut msg, &qid).await;
+    // What the metrics count is read now, while the message is still here.
+    let tally = tally::Tally::of(conn, &g, &msg, &answer);
     // The received body is not needed once the decision (and any replacement body) exists;
     // held while the replacement goes back to the MTA it would be one more copy of every
     // large message in flight. Its share of the body budget stays taken until the answer
@@ -369,7 +372,9 @@ async fn eom(cx: &mut EomContext<Conn>) -> Status {
         Ok(mut msg) => (msg.body_bytes.take(), None),
         Err(shared) => (None, Some(shared)),
     };
-    respond(cx, &answer, &qid, &g, leading_space).await
+    let status = respond(cx, &answer, &qid, &g, leading_space).await;
+    tally.count(&g, &status);
+    status
 }
 
 /// The one place where a decision becomes the MTA's answer. With `[server] dry_run`

@@ -5,6 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -101,6 +103,8 @@ pub struct Bound {
     /// Failures not yet logged, and when the last line was written.
     unlogged: u64,
     last_log: Option<Instant>,
+    /// Kept false while accepts fail, true otherwise (`[server] metrics`, `/healthz`).
+    accepting: Option<Arc<AtomicBool>>,
 }
 
 impl From<TcpListener> for Bound {
@@ -122,6 +126,19 @@ impl Bound {
             backoff: None,
             unlogged: 0,
             last_log: None,
+            accepting: None,
+        }
+    }
+
+    /// From now on, keeps `flag` false while accepts fail (the fd table is full, say)
+    /// and true while they work: the front-end's state as monitoring sees it.
+    pub fn report_accepting(&mut self, flag: Arc<AtomicBool>) {
+        self.accepting = Some(flag);
+    }
+
+    fn set_accepting(&self, ok: bool) {
+        if let Some(f) = &self.accepting {
+            f.store(ok, Ordering::Relaxed);
         }
     }
 
@@ -146,16 +163,23 @@ impl Bound {
                         }
                     },
                     Poll::Ready(Err(e)) => Err(e),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        self.set_accepting(true);
+                        return Poll::Pending;
+                    }
                 },
                 Kind::Unix(l) => match l.poll_accept(cx) {
                     Poll::Ready(Ok((s, _))) => Ok(Stream::unix(s)),
                     Poll::Ready(Err(e)) => Err(e),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        self.set_accepting(true);
+                        return Poll::Pending;
+                    }
                 },
             };
             match accepted {
                 Ok(s) => {
+                    self.set_accepting(true);
                     if self.unlogged > 0 {
                         tracing::warn!(
                             failures = self.unlogged,
@@ -166,10 +190,14 @@ impl Bound {
                     return Poll::Ready(Ok(s));
                 }
                 Err(e) if is_transient_accept_error(&e) => {
+                    self.set_accepting(false);
                     self.note_transient(&e);
                     self.backoff = Some(Box::pin(tokio::time::sleep(ACCEPT_BACKOFF)));
                 }
-                Err(e) => return Poll::Ready(Err(e)),
+                Err(e) => {
+                    self.set_accepting(false);
+                    return Poll::Ready(Err(e));
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Starts the real daemon (`nta7516_milter::run`: milter + map server) in-process on
-//! loopback TCP ports and unix sockets, with shutdown and reload under the test's control.
+//! loopback TCP ports and unix sockets, with shutdown and reload under the test's control
+//! (and, with [`start_with_metrics`], the `[server] metrics` listener).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,16 @@ pub struct Daemon {
 
 /// `toml` is a full config (the [server] listeners are overridden to port 0).
 pub async fn start(toml: &str) -> Daemon {
+    start_with(toml, false).await.0
+}
+
+/// [`start`] with the `[server] metrics` listener too, on its own loopback port.
+pub async fn start_with_metrics(toml: &str) -> (Daemon, SocketAddr) {
+    let (d, metrics) = start_with(toml, true).await;
+    (d, metrics.unwrap())
+}
+
+async fn start_with(toml: &str, metrics: bool) -> (Daemon, Option<SocketAddr>) {
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("config.toml");
     std::fs::write(&config_file, toml).unwrap();
@@ -38,6 +49,8 @@ pub async fn start(toml: &str) -> Daemon {
     let milter = bind(&any, &config.server).unwrap();
     let map = bind(&any, &config.server).unwrap();
     let (milter_addr, map_addr) = (milter.local_addr().unwrap(), map.local_addr().unwrap());
+    let exporter = metrics.then(|| bind(&any, &config.server).unwrap());
+    let exporter_addr = exporter.as_ref().and_then(|e| e.local_addr());
     let shared = Shared::new(Generation::build(config, None).unwrap());
     let (stop, stop_rx) = watch::channel(false);
     let (reload, reload_rx) = mpsc::channel(1);
@@ -50,15 +63,16 @@ pub async fn start(toml: &str) -> Daemon {
     let observer: ReloadObserver = Box::new(move |r| {
         let _ = seen_tx.send(r.clone());
     });
-    let task = tokio::spawn(nta7516_milter::run(
+    let task = tokio::spawn(nta7516_milter::daemon::run_with_metrics(
         Listeners { milter, map },
+        exporter,
         shared.clone(),
         stop_rx,
         reload_rx,
         loader,
         observer,
     ));
-    Daemon {
+    let d = Daemon {
         milter: milter_addr,
         map: map_addr,
         shared,
@@ -68,7 +82,8 @@ pub async fn start(toml: &str) -> Daemon {
         reloads,
         config_file,
         _dir: dir,
-    }
+    };
+    (d, exporter_addr)
 }
 
 impl Daemon {

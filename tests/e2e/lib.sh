@@ -48,6 +48,9 @@ E2E_PACKAGE_SETS=(E2E_PKGS_BASE E2E_PKGS_DNS E2E_PKGS_POSTFIX E2E_PKGS_DKIM E2E_
 # shellcheck disable=SC2034 # swaks -tls (inbound STARTTLS, case file 35) needs Net::SSLeay
 E2E_PKGS_SWAKS_TLS=(libnet-ssleay-perl)
 E2E_PACKAGE_SETS+=(E2E_PKGS_SWAKS_TLS)
+# shellcheck disable=SC2034 # tests/metrics.rs: curl scrapes /metrics and /healthz as the README shows; promtool (in prometheus) checks the alert rules
+E2E_PKGS_METRICS=(curl prometheus)
+E2E_PACKAGE_SETS+=(E2E_PKGS_METRICS)
 # shellcheck disable=SC2034 # libraries of the unpacked exim4-daemon-heavy (case files 5x,
 # lib-exim.sh); exim4 itself conflicts with postfix: downloaded and unpacked, not installed
 E2E_PKGS_EXIM=(libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libldap-2.5-0 libmariadb3 libnsl2 libpam0g libpcre2-8-0 libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0)
