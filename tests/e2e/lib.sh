@@ -40,6 +40,9 @@ E2E_PKGS_BASE=(iproute2 jq openssl procps util-linux coreutils)
 E2E_PKGS_DNS=(knot knot-dnssecutils unbound bind9-dnsutils)
 # shellcheck disable=SC2034 # Postfix instances and swaks (case files 2x-4x, lib-postfix.sh)
 E2E_PKGS_POSTFIX=(postfix postfix-pcre swaks)
+# shellcheck disable=SC2034 # SASL login on the submission service (case file 31): Cyrus sasldb, PLAIN
+E2E_PKGS_SASL=(sasl2-bin libsasl2-modules)
+
 # shellcheck disable=SC2034 # DKIM verification of delivered mail (dkimverify)
 E2E_PKGS_DKIM=(python3-dkim)
 # shellcheck disable=SC2034 # packaging (case files 6x): dpkg -i, rpm -qlp, unit and man checks, logrotate
@@ -47,7 +50,7 @@ E2E_PKGS_PACKAGING=(rpm cpio logrotate man-db groff-base binutils adduser system
 E2E_PACKAGE_SETS=(E2E_PKGS_BASE E2E_PKGS_DNS E2E_PKGS_POSTFIX E2E_PKGS_DKIM E2E_PKGS_PACKAGING)
 # shellcheck disable=SC2034 # swaks -tls (inbound STARTTLS, case file 35) needs Net::SSLeay
 E2E_PKGS_SWAKS_TLS=(libnet-ssleay-perl)
-E2E_PACKAGE_SETS+=(E2E_PKGS_SWAKS_TLS)
+E2E_PACKAGE_SETS+=(E2E_PKGS_SWAKS_TLS E2E_PKGS_SASL)
 # shellcheck disable=SC2034 # libraries of the unpacked exim4-daemon-heavy (case files 5x,
 # lib-exim.sh); exim4 itself conflicts with postfix: downloaded and unpacked, not installed
 E2E_PKGS_EXIM=(libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libldap-2.5-0 libmariadb3 libnsl2 libpam0g libpcre2-8-0 libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0)
