@@ -50,6 +50,8 @@ PF_AUDIT_FILE=${PF_AUDIT_FILE-${LAB:-}/audit/audit.log}
 PF_INBOUND=${PF_INBOUND:-}
 # TOML lines added to the daemon's [outbound] section, e.g. 'require_own_from = true'
 PF_OUTBOUND=${PF_OUTBOUND:-}
+# TOML lines added to the daemon's [policy] section, e.g. 'default = "standard"'
+PF_POLICY=${PF_POLICY:-}
 
 # $LAB/pf/NAME/{etc,queue,data,mail}: config directory, queue, data, maildirs
 pf_dir() { printf '%s/pf/%s\n' "$LAB" "$1"; }
@@ -290,6 +292,7 @@ $PF_OUTBOUND
 [policy]
 non_compliant = "$policy"
 fallback_relay = "[fallback.lab.test]:25"
+$PF_POLICY
 
 [[dkim]]
 domain = "sender.lab.test"
