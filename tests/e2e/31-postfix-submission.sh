@@ -142,5 +142,22 @@ t=$(pf_token)
 PF_FROM=someone@ext.lab.test pf_accepted "inbound: a foreign From from outside is accepted" ext "$t" \
     --to "$t@sender.lab.test" --header "From: someone@ext.lab.test"
 
+# --- self-check's STARTTLS probe against the lab's MX hosts --------------------------------
+# pfb (mx.nta.lab.test, 127.0.10.25) has the lab cert and TLSA 3 1 1 in the zone; pfc
+# (mx.notlsa.lab.test) has no TLS. self-check takes them for own domains here and
+# connects on port 25 (the address through the lab's resolver).
+sc="$LAB/selfcheck.toml"
+nta_write_config "$sc" "$E2E_RESOLVER_ADDR" "$(printf '[domains]\nown = ["nta.lab.test", "notlsa.lab.test"]\n')"
+run_in_lab_resolv timeout 60 "$NTA_BIN" self-check --json --config "$sc" >"$LAB/out/selfcheck.json" 2>"$LAB/out/selfcheck.err"
+probe_of() { jq -r --arg d "$1" --arg f "$2" '.domains[] | select(.domain == $d) | .dane[0].starttls[0][$f] // "null"' "$LAB/out/selfcheck.json"; }
+check_of() { jq -r --arg d "$1" '.domains[] | select(.domain == $d) | .checks[] | select(.id == "starttls") | .result' "$LAB/out/selfcheck.json"; }
+assert_eq "self-check starttls: nta.lab.test passes" pass "$(check_of nta.lab.test)"
+assert_eq "self-check starttls: probed mx.nta.lab.test at its address" "127.0.10.25:25" "$(probe_of nta.lab.test address)"
+assert_match "self-check starttls: TLS 1.2 or newer" '^TLSv1\.[23]$' "$(probe_of nta.lab.test tls_version)"
+assert_match "self-check starttls: the certificate matches the published TLSA 3 1 1" '^3 1 1 [0-9a-f]{64}$' "$(probe_of nta.lab.test tlsa_match)"
+assert_match "self-check starttls: days to expiry reported" '^[0-9]+$' "$(probe_of nta.lab.test cert_days_left)"
+assert_eq "self-check starttls: notlsa.lab.test (no STARTTLS) fails" fail "$(check_of notlsa.lab.test)"
+assert_eq "self-check starttls: the reason" "no STARTTLS offered after EHLO" "$(probe_of notlsa.lab.test detail)"
+
 [ "$E2E_FAILED" -eq 0 ] || pf_dump_logs
 exit 0
