@@ -174,6 +174,7 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         | Event::Quarantined { queue_id, .. }
         | Event::Signed { queue_id, .. }
         | Event::InboundVerified { queue_id, .. }
+        | Event::FromNotOwn { queue_id, .. }
         | Event::HeadersRemoved { queue_id, .. } => vec![q(queue_id)],
         Event::Deferred { queue_id, .. }
         | Event::Rejected { queue_id, .. }

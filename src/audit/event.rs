@@ -192,6 +192,14 @@ pub enum Event {
         queue_id: String,
         reason: String,
     },
+    /// `[outbound] require_own_from`: outbound mail whose From header names no own
+    /// domain (NTA 7516 6.1.5). The `rejected` (or, in a dry run, `would_refuse`) line
+    /// after it carries the reply; `from_domains` is empty when From had no address.
+    FromNotOwn {
+        queue_id: String,
+        sasl_user: Option<String>,
+        from_domains: Vec<String>,
+    },
     /// Every 5xx the daemon gives.
     Rejected {
         queue_id: Option<String>,
@@ -376,6 +384,7 @@ impl Event {
             Event::Signed { .. } => "signed",
             Event::InboundVerified { .. } => "inbound_verified",
             Event::Deferred { .. } => "deferred",
+            Event::FromNotOwn { .. } => "from_not_own",
             Event::Rejected { .. } => "rejected",
             Event::WouldRefuse { .. } => "would_refuse",
             Event::HeadersRemoved { .. } => "headers_removed",
@@ -421,6 +430,7 @@ impl Event {
             | Event::InboundVerified { .. }
             | Event::Deferred { .. }
             | Event::Rejected { .. }
+            | Event::FromNotOwn { .. }
             | Event::WouldRefuse { .. }
             | Event::Startup { .. }
             | Event::Shutdown { .. }

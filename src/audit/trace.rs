@@ -87,6 +87,9 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
             reasons: list,
         }
         warn Deferred "audit: deferred (4xx)" { queue_id: opt, stage: str, reason: str }
+        warn FromNotOwn "audit: From header not an own domain" {
+            queue_id: str, sasl_user: opt, from_domains: list,
+        }
         info Rejected "audit: rejected (5xx)" { queue_id: opt, stage: str, reason: str }
         warn WouldRefuse "audit: dry run, would have refused; went on unchanged" {
             queue_id: opt, stage: str, reply: str, reason: str,

@@ -13,6 +13,10 @@ pub struct Args {
     /// Print one JSON document instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Do not connect to the MX/ntamx hosts on port 25 (STARTTLS, certificate, TLSA
+    /// match); DNS checks only. For hosts that may not connect out on port 25.
+    #[arg(long)]
+    pub no_starttls: bool,
     #[command(flatten)]
     pub config: super::ConfigArg,
 }
@@ -48,7 +52,12 @@ pub async fn run(args: Args) -> ExitCode {
         config.policy.clone(),
         config.dns.timeout,
     );
-    let doc = selfcheck::run(&engine, &config).await;
+    let starttls = (!args.no_starttls).then(|| selfcheck::Starttls {
+        port: selfcheck::starttls::SMTP_PORT,
+        ehlo: gethostname::gethostname().to_string_lossy().into_owned(),
+        timeout: config.dns.timeout,
+    });
+    let doc = selfcheck::run(&engine, &config, starttls.as_ref()).await;
     if args.json {
         match serde_json::to_string_pretty(&doc) {
             Ok(s) => println!("{s}"),

@@ -123,12 +123,17 @@ impl Default for RawDomains {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawOutbound {
     pub networks: StrList,
+    pub require_own_from: Spanned<bool>,
 }
 
 impl Default for RawOutbound {
     fn default() -> Self {
         Self {
             networks: strs(DEFAULT_OUTBOUND_NETWORKS),
+            // Off: the defaults have no own domains (on, every outbound message would be
+            // refused), and system mail from loopback (cron, root@host) often carries a
+            // From outside them. README "Sender ownership" says when to turn it on.
+            require_own_from: unspanned(false),
         }
     }
 }

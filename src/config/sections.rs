@@ -54,6 +54,9 @@ pub struct OutboundConfig {
     /// Client networks whose mail is outgoing (submission hosts, local `sendmail`).
     /// Networks have no host bits set (`10.0.0.0/8`, never `10.1.2.3/8`).
     pub networks: Vec<ipnet::IpNet>,
+    /// Refuse (550 5.7.1) outbound mail whose From header names an address outside
+    /// `[domains] own` (NTA 7516 6.1.5, confirmation of origin). Needs own domains.
+    pub require_own_from: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -821,6 +821,25 @@ fn fallback_requires_relay() {
 }
 
 #[test]
+fn require_own_from_needs_own_domains() {
+    assert!(!Config::embedded_defaults().outbound.require_own_from);
+    assert_only(
+        "[outbound]\n\nrequire_own_from = true\n",
+        "outbound.require_own_from",
+        3,
+        "needs [domains] own",
+    );
+    let c = ok("[domains]\nown = [\"zkh.test\"]\n[outbound]\nrequire_own_from = true\n");
+    assert!(c.outbound.require_own_from);
+    assert_only(
+        "[outbound]\nrequire_own_from = \"yes\"\n",
+        "outbound.require_own_from",
+        2,
+        "boolean",
+    );
+}
+
+#[test]
 fn all_problems_in_one_run() {
     let text = r#"[server]
 milter = "inet:127.0.0.1:7516"

@@ -38,8 +38,20 @@ const MAX_DNS_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) fn config(raw: RawConfig, r: &mut Report<'_>) -> Option<Config> {
     let server = server(raw.server, r);
     let dns = dns(raw.dns, r);
+    let require_own_from_span = raw.outbound.require_own_from.span();
     let domains = domains(raw.domains, r);
     let outbound = outbound(raw.outbound, r);
+    if let (Some(o), Some(d)) = (&outbound, &domains)
+        && o.require_own_from
+        && d.own.is_empty()
+    {
+        // Every outbound message would be refused.
+        r.error(
+            "outbound.require_own_from",
+            &require_own_from_span,
+            "needs [domains] own: without own domains every outbound message would be refused",
+        );
+    }
     let non_compliant_span = raw.policy.non_compliant.span();
     let policy = policy(raw.policy, r);
     let dkim = dkim(raw.dkim, r);
@@ -233,7 +245,10 @@ fn domain(s: &str) -> Result<DomainName, String> {
 
 fn outbound(raw: RawOutbound, r: &mut Report<'_>) -> Option<OutboundConfig> {
     let networks = parse_list(r, "outbound.networks", &raw.networks, network)?;
-    Some(OutboundConfig { networks })
+    Some(OutboundConfig {
+        networks,
+        require_own_from: *raw.require_own_from.get_ref(),
+    })
 }
 
 /// CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address. Host bits are refused rather

@@ -1,7 +1,8 @@
 //! Socketmap requests and replies, and the pure mapping from a verdict to a reply.
 //!
-//! Requests are `route <address>` (transport_maps) and `tls <next hop>`
-//! (smtp_tls_policy_maps). Replies are the fixed socketmap forms:
+//! Requests are `route <address>` (transport_maps), `tls <next hop>`
+//! (smtp_tls_policy_maps) and `class <envelope sender>` (Exim's data ACL: the sender
+//! rules, [`class_reply`]). Replies are the fixed socketmap forms:
 //! `OK <transport>:<nexthop>`, `OK dane-only`, `NOTFOUND `, `TEMP <reason>`, `PERM <reason>`.
 
 use std::fmt;
@@ -40,6 +41,9 @@ pub const MAX_SHOWN_LEN: usize = 255;
 pub enum Query {
     Route(String),
     Tls(String),
+    /// The classification `[[policy.senders]]` and `[policy] default` give an envelope
+    /// sender; for MTAs that classify without the milter (Exim, exim/README.md).
+    Class(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +52,7 @@ pub enum RequestError {
     NotUtf8,
     #[error("request has no key (expected \"<map> <key>\")")]
     NoKey,
-    #[error("unknown map {0:?} (expected route or tls)")]
+    #[error("unknown map {0:?} (expected route, tls or class)")]
     UnknownMap(String),
 }
 
@@ -62,6 +66,7 @@ pub fn parse(payload: &[u8]) -> Result<Query, RequestError> {
     match map {
         "route" => Ok(Query::Route(key)),
         "tls" => Ok(Query::Tls(key)),
+        "class" => Ok(Query::Class(key)),
         other => Err(RequestError::UnknownMap(sanitize(other, 40))),
     }
 }
@@ -84,6 +89,20 @@ impl fmt::Display for Reply {
             Reply::Perm(r) => write!(f, "PERM {r}"),
         }
     }
+}
+
+/// The answer to `class <envelope sender>`: `OK standard` or `OK secure`, from the first
+/// matching `[[policy.senders]]` rule, else `[policy] default` (README Logic, rule 11;
+/// the same rules the milter applies). `<>` (a bounce) and unparsable senders get the
+/// default. No DNS and no audit event: the decision is the MTA's to act on, and the
+/// message it belongs to is not known yet. The bypass header, which overrides this, is
+/// read by the MTA itself (exim/nta7516-milter.acl).
+pub fn class_reply(config: &Config, sender: &str) -> Reply {
+    let class = config
+        .policy
+        .classify_sender(sender)
+        .unwrap_or(config.policy.default);
+    Reply::Ok(class.as_str().to_string())
 }
 
 /// What a `route` key asks about.
@@ -276,6 +295,31 @@ pub(crate) mod tests {
             Err(RequestError::UnknownMap(_))
         ));
         assert_eq!(parse(&[0xff, b' ', b'x']), Err(RequestError::NotUtf8));
+        assert_eq!(
+            parse(b"class <a@b.nl>"),
+            Ok(Query::Class("<a@b.nl>".into()))
+        );
+    }
+
+    #[test]
+    fn sender_classes() {
+        let ok = |s: &str| Reply::Ok(s.into());
+        let c = config(
+            "[[policy.senders]]\nmatch = [\"nieuwsbrief@zkh.nl\", \"@marketing.zkh.nl\"]\nclassification = \"standard\"\n",
+        );
+        assert_eq!(class_reply(&c, "<nieuwsbrief@zkh.nl>"), ok("standard"));
+        assert_eq!(class_reply(&c, "Nieuwsbrief@ZKH.nl"), ok("standard"));
+        assert_eq!(class_reply(&c, "<x@team.marketing.zkh.nl>"), ok("standard"));
+        // No rule, a bounce, nonsense: the default.
+        assert_eq!(class_reply(&c, "<jan@zkh.nl>"), ok("secure"));
+        assert_eq!(class_reply(&c, "<>"), ok("secure"));
+        assert_eq!(class_reply(&c, "not an address"), ok("secure"));
+        let c = config(
+            "[policy]\ndefault = \"standard\"\n[[policy.senders]]\nmatch = [\"@poli.zkh.nl\"]\nclassification = \"secure\"\n",
+        );
+        assert_eq!(class_reply(&c, "<arts@poli.zkh.nl>"), ok("secure"));
+        assert_eq!(class_reply(&c, "<jan@zkh.nl>"), ok("standard"));
+        assert_eq!(class_reply(&c, "<>").to_string(), "OK standard");
     }
 
     #[test]

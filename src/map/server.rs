@@ -201,6 +201,7 @@ pub async fn answer(payload: &[u8], g: &Generation) -> Reply {
         }
         Ok(Query::Route(key)) => route(g, &key).await,
         Ok(Query::Tls(key)) => (tls(g, &key).await, None),
+        Ok(Query::Class(sender)) => (reply::class_reply(&g.config, &sender), None),
     };
     if dry_run {
         tracing::info!(would_reply = %decided, "dry run: answering NOTFOUND instead");

@@ -7,6 +7,7 @@ pub mod dkim;
 pub mod footer;
 pub mod hygiene;
 pub mod inbound;
+pub mod ownership;
 pub mod plan;
 pub mod portal_mark;
 pub mod rewrite;

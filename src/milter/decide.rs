@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::audit::Event;
 use crate::message::classify::{self, Direction};
 use crate::message::inbound;
+use crate::message::ownership;
 use crate::message::plan::{self, PlanError, Received};
 use crate::state::Generation;
 
@@ -136,6 +137,17 @@ async fn judge(
     });
     if let Some(why) = msg.header_limit.overflow() {
         return Answer::Permanent("552", "5.3.4", headers::overflow_text(why));
+    }
+    if direction.is_outbound() && g.config.outbound.require_own_from {
+        let fields = r.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+        if let Err(not_own) = ownership::check_from(&g.config, fields) {
+            trail.push(Event::FromNotOwn {
+                queue_id: qid.to_string(),
+                sasl_user: msg.auth_user.clone(),
+                from_domains: not_own.domains(),
+            });
+            return Answer::Permanent("550", "5.7.1", not_own.to_string());
+        }
     }
     let mut plan = match plan_message(g, &direction, msg).await {
         Ok(p) => p,

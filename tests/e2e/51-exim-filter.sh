@@ -12,7 +12,10 @@
 # filter's output, the classification header signed) verified; the bypass header from the
 # internal client rescues a non-compliant recipient under EACH non_compliant policy
 # (router nta7516_standard, the daemon not asked) and still gets DANE to a compliant
-# domain; bypass "false"; the same header from the external client is stripped and
+# domain; bypass "false"; [[policy.senders]] and [policy] default applied through the
+# ACL's "class <sender>" request (a rule's standard sender goes the ordinary way, the
+# bypass header still wins, no answer at DATA means secure); the same header from the
+# external client is stripped and
 # without effect; own From domain without a DKIM key -> deferred, kept; the filter failing
 # (configuration unreadable) -> deferred, kept, delivered once after the fix.
 # No `set -e`: a failed assertion is recorded and the next case still runs.
@@ -156,6 +159,62 @@ t=$(pf_token)
 r="$t@notlsa.lab.test"
 ex_accepted "bypass twice: accepted" int "$t" --to "$r" --add-header "X-NTA7516-Bypass: true" --add-header "X-NTA7516-Bypass: false"
 ex_assert_log "bypass true + false: secure route (nta7516_fallback)" "$EX_ID => $r R=nta7516_fallback T=nta7516_fallback "
+
+# --- [[policy.senders]] and [policy] default under Exim (the ACL asks: class <sender>) ----
+ex_policy fallback "$(printf '[[policy.senders]]\nmatch = ["nieuwsbrief@sender.lab.test"]\nclassification = "standard"\n')"
+# shellcheck disable=SC2016 # Exim expansions, not shell
+class_of() { ex_exim -be '${readsocket{inet:127.0.10.1:7517}{${strlen:class <'"$1"'>}:class <'"$1"'>,}{5s}{}{TEMP readsocket failed}}' 2>&1; }
+assert_eq "sender rule: the class request Exim sends, answered by the rule" "11:OK standard," "$(class_of nieuwsbrief@sender.lab.test)"
+assert_eq "sender rule: another sender gets the default" "9:OK secure," "$(class_of sender@sender.lab.test)"
+t=$(pf_token)
+r="$t@notlsa.lab.test"
+EX_FROM=nieuwsbrief@sender.lab.test ex_accepted "sender rule: internal message from the newsletter sender accepted" int "$t" --to "$r"
+q=$EX_ID
+ex_assert_log "sender rule: classified standard, sent by nta7516_standard to the recipient's MX" \
+    "$q => $r R=nta7516_standard T=nta7516_standard H=mx\.notlsa\.lab\.test \[127\.0\.10\.26\]"
+if pf_assert_mail "sender rule: the plain MX (pfc) received it" pfc "$t" "$r"; then
+    assert_eq "sender rule: classification header 'standard'" standard "$(pf_hdr "$PF_FILE" X-NTA7516-Classification)"
+    assert_eq "sender rule: no footer" 0 "$(grep -c 'NTA7516-E2E-FOOTER' "$PF_FILE")"
+    assert_eq "sender rule: DKIM signature verifies (dkimverify)" "signature ok" "$(pf_dkimverify "$PF_FILE")"
+fi
+t=$(pf_token)
+r="$t@notlsa.lab.test"
+EX_FROM=nieuwsbrief@sender.lab.test ex_accepted "sender rule + bypass false: accepted" int "$t" --to "$r" \
+    --add-header "X-NTA7516-Bypass: false"
+ex_assert_log "sender rule + bypass false: the header wins, secure route (nta7516_fallback)" \
+    "$EX_ID => $r R=nta7516_fallback T=nta7516_fallback "
+t=$(pf_token)
+r="$t@notlsa.lab.test"
+ex_accepted "sender rule, other sender: accepted" int "$t" --to "$r"
+ex_assert_log "sender rule, other sender: the default, secure route (nta7516_fallback)" \
+    "$EX_ID => $r R=nta7516_fallback T=nta7516_fallback "
+PF_POLICY='default = "standard"' ex_policy fallback \
+    "$(printf '[[policy.senders]]\nmatch = ["@geheim.sender.lab.test"]\nclassification = "secure"\n')"
+assert_eq "default standard: the class request answers the default" "11:OK standard," "$(class_of sender@sender.lab.test)"
+assert_eq "default standard: a secure rule still wins" "9:OK secure," "$(class_of arts@geheim.sender.lab.test)"
+t=$(pf_token)
+r="$t@notlsa.lab.test"
+ex_accepted "default standard: accepted" int "$t" --to "$r"
+ex_assert_log "default standard: sent the ordinary way (nta7516_standard)" \
+    "$EX_ID => $r R=nta7516_standard T=nta7516_standard H=mx\.notlsa\.lab\.test "
+t=$(pf_token)
+r="$t@notlsa.lab.test"
+EX_FROM=arts@geheim.sender.lab.test ex_accepted "default standard, secure rule: accepted" int "$t" --to "$r"
+ex_assert_log "default standard, secure rule: secure route (nta7516_fallback)" \
+    "$EX_ID => $r R=nta7516_fallback T=nta7516_fallback "
+# daemon unreachable at DATA: no class answer, so secure (the route is then deferred too)
+ex_policy fallback
+t=$(pf_token)
+r="$t@notlsa.lab.test"
+nta_daemon_stop
+EX_FROM=nieuwsbrief@sender.lab.test ex_accepted "daemon down: accepted (the route waits for the daemon)" int "$t" --to "$r"
+q=$EX_ID
+nta_daemon_start
+ex_policy fallback "$(printf '[[policy.senders]]\nmatch = ["nieuwsbrief@sender.lab.test"]\nclassification = "standard"\n')"
+ex_deliver "$q"
+ex_assert_log "daemon down at DATA: no class answer means secure, even for the rule's sender (nta7516_fallback)" \
+    "$q => $r R=nta7516_fallback T=nta7516_fallback "
+ex_policy fallback
 
 # --- the same headers from the external client: stripped, no effect ----------------------
 t=$(pf_token)

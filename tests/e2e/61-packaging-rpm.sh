@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# 61-packaging-rpm: the RPM package (cargo-generate-rpm), built from the binary under test
-# and inspected with rpm -qp (it is not installed: this is a Debian machine).
+# 61-packaging-rpm: the RPM package (cargo-generate-rpm), built from the binary under test,
+# inspected with rpm -qp, then installed with rpm --root into a scratch Debian root.
 #
 #   build     packaging/build-packages.sh --binary $NTA_BIN --fast --rpm-only
 #             (cargo-generate-rpm is installed, pinned, when missing: ~4 min of compiling,
@@ -9,6 +9,9 @@
 #             60-packaging-deb (unit under /usr/lib/systemd/system, man pages not gzipped);
 #             modes and owners (config root:nta7516-milter 0640, binary 0755); config files
 #             %config(noreplace); Requires; scriptlets that create the user, keep the logs
+#   install   rpm --root <debootstrap minbase root> -i --nodeps: the scriptlets run chrooted
+#             there (user and group created, directories owned and moded), rpm -V clean,
+#             the binary and check-config run as the daemon user; rpm -e keeps the logs
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -91,3 +94,49 @@ rpm2cpio "$rpmfile" | (cd "$PKG" && cpio -id --quiet ./usr/sbin/nta7516-milter) 
 assert_true "the packaged binary is stripped (no .symtab)" \
     sh -c "test -x '$PKG/usr/sbin/nta7516-milter' && ! readelf -S '$PKG/usr/sbin/nta7516-milter' | grep -q '\.symtab'"
 assert_eq "the packaged binary runs (--version)" "nta7516-milter $VERSION" "$("$PKG/usr/sbin/nta7516-milter" --version 2>&1)"
+
+# --- installed: rpm --root into a scratch Debian root, scriptlets run inside it ----------
+# A Debian minbase root (debootstrap, as 62-systemd-boot) has what the scriptlets call:
+# /bin/sh, getent, groupadd/useradd/usermod (passwd), install. rpm runs each scriptlet
+# chrooted into --root. --nodeps: the root has no rpm database of glibc or shadow-utils
+# (Debian packages them); the real dependencies were checked above with --requires.
+# NTA_E2E_BOOT_ROOT (see 62-systemd-boot) is copied, not used: it must stay clean.
+ROOT="$LAB/rpm-root"
+rm -rf "$ROOT"
+t=$SECONDS
+if [ -n "${NTA_E2E_BOOT_ROOT:-}" ] && [ -x "$NTA_E2E_BOOT_ROOT/bin/sh" ]; then
+    cp -a "$NTA_E2E_BOOT_ROOT" "$ROOT"
+elif ! out=$(timeout 900 debootstrap --variant=minbase bookworm "$ROOT" http://deb.debian.org/debian 2>&1); then
+    e2e_fail "debootstrap of a scratch Debian 12 root failed" "$(printf '%s\n' "$out" | tail -n 15)"
+    exit 1
+fi
+e2e_pass "a scratch Debian 12 root for rpm --root in $((SECONDS - t))s"
+in_root() { chroot "$ROOT" "$@"; }
+rpm --root "$ROOT" --initdb
+out=$(rpm --root "$ROOT" -i --nodeps "$rpmfile" 2>&1) && rc=0 || rc=$?
+assert_eq "rpm --root -i --nodeps: installed, scriptlets succeeded" "0 " "$rc $(printf '%s' "$out" | grep -iE 'error|warning|fail' | head -n 3)"
+assert_eq "rpm -q in the root" "nta7516-milter-${VERSION}-1" "$(rpm --root "$ROOT" -q --qf '%{NAME}-%{VERSION}-%{RELEASE}' nta7516-milter 2>&1)"
+assert_eq "rpm -V in the root: every file as packaged (content, mode, owner)" "" "$(rpm --root "$ROOT" -V --nodeps nta7516-milter 2>&1)"
+assert_match "%pre created the system user (group nta7516-milter, nologin, no home)" \
+    '^nta7516-milter:x:[0-9]+:[0-9]+:NTA 7516 secure e-mail gateway:/var/lib/nta7516-milter:/sbin/nologin$' \
+    "$(in_root getent passwd nta7516-milter)"
+assert_match "%pre: a system uid (< 1000)" '^[0-9]{1,3}$' "$(in_root id -u nta7516-milter)"
+assert_eq "%pre: its group" nta7516-milter "$(in_root id -gn nta7516-milter)"
+stat_of() { in_root stat -c '%U:%G %a' "$1" 2>&1; }
+assert_eq "config owned root:nta7516-milter 0640" "root:nta7516-milter 640" "$(stat_of /etc/nta7516-milter/config.toml)"
+assert_eq "%post: /var/log/nta7516-milter nta7516-milter 0750" "nta7516-milter:nta7516-milter 750" "$(stat_of /var/log/nta7516-milter)"
+assert_eq "%post: /var/lib/nta7516-milter nta7516-milter 0750" "nta7516-milter:nta7516-milter 750" "$(stat_of /var/lib/nta7516-milter)"
+assert_eq "%post: /etc/nta7516-milter/dkim root:nta7516-milter 0750" "root:nta7516-milter 750" "$(stat_of /etc/nta7516-milter/dkim)"
+assert_eq "%post: no postfix group, so no socket directory" "absent" \
+    "$([ -e "$ROOT/var/spool/postfix/nta7516-milter" ] && echo present || echo absent)"
+assert_eq "the installed binary runs in the root" "nta7516-milter $VERSION" "$(in_root /usr/sbin/nta7516-milter --version 2>&1)"
+assert_true "the installed config passes check-config, as the daemon user" \
+    in_root setpriv --reuid nta7516-milter --regid nta7516-milter --init-groups \
+    /usr/sbin/nta7516-milter check-config /etc/nta7516-milter/config.toml
+# erase: %preun/%postun run; the logs stay (NEN 7513), and so does the user (rpm convention)
+printf 'audit line\n' >"$ROOT/var/log/nta7516-milter/audit.log"
+out=$(rpm --root "$ROOT" -e nta7516-milter 2>&1) && rc=0 || rc=$?
+assert_eq "rpm --root -e: erased, scriptlets succeeded" "0" "$rc"
+assert_eq "after erase: the binary is gone" absent "$([ -e "$ROOT/usr/sbin/nta7516-milter" ] && echo present || echo absent)"
+assert_eq "after erase: the audit log is kept" "audit line" "$(cat "$ROOT/var/log/nta7516-milter/audit.log" 2>&1)"
+rm -rf "$ROOT"

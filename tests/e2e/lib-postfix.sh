@@ -48,6 +48,10 @@ PF_AUDIT_FILE=${PF_AUDIT_FILE-${LAB:-}/audit/audit.log}
 #     PF_INBOUND='authserv_id = "mx.sender.lab.test"
 #     dmarc = "honour"'
 PF_INBOUND=${PF_INBOUND:-}
+# TOML lines added to the daemon's [outbound] section, e.g. 'require_own_from = true'
+PF_OUTBOUND=${PF_OUTBOUND:-}
+# TOML lines added to the daemon's [policy] section, e.g. 'default = "standard"'
+PF_POLICY=${PF_POLICY:-}
 
 # $LAB/pf/NAME/{etc,queue,data,mail}: config directory, queue, data, maildirs
 pf_dir() { printf '%s/pf/%s\n' "$LAB" "$1"; }
@@ -111,10 +115,14 @@ pf_setup() {
             pf_shipped_main
         } >>"$d/main.cf"
         {
-            printf '\n# --- the shipped postfix/master.cf (unchanged)\n'
-            cat "$PF_SHIPPED/master.cf"
+            printf '\n# --- the shipped postfix/master.cf (only paths substituted)\n'
+            sed -e "s|/etc/postfix/nta7516-milter_sender_login|$d/nta7516-milter_sender_login|g" \
+                "$PF_SHIPPED/master.cf"
         } >>"$d/master.cf"
         cp "$PF_SHIPPED/nta7516-milter_header_checks" "$d/nta7516-milter_header_checks"
+        # the login table with the lab's own domain for the shipped example domain
+        sed -e 's|zkh\\\.example|sender\\.lab\\.test|g' "$PF_SHIPPED/nta7516-milter_sender_login" \
+            >"$d/nta7516-milter_sender_login"
         cp "$PF_SHIPPED/nta7516-milter_bounce.cf" "$d/nta7516-milter_bounce.cf"
         # the inbound MX listener with STARTTLS: main.cf's smtpd settings (milters,
         # restrictions) plus TLS with the lab cert; TLS in the Received header and the log
@@ -279,10 +287,12 @@ own = ["sender.lab.test"]
 
 [outbound]
 networks = ["$PF_INT/32", "127.0.0.1/32"]
+$PF_OUTBOUND
 
 [policy]
 non_compliant = "$policy"
 fallback_relay = "[fallback.lab.test]:25"
+$PF_POLICY
 
 [[dkim]]
 domain = "sender.lab.test"

@@ -48,6 +48,16 @@ fn host_result(host: DomainName, role: &'static str, tlsa: &DnsResult<Tlsa>) -> 
         detail,
         dnssec,
         usable_tlsa: usable,
+        starttls: Vec::new(),
+        tlsa: match tlsa {
+            Ok(a) => a
+                .records()
+                .iter()
+                .filter(|t| t.usable_for_smtp())
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        },
     }
 }
 

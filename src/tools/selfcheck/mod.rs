@@ -11,6 +11,9 @@
 //! * the DKIM key published at `<selector>._domainkey.<domain>` must be the public half of
 //!   the configured `[[dkim]]` key file (the milter defers mail from an own domain without
 //!   a usable key, so a missing entry is a failure);
+//! * with the STARTTLS probe (`starttls.rs`, on unless `--no-starttls`): every address of
+//!   every host answers on port 25, offers STARTTLS, negotiates TLS ≥ 1.2, and shows a
+//!   certificate that matches one of its TLSA records; expiry within 14 days warns;
 //! * SPF must end in `~all`/`-all` and DMARC must be `p=quarantine`/`p=reject` and
 //!   DNSSEC-secure: internet.nl's thresholds, and what NTA 7516 peers may require
 //!   (`[policy] require_spf`/`require_dmarc`).
@@ -24,12 +27,17 @@
 //!   "domains": [ {
 //!     "domain": "zkh.nl",
 //!     "result": "pass|warn|fail|temporary",  // worst of its checks
-//!     "checks": [ {"id": "dnssec|nta_record|nta_validity|targets|dane|dkim|spf|dmarc",
+//!     "checks": [ {"id": "dnssec|nta_record|nta_validity|targets|dane|starttls|dkim|spf|dmarc",
 //!                  "title": "…", "result": "pass|warn|fail|temporary|skipped",
 //!                  "detail": "…",
 //!                  "hint": "…" | null} ],    // "dkim" once per [[dkim]] entry of the domain
 //!     "dane": [ {"host": "mx.zkh.nl", "role": "ntamx|mx", "result": "pass|fail|temporary",
-//!                "detail": "…", "dnssec": "secure|…|null", "usable_tlsa": 1} ],
+//!                "detail": "…", "dnssec": "secure|…|null", "usable_tlsa": 1,
+//!                "starttls": [ {"address": "192.0.2.25:25", "tls_version": "TLSv1.3"|null,
+//!                               "cipher": "…"|null, "tlsa_match": "3 1 1 …"|null,
+//!                               "cert_days_left": 80|null,
+//!                               "outcome": "pass|warn|fail|unreachable", "detail": "…"} ]} ],
+//!                // "starttls" check and probes only when probed (not with --no-starttls)
 //!     "dkim": [ {"selector": "nta2025", "name": "nta2025._domainkey.zkh.nl",
 //!                "key_file": "/etc/…pem", "result": "pass|fail|temporary", "detail": "…",
 //!                "hint": "publish: <zone-file entry>" | null,
@@ -57,14 +65,18 @@ use crate::engine::Engine;
 use crate::nta::fmt_date;
 use crate::tools::check::{self as report, DomainReport};
 
+mod cert;
 mod dane;
 mod dkim;
 mod nta;
+mod probe;
 mod spf_dmarc;
+pub mod starttls;
 
 use dane::{dane_check, dane_hosts};
 use dkim::dkim_entry;
 use nta::{dnssec_check, nta_checks, targets_check};
+pub use probe::Starttls;
 use spf_dmarc::{dmarc_check, spf_check};
 
 /// Bumped on any incompatible change of the JSON document.
@@ -162,6 +174,11 @@ pub struct HostResult {
     pub detail: String,
     pub dnssec: Option<Dnssec>,
     pub usable_tlsa: usize,
+    /// The STARTTLS probe of each of the host's addresses (empty when not probed).
+    pub starttls: Vec<starttls::TlsProbe>,
+    /// The usable TLSA records, for the probe.
+    #[serde(skip)]
+    pub tlsa: Vec<crate::dns::Tlsa>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,15 +218,23 @@ pub struct Document {
 
 /// Checks every own domain concurrently. `config.domains.own` must not be empty (the CLI
 /// refuses that as a usage error before calling this).
-pub async fn run<R: Resolver>(engine: &Engine<R>, config: &Config) -> Document {
+/// `starttls`: probe every MX/ntamx host on port 25 as well (`None`: DNS only).
+pub async fn run<R: Resolver>(
+    engine: &Engine<R>,
+    config: &Config,
+    starttls: Option<&Starttls>,
+) -> Document {
     let mut own: Vec<&DomainName> = Vec::new();
     for d in &config.domains.own {
         if !own.contains(&d) {
             own.push(d);
         }
     }
-    let domains =
-        futures::future::join_all(own.iter().map(|d| check_domain(engine, config, d))).await;
+    let domains = futures::future::join_all(
+        own.iter()
+            .map(|d| check_domain(engine, config, d, starttls)),
+    )
+    .await;
     let result = domains
         .iter()
         .fold(Status::Pass, |acc, d| acc.worst(d.result));
@@ -246,6 +271,7 @@ async fn check_domain<R: Resolver>(
     engine: &Engine<R>,
     config: &Config,
     domain: &DomainName,
+    starttls: Option<&Starttls>,
 ) -> DomainResult {
     let (facts, verdict) = engine.check(domain).await;
     let peer_view = report::build(&facts, &verdict, &config.policy);
@@ -253,7 +279,7 @@ async fn check_domain<R: Resolver>(
     let resolver = engine.resolver().as_ref();
 
     let entries = dkim_entries(config, domain);
-    let (dane, dkim) = tokio::join!(
+    let (mut dane, dkim) = tokio::join!(
         dane_hosts(resolver, &facts, timeout),
         futures::future::join_all(entries.iter().map(|e| dkim_entry(resolver, e, timeout)))
     );
@@ -262,6 +288,10 @@ async fn check_domain<R: Resolver>(
     checks.extend(nta_checks(&facts, &peer_view));
     checks.push(targets_check(&facts, &peer_view));
     checks.push(dane_check(&facts, &dane));
+    if let Some(s) = starttls {
+        probe::probe_hosts(s, &mut dane).await;
+        checks.push(probe::starttls_check(&dane));
+    }
     if !entries.iter().any(|e| &e.domain == domain) {
         checks.push(Check {
             id: "dkim",
@@ -356,3 +386,6 @@ pub fn render_text(doc: &Document) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod starttls_tests;

@@ -118,7 +118,7 @@ async fn run_on(table: Table, key: &std::path::Path) -> Document {
         config.policy.clone(),
         Duration::from_millis(300),
     );
-    run(&engine, &config).await
+    run(&engine, &config, None).await
 }
 
 fn results(doc: &Document) -> Vec<(&'static str, Status)> {
