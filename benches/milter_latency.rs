@@ -15,7 +15,7 @@ use indymilter_test::{Actions, MacroStage, Status, TestConnection};
 use nta7516_milter::config::{Config, SocketSpec};
 use nta7516_milter::daemon::{Listeners, Loader, ReloadObserver};
 use nta7516_milter::server::listen::bind;
-use nta7516_milter::state::{Generation, Shared};
+use nta7516_milter::state::{BuildError, Generation, Shared};
 
 /// The daemon's allocator (src/main.rs).
 #[global_allocator]
@@ -89,7 +89,10 @@ async fn run(algorithm: &str, connections: usize, each: usize) {
             addr_tx.send(milter.local_addr().unwrap()).unwrap();
             let shared = Shared::new(Generation::build(config, None).unwrap());
             let (_reload, reload_rx) = tokio::sync::mpsc::channel(1);
-            let loader: Loader = Box::new(|_| Err("no reload in the bench".into()));
+            let loader: Loader =
+                Box::new(
+                    |_| Err(BuildError::Refused(vec!["no reload in the bench".into()]).into()),
+                );
             let observer: ReloadObserver = Box::new(|_| {});
             nta7516_milter::run(
                 Listeners { milter, map },

@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::audit::Event;
+use crate::config::ConfigErrors;
 use crate::metrics::FrontEnd;
 use crate::server::listen::Bound;
-use crate::state::{Generation, Shared};
+use crate::state::{BuildError, Generation, Shared};
 
 /// After shutdown is requested, both front-ends get this long to finish what is in
 /// flight before `run` returns anyway.
@@ -20,11 +21,22 @@ pub struct Listeners {
     pub map: Bound,
 }
 
+/// Why a reload was refused; the running generation stays in force either way.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file did not load (each problem with its file, key and line).
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// The file loaded but could not be put into service (keys, resolver, audit file).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
 /// Builds a new generation from the configuration source, given the running one.
-pub type Loader = Box<dyn Fn(&Generation) -> Result<Generation, String> + Send + Sync>;
+pub type Loader = Box<dyn Fn(&Generation) -> Result<Generation, ReloadError> + Send + Sync>;
 
 /// Observes reloads (for sd_notify and tests): `Ok(generation number)` or the error.
-pub type ReloadObserver = Box<dyn Fn(&Result<u64, String>) + Send + Sync>;
+pub type ReloadObserver = Box<dyn Fn(&Result<u64, ReloadError>) + Send + Sync>;
 
 /// Runs both front-ends until `shutdown`. Returns an error when either front-end ends by
 /// itself (its listener broke): the other is stopped too and the process should exit
@@ -118,7 +130,7 @@ pub async fn run_with_metrics(
                         Err(e) => {
                             current.auditor.record(Event::ConfigRefused {
                                 source: source_name(&current),
-                                error: e.clone(),
+                                error: e.to_string(),
                             });
                             tracing::error!(error = %e, "configuration reload refused; the running configuration stays in force");
                             Err(e)

@@ -16,6 +16,7 @@ use nta7516_milter::map::netstring;
 use nta7516_milter::map::server::{self, IDLE_TIMEOUT, REQUEST_DEADLINE};
 use nta7516_milter::milter::CONNECTION_TIMEOUT;
 use nta7516_milter::server::listen::{Bound, bind, broken_listener};
+use nta7516_milter::state::BuildError;
 use nta7516_milter::state::{Generation, Shared};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,7 +42,7 @@ fn loopback(config: &Config) -> Bound {
 
 fn no_reload() -> (Loader, ReloadObserver) {
     (
-        Box::new(|_| Err("no reloads here".to_string())),
+        Box::new(|_| Err(BuildError::Refused(vec!["no reloads here".into()]).into())),
         Box::new(|_| {}),
     )
 }

@@ -912,11 +912,11 @@ async fn a_reload_that_would_break_signing_is_refused_and_the_old_keys_stay() {
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     let path = file.clone();
     let loader: Loader = Box::new(move |current| {
-        let c = Config::load(Some(&path)).map_err(|e| e.to_string())?;
-        Generation::build_checked(c, Some(current)).map_err(|e| e.to_string())
+        let c = Config::load(Some(&path))?;
+        Ok(Generation::build_checked(c, Some(current))?)
     });
     let observer: ReloadObserver = Box::new(move |r| {
-        let _ = seen_tx.send(r.clone());
+        let _ = seen_tx.send(r.as_ref().map(|n| *n).map_err(|e| e.to_string()));
     });
     let task = tokio::spawn(nta7516_milter::run(
         Listeners { milter, map },
@@ -1025,9 +1025,12 @@ async fn bodies_beyond_the_memory_budget_are_deferred_until_it_frees_up() {
     let addr = listener.local_addr().unwrap();
     let shared = Shared::new(Generation::build(config, None).unwrap());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let budget = 100_000;
+    let budget = nta7516_milter::milter::BodyBudget::new(100_000);
     let server = tokio::spawn(nta7516_milter::milter::serve_with_budget(
-        listener, shared, stop_rx, budget,
+        listener,
+        shared,
+        stop_rx,
+        budget.clone(),
     ));
     let big = b"x".repeat(30_000);
 
@@ -1042,6 +1045,15 @@ async fn bodies_beyond_the_memory_budget_are_deferred_until_it_frees_up() {
     for _ in 0..3 {
         no_reply(a.body(big.clone()).await.unwrap());
     }
+    // Body chunks get no reply: wait (bounded) until the milter has taken A's bytes, or
+    // B could win the race and fit.
+    for _ in 0..500 {
+        if budget.available() <= 10_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(budget.available(), 10_000, "A holds 90,000 bytes");
 
     // B: 30,000 more do not fit.
     let mut b = open(addr, all_actions()).await;

@@ -20,12 +20,9 @@ pub struct Args {
 /// failure (Postfix would defer) or on a usage or configuration error.
 pub async fn run(args: Args) -> ExitCode {
     let usage = ExitCode::from(super::exit::TEMPORARY_OR_USAGE);
-    let config = match super::load_config(args.config.config.as_deref()) {
+    let config = match super::tool_config(args.config.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return usage;
-        }
+        Err(code) => return code,
     };
     if args.address.trim().is_empty() {
         eprintln!("nta7516-milter: explain: the address is empty");

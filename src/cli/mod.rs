@@ -19,7 +19,7 @@ mod record;
 mod selfcheck;
 mod serve;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::dns::{HickoryResolver, ResolverSetup};
 use crate::domain::DomainName;
 use crate::engine::Engine;
@@ -230,7 +230,7 @@ fn worker_threads(value: Option<std::ffi::OsString>) -> Result<Option<usize>, St
 }
 
 /// `--config FILE`, else the packaged file when present, else the embedded defaults.
-pub fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
+pub fn load_config(explicit: Option<&Path>) -> Result<Config, ConfigErrors> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => {
@@ -238,7 +238,30 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
             p.exists().then_some(p)
         }
     };
-    Config::load(path.as_deref()).map_err(|e| e.to_string())
+    Config::load(path.as_deref())
+}
+
+/// [`load_config`] for a tool command: the configuration, or (after saying why) the exit
+/// status for a usage or configuration error.
+fn tool_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
+    load_config(explicit).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(exit::TEMPORARY_OR_USAGE)
+    })
+}
+
+/// The DNS engine over the configured resolver for a tool command, or (after saying why)
+/// the exit status for a usage or configuration error.
+fn tool_engine(config: &Config) -> Result<Arc<Engine<HickoryResolver>>, ExitCode> {
+    let resolver = HickoryResolver::new(&resolver_setup(config)).map_err(|e| {
+        eprintln!("nta7516-milter: {e}");
+        ExitCode::from(exit::TEMPORARY_OR_USAGE)
+    })?;
+    Ok(Engine::new(
+        Arc::new(resolver),
+        config.policy.clone(),
+        config.dns.timeout,
+    ))
 }
 
 fn check_config(file: Option<PathBuf>) -> ExitCode {
@@ -311,12 +334,9 @@ pub fn resolver_setup(config: &Config) -> ResolverSetup {
 
 async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> ExitCode {
     let usage = ExitCode::from(exit::TEMPORARY_OR_USAGE);
-    let config = match load_config(config.as_deref()) {
+    let config = match tool_config(config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return usage;
-        }
+        Err(code) => return code,
     };
     let mut names = Vec::new();
     for d in &domains {
@@ -328,18 +348,10 @@ async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> Exi
             }
         }
     }
-    let resolver = match HickoryResolver::new(&resolver_setup(&config)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("nta7516-milter: {e}");
-            return usage;
-        }
+    let engine = match tool_engine(&config) {
+        Ok(e) => e,
+        Err(code) => return code,
     };
-    let engine = Engine::new(
-        Arc::new(resolver),
-        config.policy.clone(),
-        config.dns.timeout,
-    );
     let checked = check::run(&engine, &names).await;
     if json {
         match serde_json::to_string_pretty(&checked.document) {

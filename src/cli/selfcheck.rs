@@ -2,10 +2,7 @@
 //! schema is documented there).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use crate::dns::HickoryResolver;
-use crate::engine::Engine;
 use crate::tools::selfcheck;
 
 #[derive(Debug, clap::Args)]
@@ -23,12 +20,9 @@ pub struct Args {
 
 pub async fn run(args: Args) -> ExitCode {
     let usage = ExitCode::from(super::exit::TEMPORARY_OR_USAGE);
-    let config = match super::load_config(args.config.config.as_deref()) {
+    let config = match super::tool_config(args.config.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return usage;
-        }
+        Err(code) => return code,
     };
     if config.domains.own.is_empty() {
         let file = config.source.as_ref().map_or(
@@ -40,18 +34,10 @@ pub async fn run(args: Args) -> ExitCode {
         );
         return usage;
     }
-    let resolver = match HickoryResolver::new(&super::resolver_setup(&config)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("nta7516-milter: {e}");
-            return usage;
-        }
+    let engine = match super::tool_engine(&config) {
+        Ok(e) => e,
+        Err(code) => return code,
     };
-    let engine = Engine::new(
-        Arc::new(resolver),
-        config.policy.clone(),
-        config.dns.timeout,
-    );
     let starttls = (!args.no_starttls).then(|| selfcheck::Starttls {
         port: selfcheck::starttls::SMTP_PORT,
         ehlo: gethostname::gethostname().to_string_lossy().into_owned(),

@@ -90,7 +90,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> ExitCode {
                 "listener addresses changed in the configuration; they take effect only after a restart"
             );
         }
-        Generation::build_checked(config, Some(current)).map_err(|e| e.to_string())
+        Ok(Generation::build_checked(config, Some(current))?)
     });
     let observer: crate::daemon::ReloadObserver = Box::new(|outcome| match outcome {
         Ok(n) => crate::notify::notify(&format!("READY=1\nSTATUS=configuration generation {n}")),

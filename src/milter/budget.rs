@@ -50,9 +50,9 @@ impl BodyBudget {
         }
     }
 
-    /// Bytes not taken by any message right now (for the tests).
-    #[cfg(test)]
-    fn available(&self) -> usize {
+    /// Bytes not taken by any message right now (tests wait on it: body chunks get no
+    /// reply over the milter protocol, so a client cannot tell when they were taken).
+    pub fn available(&self) -> usize {
         self.bytes.available_permits()
     }
 }

@@ -28,6 +28,7 @@ use crate::message::footer::MAX_MESSAGE_SIZE;
 use crate::message::plan::{self, Received};
 use crate::server::listen::Bound;
 use crate::state::{Generation, Shared};
+pub use budget::BodyBudget;
 use decide::{Answer, audit_unwritable, decide};
 pub use decide::{MAX_LARGE_PLANS, OFF_LOOP_BODY_BYTES};
 
@@ -492,18 +493,18 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    serve_with_budget(listener, shared, shutdown, budget::BODY_BUFFER_BUDGET).await
+    let budget = BodyBudget::new(budget::BODY_BUFFER_BUDGET);
+    serve_with_budget(listener, shared, shutdown, budget).await
 }
 
-/// [`serve`] with `body_budget` bytes of message bodies in memory at once instead of
-/// [`budget::BODY_BUFFER_BUDGET`] (tests use a small one).
+/// [`serve`] with the caller's bound on message bodies in memory at once instead of
+/// [`budget::BODY_BUFFER_BUDGET`] bytes (tests use a small one and watch what it holds).
 pub async fn serve_with_budget(
     listener: Bound,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-    body_budget: usize,
+    budget: BodyBudget,
 ) -> std::io::Result<()> {
-    let budget = budget::BodyBudget::new(body_budget);
     let callbacks = Callbacks::new()
         .on_negotiate({
             let shared = shared.clone();

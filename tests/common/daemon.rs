@@ -57,11 +57,11 @@ async fn start_with(toml: &str, metrics: bool) -> (Daemon, Option<SocketAddr>) {
     let (seen_tx, reloads) = mpsc::unbounded_channel();
     let path = config_file.clone();
     let loader: Loader = Box::new(move |current| {
-        let c = Config::load(Some(&path)).map_err(|e| e.to_string())?;
-        Generation::build(c, Some(current)).map_err(|e| e.to_string())
+        let c = Config::load(Some(&path))?;
+        Ok(Generation::build(c, Some(current))?)
     });
     let observer: ReloadObserver = Box::new(move |r| {
-        let _ = seen_tx.send(r.clone());
+        let _ = seen_tx.send(r.as_ref().map(|n| *n).map_err(|e| e.to_string()));
     });
     let task = tokio::spawn(nta7516_milter::daemon::run_with_metrics(
         Listeners { milter, map },
