@@ -223,21 +223,6 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
             }));
             v
         }
-        Event::PortalNotified {
-            message, recipient, ..
-        }
-        | Event::PortalNotifyFailed {
-            message, recipient, ..
-        } => vec![
-            Object {
-                kind: "portal_message",
-                id: message,
-            },
-            Object {
-                kind: "recipient",
-                id: recipient,
-            },
-        ],
         Event::PortalExpired { message, .. } | Event::PortalShredded { message } => {
             vec![Object {
                 kind: "portal_message",
@@ -274,7 +259,13 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
                 id: sender,
             },
         ],
-        Event::PortalCodeSent {
+        Event::PortalNotified {
+            message, recipient, ..
+        }
+        | Event::PortalNotifyFailed {
+            message, recipient, ..
+        }
+        | Event::PortalCodeSent {
             message, recipient, ..
         }
         | Event::PortalCodeNotSent {

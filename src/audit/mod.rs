@@ -128,6 +128,7 @@
 mod chain;
 mod envelope;
 mod event;
+mod lines;
 mod show;
 mod start;
 mod syncer;

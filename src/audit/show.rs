@@ -8,14 +8,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::verify::MAX_LINE_BYTES;
+use super::lines::{Line, Lines, MAX_LINE_BYTES};
 
 /// What to show; every criterion given must hold (an empty filter shows everything).
 #[derive(Debug, Clone, Default)]
@@ -180,30 +180,21 @@ fn read_file(
         file: path.to_path_buf(),
         source,
     };
-    let mut reader = BufReader::new(File::open(path).map_err(unreadable)?);
-    let mut buf = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        // Bounded like `audit verify`: a line longer than any record is refused.
-        let limit = MAX_LINE_BYTES as u64 + 1;
-        let read = (&mut reader)
-            .take(limit)
-            .read_until(b'\n', &mut buf)
-            .map_err(unreadable)?;
-        if read == 0 {
-            return Ok(());
-        }
-        line_no += 1;
+    let mut lines = Lines::new(BufReader::new(File::open(path).map_err(unreadable)?));
+    while let Some((line_no, line)) = lines.next_line().map_err(unreadable)? {
         let not_a_record = |why: String| ShowError::NotARecord {
             file: path.to_path_buf(),
             line: line_no,
             why,
         };
-        if read as u64 == limit && !buf.ends_with(b"\n") {
-            return Err(not_a_record(format!("longer than {MAX_LINE_BYTES} bytes")));
-        }
-        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        // Bounded like `audit verify`: a line longer than any record is refused; a last
+        // line without its newline is shown (`verify` reports the truncation).
+        let line = match line {
+            Line::Complete(line) | Line::Unterminated(line) => line,
+            Line::TooLong => {
+                return Err(not_a_record(format!("longer than {MAX_LINE_BYTES} bytes")));
+            }
+        };
         if line.is_empty() {
             continue;
         }
@@ -216,6 +207,7 @@ fn read_file(
             });
         }
     }
+    Ok(())
 }
 
 /// One line for people: time, event, outcome, then the event's own fields.

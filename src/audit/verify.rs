@@ -9,18 +9,14 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::chain::{ChainState, GENESIS, Link, seal_ok, sha256_hex};
 use super::writer::state_path;
 
-/// Longest line (without its newline) read as a record. The daemon's longest line is a
-/// message event listing every recipient: Postfix's default `smtpd_recipient_limit` of
-/// 1000 recipients of at most 256 octets (RFC 5321 4.5.3.1.3) is about 256 KiB even
-/// escaped, so 16 MiB leaves room for raised limits while a file without newlines (not
-/// an audit log, or damaged) cannot make `verify` read it all into memory.
-pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+pub use super::lines::MAX_LINE_BYTES;
+use super::lines::{Line, Lines};
 
 /// What an intact chain looked like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,36 +256,23 @@ fn verify_file(
         file: path.clone(),
         source,
     };
-    let mut reader = BufReader::new(File::open(path).map_err(unreadable)?);
-    // Room for the longest line from the start: growing by doubling instead leaves the
-    // smaller copies with the allocator, about 4× the line in resident memory. Pages
-    // never written (the usual short lines) are not resident.
-    let mut buf = Vec::with_capacity(MAX_LINE_BYTES + 1);
-    let mut line_no = 0;
-    loop {
-        buf.clear();
-        // At most one byte past the longest line plus its newline is ever buffered.
-        let limit = MAX_LINE_BYTES as u64 + 1;
-        let read = (&mut reader)
-            .take(limit)
-            .read_until(b'\n', &mut buf)
-            .map_err(unreadable)?;
-        if read == 0 {
-            return Ok(line_no);
-        }
-        line_no += 1;
+    let mut lines = Lines::new(BufReader::new(File::open(path).map_err(unreadable)?));
+    let mut count = 0;
+    while let Some((line_no, line)) = lines.next_line().map_err(unreadable)? {
+        count = line_no;
         let broken = |problem| VerifyError::Broken {
             file: path.clone(),
             line: line_no,
             problem,
         };
-        let Some(line) = buf.strip_suffix(b"\n") else {
-            if read as u64 == limit {
+        let line = match line {
+            Line::Complete(line) => line,
+            Line::TooLong => {
                 return Err(broken(Problem::LineTooLong {
                     max: MAX_LINE_BYTES,
                 }));
             }
-            return Err(broken(Problem::Truncated));
+            Line::Unterminated(_) => return Err(broken(Problem::Truncated)),
         };
         let link = Link::parse(line).map_err(|e| broken(Problem::NotARecord(e)))?;
         if !seal_ok(line) {
@@ -349,6 +332,7 @@ fn verify_file(
             hash: sha256_hex(line),
         });
     }
+    Ok(count)
 }
 
 #[cfg(test)]
