@@ -6,33 +6,6 @@
 
 use serde::Serialize;
 
-/// Which way the message travels through the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
-
-impl From<&crate::message::classify::Direction> for Direction {
-    fn from(d: &crate::message::classify::Direction) -> Self {
-        if d.is_outbound() {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        }
-    }
-}
-
 /// How sensitive the message was judged to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,34 +32,9 @@ impl From<crate::config::Classification> for Classification {
     }
 }
 
-/// The compliance verdict behind a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteVerdict {
-    Compliant,
-    NotCompliant,
-    Temporary,
-}
-
-impl RouteVerdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteVerdict::Compliant => "compliant",
-            RouteVerdict::NotCompliant => "not_compliant",
-            RouteVerdict::Temporary => "temporary",
-        }
-    }
-}
-
-impl From<&crate::policy::Verdict> for RouteVerdict {
-    fn from(v: &crate::policy::Verdict) -> Self {
-        match v {
-            crate::policy::Verdict::Compliant(_) => RouteVerdict::Compliant,
-            crate::policy::Verdict::NotCompliant { .. } => RouteVerdict::NotCompliant,
-            crate::policy::Verdict::Temporary { .. } => RouteVerdict::Temporary,
-        }
-    }
-}
+// The label enums the metrics share, defined below both so the two never disagree.
+pub use crate::metrics::Direction;
+pub use crate::policy::RouteVerdict;
 
 /// Where in the SMTP dialogue (or the map server) a 4xx/5xx was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -597,12 +545,6 @@ mod tests {
 
     #[test]
     fn from_the_daemon_types() {
-        use crate::message::classify::Direction as D;
-        assert_eq!(Direction::from(&D::Inbound), Direction::Inbound);
-        assert_eq!(
-            Direction::from(&D::Authenticated("u".into())),
-            Direction::Outbound
-        );
         assert_eq!(
             Classification::from(crate::config::Classification::Standard),
             Classification::Standard

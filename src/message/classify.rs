@@ -27,6 +27,17 @@ impl Direction {
     }
 }
 
+/// The label the audit trail and the metrics use.
+impl From<&Direction> for crate::metrics::Direction {
+    fn from(d: &Direction) -> Self {
+        if d.is_outbound() {
+            crate::metrics::Direction::Outbound
+        } else {
+            crate::metrics::Direction::Inbound
+        }
+    }
+}
+
 impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -116,6 +127,16 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_and_metrics_label() {
+        use crate::metrics::Direction as Label;
+        assert_eq!(Label::from(&Direction::Inbound), Label::Inbound);
+        assert_eq!(
+            Label::from(&Direction::Authenticated("u".into())),
+            Label::Outbound
+        );
+    }
 
     fn config(extra: &str) -> Config {
         Config::from_toml_str(extra, "t").unwrap()

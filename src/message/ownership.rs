@@ -58,7 +58,7 @@ pub fn check_from<'a>(
         .into_iter()
         .filter(|(n, _)| n.trim().eq_ignore_ascii_case("from"))
     {
-        for address in from_addresses(value) {
+        for address in super::plan::from_addresses(value) {
             any = true;
             match crate::domain::address_domain(&address) {
                 Some(d) if config.is_own_domain(&d) => {}
@@ -75,28 +75,6 @@ pub fn check_from<'a>(
     }
     foreign.dedup();
     Err(NotOwn::Foreign(foreign))
-}
-
-/// Every address of one From field value (folded lines and raw 8-bit display names
-/// allowed, as `plan::from_domain` reads them).
-fn from_addresses(value: &[u8]) -> Vec<String> {
-    let mut raw = b"From:".to_vec();
-    for (i, &b) in value.iter().enumerate() {
-        if b == b'\n' && (i == 0 || value[i - 1] != b'\r') {
-            raw.push(b'\r');
-        }
-        raw.push(b);
-    }
-    raw.extend_from_slice(b"\r\n\r\n");
-    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(&raw) else {
-        return Vec::new();
-    };
-    let Some(from) = parsed.from() else {
-        return Vec::new();
-    };
-    from.iter()
-        .map(|a| a.address().unwrap_or_default().to_string())
-        .collect()
 }
 
 #[cfg(test)]

@@ -434,6 +434,13 @@ pub fn from_domain<'a>(
     let (_, value) = headers
         .into_iter()
         .find(|(n, _)| n.trim().eq_ignore_ascii_case("from"))?;
+    let first = from_addresses(value).into_iter().next()?;
+    crate::domain::address_domain(&first)
+}
+
+/// Every address of one From field value (folded lines and raw 8-bit display names
+/// allowed), parsed by mail-parser from the raw bytes.
+pub(crate) fn from_addresses(value: &[u8]) -> Vec<String> {
     let mut raw = b"From:".to_vec();
     for (i, &b) in value.iter().enumerate() {
         if b == b'\n' && (i == 0 || value[i - 1] != b'\r') {
@@ -442,9 +449,15 @@ pub fn from_domain<'a>(
         raw.push(b);
     }
     raw.extend_from_slice(b"\r\n\r\n");
-    let parsed = mail_parser::MessageParser::default().parse_headers(&raw)?;
-    let addr = parsed.from()?.first()?.address()?;
-    crate::domain::address_domain(addr)
+    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(&raw) else {
+        return Vec::new();
+    };
+    let Some(from) = parsed.from() else {
+        return Vec::new();
+    };
+    from.iter()
+        .map(|a| a.address().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[cfg(test)]

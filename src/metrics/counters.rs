@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::Classification;
+pub use crate::policy::RouteVerdict;
 use crate::policy::{Code, Verdict};
 
 /// Every metric name as scraped (counters with their `_total`), pinned by a test: a
@@ -83,8 +84,10 @@ impl Outcome {
     }
 }
 
-/// The direction of a message, as the audit trail names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which way the message travels through the gateway, as the audit trail and the
+/// metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     Inbound,
     Outbound,
@@ -95,34 +98,6 @@ impl Direction {
         match self {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",
-        }
-    }
-}
-
-/// A verdict's kind, as the audit trail names it (`route_verdict`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteVerdict {
-    Compliant,
-    NotCompliant,
-    Temporary,
-}
-
-impl RouteVerdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteVerdict::Compliant => "compliant",
-            RouteVerdict::NotCompliant => "not_compliant",
-            RouteVerdict::Temporary => "temporary",
-        }
-    }
-}
-
-impl From<&Verdict> for RouteVerdict {
-    fn from(v: &Verdict) -> Self {
-        match v {
-            Verdict::Compliant(_) => RouteVerdict::Compliant,
-            Verdict::NotCompliant { .. } => RouteVerdict::NotCompliant,
-            Verdict::Temporary { .. } => RouteVerdict::Temporary,
         }
     }
 }

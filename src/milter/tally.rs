@@ -28,11 +28,7 @@ impl Tally {
             _ => (None, false),
         };
         Self {
-            direction: if direction.is_outbound() {
-                crate::metrics::Direction::Outbound
-            } else {
-                crate::metrics::Direction::Inbound
-            },
+            direction: (&direction).into(),
             classification,
             quarantined,
         }

@@ -576,5 +576,34 @@ pub fn spf_all(txts: &[String]) -> SpfAll {
     SpfAll::Weak("no all mechanism (same as ?all)".into())
 }
 
+/// The compliance verdict behind a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteVerdict {
+    Compliant,
+    NotCompliant,
+    Temporary,
+}
+
+impl RouteVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteVerdict::Compliant => "compliant",
+            RouteVerdict::NotCompliant => "not_compliant",
+            RouteVerdict::Temporary => "temporary",
+        }
+    }
+}
+
+impl From<&Verdict> for RouteVerdict {
+    fn from(v: &Verdict) -> Self {
+        match v {
+            Verdict::Compliant(_) => RouteVerdict::Compliant,
+            Verdict::NotCompliant { .. } => RouteVerdict::NotCompliant,
+            Verdict::Temporary { .. } => RouteVerdict::Temporary,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
