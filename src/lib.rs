@@ -20,6 +20,7 @@ pub mod map;
 pub mod message;
 pub mod metrics;
 pub mod milter;
+mod mta;
 mod notify;
 pub mod nta;
 pub mod policy;

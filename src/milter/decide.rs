@@ -35,7 +35,7 @@ impl Answer {
             Answer::Permanent(code, enhanced, text) => (*code, *enhanced, text),
             Answer::Apply(_) => return None,
         };
-        let text = crate::map::reply::sanitize(&format!("NTA 7516: {text}"), 400);
+        let text = crate::mta::sanitize(&format!("NTA 7516: {text}"), 400);
         Some((code, enhanced, text))
     }
 }

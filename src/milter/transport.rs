@@ -4,11 +4,11 @@
 pub const REMOTE_SMTP_TRANSPORTS: &[&str] = &[
     "smtp",
     "relay",
-    crate::map::reply::TRANSPORT_DANE,
-    crate::map::reply::TRANSPORT_FALLBACK,
-    crate::map::reply::TRANSPORT_BOUNCE,
-    crate::map::reply::TRANSPORT_DEFER,
+    crate::mta::TRANSPORT_DANE,
+    crate::mta::TRANSPORT_FALLBACK,
+    crate::mta::TRANSPORT_BOUNCE,
+    crate::mta::TRANSPORT_DEFER,
     // The portal's LMTP service only ever carries recipients in other domains that the
     // route map sent there, like nta-bounce/nta-defer: a bypass mark sends them by SMTP.
-    crate::map::reply::TRANSPORT_PORTAL,
+    crate::mta::TRANSPORT_PORTAL,
 ];

@@ -134,7 +134,7 @@ impl Notifier {
                 return Ok(());
             }
             let why = String::from_utf8_lossy(&stderr);
-            let why = crate::map::reply::sanitize(why.trim(), 300);
+            let why = crate::mta::sanitize(why.trim(), 300);
             Err(temp(match status.code() {
                 Some(EX_TEMPFAIL) => format!("sendmail: temporary failure (exit 75): {why}"),
                 Some(c) => format!("sendmail exited with {c}: {why}"),

@@ -215,7 +215,7 @@ fn reference_of(v: Option<&serde_json::Value>) -> Option<String> {
         serde_json::Value::Number(n) => n.to_string(),
         _ => return None,
     };
-    let s = crate::map::reply::sanitize(&s, 128);
+    let s = crate::mta::sanitize(&s, 128);
     (!s.is_empty()).then_some(s)
 }
 

@@ -237,7 +237,7 @@ fn expect(r: &mut impl BufRead, code: &str, what: &str) -> Result<Vec<String>, F
         }
         let line = String::from_utf8_lossy(&buf).trim_end().to_string();
         if !line.starts_with(code) {
-            let shown = crate::map::reply::sanitize(&line, 200);
+            let shown = crate::mta::sanitize(&line, 200);
             return Err((
                 Outcome::Fail,
                 format!("{what}: expected {code}, got {shown:?}"),
