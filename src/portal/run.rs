@@ -87,8 +87,11 @@ impl Portal {
     /// Runs until `shutdown` turns true; then lets deliveries in flight finish.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let host = hostname();
+        let node = node_name(&host);
+        tracing::info!(%node, "portal node");
         let periodic = tokio::spawn(crate::portal::retention::run(
             self.intake.clone(),
+            node,
             shutdown.clone(),
         ));
         start_web(&self.config, &self.intake, self.web, shutdown.clone());
@@ -138,6 +141,15 @@ fn start_web(
             tracing::error!(error = %e, "portal web side stopped");
         }
     });
+}
+
+/// This process's name as lease holder: unique even for two nodes on one host or a
+/// restart with the same pid (a random part), readable in `portal_leases` (the host).
+fn node_name(host: &str) -> String {
+    let random = crate::portal::crypto::random_bytes::<6>()
+        .map(|b| data_encoding::HEXLOWER.encode(&b))
+        .unwrap_or_default();
+    format!("{host}/{}/{random}", std::process::id())
 }
 
 fn hostname() -> String {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -323,111 +323,11 @@ pub fn audit(dir: &Path, event: &str) -> Vec<String> {
         .collect()
 }
 
-/// A throw-away PostgreSQL server (initdb + pg_ctl on a temp directory and a loopback
-/// port, as `postgres` when run as root); stopped on drop.
-pub struct Pg {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    user: Option<String>,
-}
-
-impl Pg {
-    fn cmd(&self, tool: &str) -> Command {
-        match &self.user {
-            Some(u) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", u, "--"]).arg(self.bin.join(tool));
-                c
-            }
-            None => Command::new(self.bin.join(tool)),
-        }
-    }
-
-    /// `None` (skip) only when the binaries are missing and NTA_REQUIRE_PG is not set.
-    pub fn start(dir: &Path) -> Option<Pg> {
-        let bin = std::env::var_os("NTA_PG_BIN").map_or_else(
-            || PathBuf::from("/usr/lib/postgresql/15/bin"),
-            PathBuf::from,
-        );
-        if !bin.join("initdb").exists() {
-            assert!(
-                std::env::var_os("NTA_REQUIRE_PG").is_none(),
-                "NTA_REQUIRE_PG is set but {} has no initdb",
-                bin.display()
-            );
-            eprintln!("SKIPPED: no PostgreSQL binaries; the web side on PostgreSQL is NOT tested");
-            return None;
-        }
-        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
-        let user = root.then(|| "postgres".to_string());
-        let base = dir.join("pg");
-        std::fs::create_dir(&base).unwrap();
-        if let Some(u) = &user {
-            Command::new("chmod").arg("0755").arg(dir).status().unwrap();
-            assert!(
-                Command::new("chown")
-                    .arg(u)
-                    .arg(&base)
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        }
-        let pg = Pg {
-            bin,
-            data: base.join("data"),
-            port: free_port(),
-            user,
-        };
-        let out = pg
-            .cmd("initdb")
-            .args(["-A", "trust", "-U", "portal", "--no-sync", "-D"])
-            .arg(&pg.data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {}",
-            pg.port,
-            base.display()
-        );
-        let out = pg
-            .cmd("pg_ctl")
-            .args(["-w", "-t", "60", "-o", &opts, "-l"])
-            .arg(base.join("pg.log"))
-            .arg("-D")
-            .arg(&pg.data)
-            .arg("start")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(pg)
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://portal@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self
-            .cmd("pg_ctl")
-            .args(["-w", "-t", "60", "-m", "fast", "-D"])
-            .arg(&self.data)
-            .arg("stop")
-            .output();
-    }
-}
+/// The PostgreSQL server of tests/portal_support (one harness for every portal test).
+#[path = "../portal_support/pg.rs"]
+mod pg;
+#[allow(unused_imports)]
+pub use pg::Pg;
 
 /// One HTTP/1.1 request straight at the portal; the response head (lower-cased) and body.
 pub async fn http(port: u16, request: &str) -> (String, String) {

@@ -218,10 +218,25 @@ impl Intake {
     }
 
     /// Sends each new recipient's notification; a failure leaves it pending for the
-    /// periodic retry (the token stays sealed in the store until then).
+    /// periodic retry (the token stays sealed in the store until then). Each is claimed
+    /// first (it was stored claimed by this node): should this node have been slower than
+    /// the claim, another node's retry has it and this one does not send it again.
     async fn notify(&self, recipients: Vec<StoredRecipient>) {
         for r in recipients {
             let Some(token) = &r.token else { continue };
+            match self
+                .store
+                .claim_notice(&r.recipient_id, r.notify_next, crate::portal::store::now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    // Left to the periodic retry once the stored claim lapses.
+                    tracing::warn!(error = %e, "cannot claim a notification; retried later");
+                    continue;
+                }
+            }
             self.notify_one(
                 &r.message_id,
                 &r.recipient_id,

@@ -236,15 +236,21 @@ impl AuthStore {
                 code_mac = CASE WHEN code_tries + 1 >= $2 OR fails + 1 >= $3 THEN '' ELSE code_mac END,
                 locked_until = CASE WHEN fails + 1 >= $3 THEN $4 ELSE locked_until END,
                 fails = CASE WHEN fails + 1 >= $3 THEN 0 ELSE fails + 1 END
-             WHERE recipient_id = $1
+             WHERE recipient_id = $1 AND locked_until <= $5
              RETURNING code_tries, locked_until",
         )
         .bind(recipient)
         .bind(TRIES_PER_CODE)
         .bind(FAILS_TO_LOCK)
         .bind(now + LOCK_FOR)
-        .fetch_one(&self.pool)
+        .bind(now)
+        .fetch_optional(&self.pool)
         .await?;
+        // Locked by a request that raced this one (on this node or another): this
+        // failure neither counts towards a second lock nor reports one.
+        let Some(row) = row else {
+            return Ok(Check::Locked(self.locked_for(recipient, now).await?.max(1)));
+        };
         let tries: i64 = row.try_get(0)?;
         let locked_until: i64 = row.try_get(1)?;
         Ok(if locked_until > now {

@@ -9,6 +9,7 @@
 //! Write side (the LMTP intake, retention): `write.rs`.
 
 pub mod auth;
+mod claim;
 mod read;
 pub(crate) mod schema;
 mod write;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, Executor};
 use crate::config::portal::StoreLocation;
 use crate::portal::crypto::{CryptoError, MasterKey};
 
+pub use claim::NOTIFY_CLAIM;
 pub use read::ChunkReader;
 pub use schema::Backend;
 pub use write::{Incoming, NewRecipient, PendingNotice, StoredRecipient};

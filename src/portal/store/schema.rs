@@ -11,6 +11,13 @@
 //! - `recipients`: one row per recipient; `token_hash` = SHA-256 of the link token;
 //!   `phone_enc` and `token_sealed` are encrypted with the message key; `dedup` is a keyed
 //!   digest of content + recipient, unique, so a redelivery stores nothing twice.
+//!   `notify_next` is also the claim of a node on the notification: a node sends only
+//!   after moving it forward by a conditional `UPDATE` (see `claim.rs`).
+//! - `portal_leases`: one row per job that only one node may run at a time (the expiry
+//!   pass): who holds it and until when (see `claim.rs`).
+//!
+//! Changes stay additive (new tables, new indexes): every statement here runs at every
+//! start against a database an older version created.
 
 pub(crate) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS portal_messages (
@@ -49,6 +56,11 @@ pub(crate) const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS portal_recipients_message ON portal_recipients (message_id)",
     "CREATE INDEX IF NOT EXISTS portal_recipients_pending ON portal_recipients (notify_pending, notify_next)",
+    "CREATE TABLE IF NOT EXISTS portal_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        held_until BIGINT NOT NULL
+    )",
 ];
 
 /// The statement for the backend: `BLOB` → `BYTEA` on PostgreSQL.

@@ -86,8 +86,13 @@ async fn round_trip_dedup_and_shred() {
         .unwrap();
     assert_eq!(count, 1);
 
-    // Pending notifications carry the sealed token until marked sent.
-    let pending = s.pending_notices(now(), 10).await.unwrap();
+    // Pending notifications carry the sealed token until marked sent; they are stored
+    // claimed by the intake that sends them at once, and due for others after that.
+    assert!(s.pending_notices(now(), 10).await.unwrap().is_empty());
+    let pending = s
+        .pending_notices(now() + super::NOTIFY_CLAIM, 10)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 2);
     assert!(pending.iter().any(|p| p.token == token));
     s.mark_notified(&stored[0].recipient_id).await.unwrap();

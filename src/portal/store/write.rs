@@ -51,6 +51,10 @@ pub struct StoredRecipient {
     pub token: Option<String>,
     pub duplicate: bool,
     pub phone: Phone,
+    /// Until when the storing node holds the claim on the notification (it is stored
+    /// claimed, so no other node's retry sends it meanwhile); what
+    /// [`Store::claim_notice`] compares against. 0 for a duplicate.
+    pub notify_next: i64,
 }
 
 /// A notification still to be sent (its token kept sealed until then).
@@ -62,6 +66,8 @@ pub struct PendingNotice {
     pub token: String,
     pub phone: Phone,
     pub attempts: i64,
+    /// `notify_next` as read: what [`Store::claim_notice`] compares against.
+    pub notify_next: i64,
 }
 
 /// A message being received.
@@ -156,7 +162,7 @@ impl Store {
     ) -> Result<Vec<PendingNotice>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.message_id, r.address, r.phone_enc, r.token_sealed, \
-             r.notify_attempts, m.kek_id, m.dek_wrapped FROM portal_recipients r \
+             r.notify_attempts, r.notify_next, m.kek_id, m.dek_wrapped FROM portal_recipients r \
              JOIN portal_messages m ON m.id = r.message_id \
              WHERE r.notify_pending = 1 AND r.notify_next <= $1 AND m.state = 'live' \
              ORDER BY r.notify_next LIMIT $2",
@@ -186,6 +192,7 @@ impl Store {
                 address: row.try_get("address")?,
                 phone: Phone::parse(&phone).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 attempts: row.try_get("notify_attempts")?,
+                notify_next: row.try_get("notify_next")?,
                 recipient_id: id,
                 token,
             });
@@ -329,6 +336,7 @@ impl Incoming {
         let sha = std::mem::replace(&mut self.sha, digest::Context::new(&digest::SHA256)).finish();
         let sha_hex = hex_id(sha.as_ref());
         let created = now();
+        let claimed_until = created.saturating_add(super::claim::NOTIFY_CLAIM);
         let mut tx = self.store.pool.begin().await?;
         let mut out = Vec::new();
         for rcpt in recipients {
@@ -347,7 +355,7 @@ impl Incoming {
             let inserted = sqlx::query(
                 "INSERT INTO portal_recipients (id, message_id, address, phone_enc, token_hash, \
                  token_sealed, notify_pending, notify_attempts, notify_next, dedup, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 1, 0, 0, $7, $8) ON CONFLICT (dedup) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, 0, $9, $7, $8) ON CONFLICT (dedup) DO NOTHING",
             )
             .bind(rid.clone())
             .bind(self.id_hex.clone())
@@ -357,6 +365,7 @@ impl Incoming {
             .bind(sealed)
             .bind(dedup.to_vec())
             .bind(created)
+            .bind(claimed_until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -368,6 +377,7 @@ impl Incoming {
                     token: Some(token),
                     duplicate: false,
                     phone: rcpt.phone.clone(),
+                    notify_next: claimed_until,
                 });
             } else {
                 let row =
@@ -382,6 +392,7 @@ impl Incoming {
                     token: None,
                     duplicate: true,
                     phone: rcpt.phone.clone(),
+                    notify_next: 0,
                 });
             }
         }
