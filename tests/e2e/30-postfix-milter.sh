@@ -118,37 +118,11 @@ fi
 t=$(pf_token)
 r="$t@nta.lab.test"
 msg="$LAB/out/multipart-$t.eml"
-python3 - "$msg" "$t" "$r" <<'EOF'
-import sys
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-path, tok, rcpt = sys.argv[1:4]
-m = EmailMessage()
-m["From"] = "sender@sender.lab.test"
-m["To"] = rcpt
-m["Subject"] = "e2e " + tok
-m["Date"] = formatdate()
-m["Message-ID"] = make_msgid(domain="sender.lab.test")
-m.set_content("Geachte collega,\n\nUitslag van patiënt " + tok + ".\n", charset="utf-8", cte="quoted-printable")
-m.add_alternative("<html><body><p>Uitslag van pati&euml;nt " + tok + ".</p></body></html>\n",
-                  subtype="html", charset="utf-8", cte="base64")
-with open(path, "wb") as f:
-    f.write(m.as_bytes().replace(b"\n", b"\r\n"))
-EOF
+python3 "$E2E_DIR/py/multipart_message.py" "$msg" "$t" "$r"
 pf_accepted "footer: multipart/alternative message accepted" int "$t" --to "$r" --data "$msg"
 q=$PF_QID
 if pf_assert_mail "footer: pfb received the multipart message" pfb "$t" "$r"; then
-    parts=$(python3 - "$PF_FILE" <<'EOF'
-import sys, email, email.policy
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-print("top", m.get_content_type())
-for p in m.walk():
-    if p.is_multipart():
-        continue
-    text = p.get_content()
-    print("part", p.get_content_type(), p["Content-Transfer-Encoding"])
-    print("body", p.get_content_type(), " ".join(text.split()))
-EOF
+    parts=$(python3 "$E2E_DIR/py/mime_parts.py" "$PF_FILE"
     )
     assert_match "footer: still multipart/alternative" '^top multipart/alternative$' "$parts"
     assert_match "footer: text/plain keeps quoted-printable" '^part text/plain quoted-printable$' "$parts"

@@ -71,13 +71,7 @@ wait_for "the portal listens on $PF_INT:7524" 50 0.2 \
 
 # urls FILE : every http(s) URL in the decoded text/plain part of a delivered message
 urls() {
-    python3 - "$1" <<'EOF'
-import re, sys, email, email.policy
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-part = m.get_body(preferencelist=("plain",))
-for u in re.findall(r"\bhttps?://\S+", part.get_content()):
-    print(u)
-EOF
+    python3 "$E2E_DIR/py/mail_urls.py" "$1"
 }
 
 # --- secure mail with X-NTA7516-Phone to a non-compliant domain -> portal -> notification --

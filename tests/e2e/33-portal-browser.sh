@@ -123,12 +123,7 @@ done
 
 # notification FILE : the one http(s) URL in the decoded text/plain part
 notice_url() {
-    "$PY" - "$1" <<'EOF'
-import re, sys, email, email.policy
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-for u in re.findall(r"\bhttps?://\S+", m.get_body(preferencelist=("plain",)).get_content()):
-    print(u)
-EOF
+    "$PY" "$E2E_DIR/py/mail_urls.py" "$1"
 }
 portal_events() { grep -c "\"event_type\":\"$1\"" "$P/portal-audit.log" 2>/dev/null || true; }
 

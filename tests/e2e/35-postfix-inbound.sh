@@ -55,39 +55,7 @@ printf '%s\n%s\n' "$BODY_MARKER" "$SUBJECT_MARKER" >>"$LAB/audit/markers"
 # $TOKEN@sender.lab.test; SIGN: none | relaxed | simple (DKIM with ext.lab.test's key,
 # every header field signed, canonicalisation SIGN/SIGN); SUBJECT "-" = no Subject
 in_msg() {
-    "$SYS_PY" - "$@" "$EXT_KEY" "$EXT_SELECTOR" "$BODY_MARKER" "$SUBJECT_MARKER" <<'EOF'
-import sys
-import dkim
-from email.utils import formatdate, make_msgid
-out, token, frm, sign, subject, *rest = sys.argv[1:]
-extra, (key, selector, body_marker, subject_marker) = rest[:-4], rest[-4:]
-if subject == "":
-    subject = f"e2e {token} {subject_marker}"
-fields = [
-    ("From", f" Afzender Extern <{frm}>"),
-    ("To", f" <{token}@sender.lab.test>"),
-    ("Date", " " + formatdate()),
-    ("Message-ID", " " + make_msgid(domain=frm.split("@")[1])),
-    ("MIME-Version", " 1.0"),
-    ("Content-Type", " text/plain; charset=us-ascii"),
-]
-if subject != "-":
-    fields.insert(2, ("Subject", " " + subject))
-for h in extra:
-    name, value = h.split(":", 1)
-    fields.append((name, value))
-head = b"".join(f"{n}:{v}\r\n".encode() for n, v in fields)
-body = f"Inbound e2e message.\r\n{body_marker} {token}\r\n".encode()
-msg = head + b"\r\n" + body
-if sign != "none":
-    c = sign.encode()
-    sig = dkim.sign(msg, selector.encode(), b"ext.lab.test", open(key, "rb").read(),
-                    canonicalize=(c, c),
-                    include_headers=[n.lower().encode() for n, _ in fields])
-    msg = sig + msg
-with open(out, "wb") as f:
-    f.write(msg)
-EOF
+    "$SYS_PY" "$E2E_DIR/py/inbound_message.py" "$@" "$EXT_KEY" "$EXT_SELECTOR" "$BODY_MARKER" "$SUBJECT_MARKER"
 }
 
 # in_send ext|spoof TOKEN MAIL_FROM DATA_FILE tls|plain [PORT] : swaks to pfa
@@ -131,11 +99,7 @@ ours() { pf_hdr "$1" Authentication-Results | grep -i "^$AUTHSERV;" || true; }
 # top_header FILE : name of the first header field after the delivery agent's
 # Return-Path, X-Original-To and Delivered-To
 top_header() {
-    python3 - "$1" <<'EOF'
-import email, email.policy, sys
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.compat32)
-print(next(k for k in m.keys() if k.lower() not in ("return-path", "x-original-to", "delivered-to")))
-EOF
+    python3 "$E2E_DIR/py/first_header.py" "$1"
 }
 
 # audit_detail QID EVENT_TYPE : the `detail` objects of the audit lines of that type for

@@ -295,21 +295,9 @@ if getent group postfix >/dev/null && getent passwd postfix >/dev/null; then
     assert_eq "map socket $USER_NAME:postfix 0660" "$USER_NAME:postfix 660" "$(stat_of "$SPOOL/map.sock")"
     assert_eq "milter socket $USER_NAME:postfix 0660" "$USER_NAME:postfix 660" "$(stat_of "$SPOOL/milter.sock")"
 
-    # (as code, not a file: $LAB is private to root; /usr/bin/python3, not a user's pyenv)
-    socketmap_py=$(cat <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-try:
-    s.connect(sys.argv[1])
-except OSError as e:
-    print("connect: " + e.strerror)
-    sys.exit(0)
-q = b"route *"
-s.sendall(str(len(q)).encode() + b":" + q + b",")
-print(s.recv(1000).decode())
-EOF
-)
+    # passed as code (-c), not as a path: the users below may not be able to read the
+    # checkout; /usr/bin/python3, not a user's pyenv
+    socketmap_py=$(cat "$E2E_DIR/py/socketmap_query.py")
     # Postfix's daemons run with their primary group only (set_ugid): --clear-groups
     assert_eq "a process with only group postfix gets a socketmap answer" "9:NOTFOUND ," \
         "$(setpriv --reuid=postfix --regid=postfix --clear-groups /usr/bin/python3 -c "$socketmap_py" "$SPOOL/map.sock" 2>&1)"

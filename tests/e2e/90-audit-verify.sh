@@ -42,39 +42,7 @@ verify() {
 # (64 zeros at the genesis), seq counts up by one. Prints "ok LINES LAST_SEQ LAST_HASH
 # BOOTS LINKED_BOOTS" or "broken FILE:LINE WHY".
 chain_check() {
-    python3 - "$@" <<'EOF'
-import hashlib, json, sys
-GENESIS = "0" * 64
-prev_hash = None
-prev_seq = None
-boots = []
-linked = 0
-n = 0
-for path in sys.argv[1:]:
-    with open(path, "rb") as f:
-        data = f.read()
-    if data and not data.endswith(b"\n"):
-        print(f"broken {path}:end no final newline"); sys.exit()
-    for i, line in enumerate(data.split(b"\n")[:-1], 1):
-        n += 1
-        cut = line.rfind(b',"hash":"')
-        rec = json.loads(line)
-        if cut < 0 or hashlib.sha256(line[:cut]).hexdigest() != rec["hash"]:
-            print(f"broken {path}:{i} seal"); sys.exit()
-        if prev_hash is None:
-            if rec["prev"] != GENESIS or rec["seq"] != 1:
-                print(f"broken {path}:{i} does not start at the genesis"); sys.exit()
-        elif rec["prev"] != prev_hash or rec["seq"] != prev_seq + 1:
-            print(f"broken {path}:{i} link"); sys.exit()
-        boot = rec["event_id"].rsplit("-", 1)[0]
-        if not boots or boots[-1] != boot:
-            if boots:
-                linked += 1
-            boots.append(boot)
-        prev_hash = hashlib.sha256(line).hexdigest()
-        prev_seq = rec["seq"]
-print(f"ok {n} {prev_seq} {prev_hash} {len(boots)} {linked} {len(set(boots))}")
-EOF
+    python3 "$E2E_DIR/py/chain_check.py" "$@"
 }
 
 # line_hash FILE N : SHA-256 of line N's bytes (without newline)
@@ -252,28 +220,7 @@ k=$((n / 2))
 
 # tamper KIND OUT [LINE] : a copy of $whole with one change
 tamper() {
-    python3 - "$whole" "$@" <<'EOF'
-import re, sys
-src, kind, out = sys.argv[1:4]
-k = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-lines = open(src, "rb").read().split(b"\n")[:-1]
-if kind == "byte":
-    # one digit of the milliseconds in "time": still a valid JSON record
-    line = lines[k - 1]
-    m = re.search(rb'"time":"[^"]*\.(\d)', line)
-    i = m.start(1)
-    lines[k - 1] = line[:i] + str((int(line[i:i + 1]) + 1) % 10).encode() + line[i + 1:]
-elif kind == "delete":
-    del lines[k - 1]
-elif kind == "swap":
-    lines[k - 1], lines[k] = lines[k], lines[k - 1]
-data = b"\n".join(lines) + b"\n"
-if kind == "truncate":
-    data = data[:-1]
-if kind == "droplast":
-    data = b"\n".join(lines[:-1]) + b"\n"
-open(out, "wb").write(data)
-EOF
+    python3 "$E2E_DIR/py/tamper.py" "$whole" "$@"
 }
 
 t_byte="$WORK/altered-byte.log"

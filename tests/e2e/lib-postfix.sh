@@ -503,13 +503,7 @@ pf_delete() { run_in_lab postsuper -c "$(pf_etc "$1")" -d "$2" >/dev/null 2>&1 |
 # pf_hdr FILE NAME : the values of header NAME in a delivered message (one per line,
 # unfolded), through python3's email module
 pf_hdr() {
-    python3 - "$1" "$2" <<'EOF'
-import email, email.policy, sys
-with open(sys.argv[1], 'rb') as f:
-    m = email.message_from_binary_file(f, policy=email.policy.compat32)
-for v in m.get_all(sys.argv[2]) or []:
-    print(' '.join(str(v).split()))
-EOF
+    python3 "$E2E_DIR/py/header_values.py" "$1" "$2"
 }
 
 # pf_dump_logs : the tails of the Postfix logs (for failures)

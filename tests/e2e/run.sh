@@ -13,6 +13,7 @@
 #   NTA_E2E_KEEP=1          keep the lab directory (configs, zones, logs, outputs) after the run
 #   NTA_E2E_APT=always      run apt-get even when all packages are installed
 #   NTA_E2E_CASE_TIMEOUT=S  time limit per case file (default 600)
+#   NTA_E2E_LOCK_WAIT=S     how long to wait for another lab on this machine (default 3600)
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -60,6 +61,15 @@ e2e_finish() {
 
 [ "$(id -u)" -eq 0 ] || e2e_die "tests/e2e/run.sh must run as root (network namespaces, apt-get, port 53); nothing was tested"
 [ "$(uname -s)" = Linux ] || e2e_die "the e2e lab needs Linux network namespaces"
+
+# One lab per machine: two runs would share the namespace names, the loopback addresses and
+# port 53. A second run (another checkout, a developer beside CI) waits for the first.
+exec 9>/run/lock/nta7516-e2e.lock
+if ! flock -n 9; then
+    printf '[e2e] another lab runs on this machine; waiting (at most %ss)\n' "${NTA_E2E_LOCK_WAIT:-3600}"
+    flock -w "${NTA_E2E_LOCK_WAIT:-3600}" 9 ||
+        e2e_die "another e2e lab still runs on this machine after ${NTA_E2E_LOCK_WAIT:-3600}s; nothing was tested"
+fi
 
 trap e2e_finish EXIT
 trap 'exit 130' INT
