@@ -119,15 +119,19 @@ fn access_point(e: &Event) -> Option<AccessPoint<'_>> {
     }
 }
 
+/// One participant object (NEN 7513 names its type and identifier).
+fn o<'a>(kind: &'static str, id: &'a str) -> Object<'a> {
+    Object { kind, id }
+}
+
+/// The sender and every recipient of a message, in that order.
+fn parties<'a>(sender: &'a str, recipients: &'a [String]) -> impl Iterator<Item = Object<'a>> {
+    std::iter::once(o("sender", sender)).chain(recipients.iter().map(|r| o("recipient", r)))
+}
+
 fn objects(e: &Event) -> Vec<Object<'_>> {
-    let q = |id| Object {
-        kind: "queue_id",
-        id,
-    };
-    let mid = |id| Object {
-        kind: "message_id",
-        id,
-    };
+    let q = |id| o("queue_id", id);
+    let mid = |id| o("message_id", id);
     match e {
         Event::MessageReceived {
             queue_id,
@@ -138,14 +142,7 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         } => {
             let mut v = vec![q(queue_id)];
             v.extend(message_id.as_deref().map(mid));
-            v.push(Object {
-                kind: "sender",
-                id: sender,
-            });
-            v.extend(recipients.iter().map(|r| Object {
-                kind: "recipient",
-                id: r,
-            }));
+            v.extend(parties(sender, recipients));
             v
         }
         Event::Classified {
@@ -163,10 +160,7 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
             ..
         } => {
             let mut v: Vec<Object<'_>> = queue_id.as_deref().map(q).into_iter().collect();
-            v.push(Object {
-                kind: "recipient_domain",
-                id: recipient_domain,
-            });
+            v.push(o("recipient_domain", recipient_domain));
             v
         }
         Event::FooterAdded { queue_id, .. }
@@ -181,10 +175,7 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         | Event::WouldRefuse { queue_id, .. } => queue_id.as_deref().map(q).into_iter().collect(),
         Event::ConfigLoaded { source, .. }
         | Event::ConfigReloaded { source, .. }
-        | Event::ConfigRefused { source, .. } => vec![Object {
-            kind: "config_file",
-            id: source,
-        }],
+        | Event::ConfigRefused { source, .. } => vec![o("config_file", source)],
         Event::Startup { .. } | Event::Shutdown { .. } | Event::AuditLogRecovered { .. } => {
             vec![]
         }
@@ -195,39 +186,16 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
             recipients,
             ..
         } => {
-            let mut v = vec![Object {
-                kind: "portal_message",
-                id: message,
-            }];
+            let mut v = vec![o("portal_message", message)];
             v.extend(message_id.as_deref().map(mid));
-            v.push(Object {
-                kind: "sender",
-                id: sender,
-            });
-            v.extend(recipients.iter().map(|r| Object {
-                kind: "recipient",
-                id: r,
-            }));
+            v.extend(parties(sender, recipients));
             v
         }
         Event::PortalIntakeRefused {
             sender, recipients, ..
-        } => {
-            let mut v = vec![Object {
-                kind: "sender",
-                id: sender,
-            }];
-            v.extend(recipients.iter().map(|r| Object {
-                kind: "recipient",
-                id: r,
-            }));
-            v
-        }
+        } => parties(sender, recipients).collect(),
         Event::PortalExpired { message, .. } | Event::PortalShredded { message } => {
-            vec![Object {
-                kind: "portal_message",
-                id: message,
-            }]
+            vec![o("portal_message", message)]
         }
         Event::PortalLocked {
             message,
@@ -246,18 +214,9 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
             sender,
             ..
         } => vec![
-            Object {
-                kind: "portal_message",
-                id: message,
-            },
-            Object {
-                kind: "recipient",
-                id: recipient,
-            },
-            Object {
-                kind: "sender",
-                id: sender,
-            },
+            o("portal_message", message),
+            o("recipient", recipient),
+            o("sender", sender),
         ],
         Event::PortalNotified {
             message, recipient, ..
@@ -282,16 +241,7 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         }
         | Event::PortalDownloaded {
             message, recipient, ..
-        } => vec![
-            Object {
-                kind: "portal_message",
-                id: message,
-            },
-            Object {
-                kind: "recipient",
-                id: recipient,
-            },
-        ],
+        } => vec![o("portal_message", message), o("recipient", recipient)],
     }
 }
 

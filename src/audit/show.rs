@@ -18,18 +18,29 @@ use time::format_description::well_known::Rfc3339;
 use super::lines::{Line, Lines, MAX_LINE_BYTES};
 
 /// What to show; every criterion given must hold (an empty filter shows everything).
-#[derive(Debug, Clone, Default)]
+/// Also the options of `audit show`: the field comments are its `--help`.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Filter {
-    /// Message-ID, with or without the angle brackets.
+    /// Message-ID (with or without <>); also selects the later lines of its queue id.
+    #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
+    /// Postfix queue id.
+    #[arg(long, value_name = "ID")]
     pub queue_id: Option<String>,
     /// A sender or recipient address (case-insensitive).
+    #[arg(long)]
     pub address: Option<String>,
-    /// A recipient domain, or the domain of a sender or recipient address.
+    /// A recipient domain, or the domain of a sender or recipient.
+    #[arg(long)]
     pub domain: Option<String>,
-    /// Event types (`deferred`, `recipient_routed`, ...); any of them.
+    /// Event type (repeatable): message_received, recipient_routed, deferred, ...
+    #[arg(long = "event", value_name = "TYPE")]
     pub events: Vec<String>,
+    /// From this time on: 2026-12-02 (UTC midnight) or 2026-12-02T08:00:00+01:00.
+    #[arg(long, value_parser = parse_time)]
     pub since: Option<OffsetDateTime>,
+    /// Before this time (same forms).
+    #[arg(long, value_parser = parse_time)]
     pub until: Option<OffsetDateTime>,
 }
 

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::audit::{ChainStart, Filter, VerifyError, parse_time, render_shown, show, verify_files};
+use crate::audit::{ChainStart, Filter, VerifyError, render_shown, show, verify_files};
 
 const INTACT: u8 = 0;
 const BROKEN: u8 = 1;
@@ -28,27 +28,8 @@ pub enum AuditCommand {
     /// file first (e.g. `audit show --message-id '<x@zkh.nl>' audit.log-* audit.log`);
     /// exit 0 found, 1 nothing found, 2 unreadable.
     Show {
-        /// Message-ID (with or without <>); also selects the later lines of its queue id.
-        #[arg(long, value_name = "ID")]
-        message_id: Option<String>,
-        /// Postfix queue id.
-        #[arg(long, value_name = "ID")]
-        queue_id: Option<String>,
-        /// A sender or recipient address.
-        #[arg(long)]
-        address: Option<String>,
-        /// A recipient domain, or the domain of a sender or recipient.
-        #[arg(long)]
-        domain: Option<String>,
-        /// Event type (repeatable): message_received, recipient_routed, deferred, ...
-        #[arg(long = "event", value_name = "TYPE")]
-        events: Vec<String>,
-        /// From this time on: 2026-12-02 (UTC midnight) or 2026-12-02T08:00:00+01:00.
-        #[arg(long, value_parser = parse_time)]
-        since: Option<time::OffsetDateTime>,
-        /// Before this time (same forms).
-        #[arg(long, value_parser = parse_time)]
-        until: Option<time::OffsetDateTime>,
+        #[command(flatten)]
+        filter: Filter,
         /// The matching records as written (JSON lines), for jq.
         #[arg(long)]
         json: bool,
@@ -61,27 +42,10 @@ pub fn run(command: AuditCommand) -> ExitCode {
     match command {
         AuditCommand::Verify { files } => verify(&files),
         AuditCommand::Show {
-            message_id,
-            queue_id,
-            address,
-            domain,
-            events,
-            since,
-            until,
+            filter,
             json,
             files,
-        } => {
-            let filter = Filter {
-                message_id,
-                queue_id,
-                address,
-                domain,
-                events,
-                since,
-                until,
-            };
-            show_lines(&files, &filter, json)
-        }
+        } => show_lines(&files, &filter, json),
     }
 }
 

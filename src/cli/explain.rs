@@ -18,31 +18,22 @@ pub struct Args {
 
 /// Exit 0 when a route was determined (whatever it is), 2 when the answer is a temporary
 /// failure (Postfix would defer) or on a usage or configuration error.
-pub async fn run(args: Args) -> ExitCode {
-    let usage = ExitCode::from(super::exit::TEMPORARY_OR_USAGE);
-    let config = match super::tool_config(args.config.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub async fn run(args: Args) -> super::ToolExit {
+    let config = super::tool_config(args.config.config.as_deref())?;
     if args.address.trim().is_empty() {
-        eprintln!("nta7516-milter: explain: the address is empty");
-        return usage;
+        return Err(super::usage_error("explain: the address is empty"));
     }
-    let e = match explain::explain(&config, &args.address).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("nta7516-milter: {e}");
-            return usage;
-        }
-    };
+    let e = explain::explain(&config, &args.address)
+        .await
+        .map_err(super::usage_error)?;
     if args.json {
         println!("{}", crate::tools::explain_json::render_json(&e));
     } else {
         print!("{}", explain::render_text(&e));
     }
-    if e.is_temporary() {
+    Ok(if e.is_temporary() {
         ExitCode::from(super::exit::TEMPORARY_OR_USAGE)
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }

@@ -188,8 +188,10 @@ fn run_serve(fut: impl Future<Output = ExitCode>) -> ExitCode {
 }
 
 /// The other async commands (check, explain, self-check): tokio's multi-threaded default.
-fn run_async(fut: impl Future<Output = ExitCode>) -> ExitCode {
-    run_on(tokio::runtime::Builder::new_multi_thread(), fut)
+fn run_async(fut: impl Future<Output = ToolExit>) -> ExitCode {
+    run_on(tokio::runtime::Builder::new_multi_thread(), async {
+        fut.await.unwrap_or_else(|code| code)
+    })
 }
 
 /// Runs `fut` on `default`, or on N worker threads when [`WORKER_THREADS_ENV`] says so.
@@ -250,13 +252,36 @@ fn tool_config(explicit: Option<&Path>) -> Result<Config, ExitCode> {
     })
 }
 
+/// What a tool command ends with: its exit status either way, `Err` once it has said on
+/// stderr why it stopped early, so that its steps can use `?`.
+type ToolExit = Result<ExitCode, ExitCode>;
+
+/// Says `what` on stderr and gives the exit status of a usage or configuration error.
+fn usage_error(what: impl std::fmt::Display) -> ExitCode {
+    eprintln!("nta7516-milter: {what}");
+    ExitCode::from(exit::TEMPORARY_OR_USAGE)
+}
+
+/// A tool's report on stdout: one pretty-printed JSON document, or `text` of it.
+fn print_report<T: serde::Serialize>(
+    doc: &T,
+    json: bool,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(), ExitCode> {
+    if json {
+        let s = serde_json::to_string_pretty(doc)
+            .map_err(|e| usage_error(format_args!("cannot serialise the report: {e}")))?;
+        println!("{s}");
+    } else {
+        print!("{}", text(doc));
+    }
+    Ok(())
+}
+
 /// The DNS engine over the configured resolver for a tool command, or (after saying why)
 /// the exit status for a usage or configuration error.
 fn tool_engine(config: &Config) -> Result<Arc<Engine<HickoryResolver>>, ExitCode> {
-    let resolver = HickoryResolver::new(&resolver_setup(config)).map_err(|e| {
-        eprintln!("nta7516-milter: {e}");
-        ExitCode::from(exit::TEMPORARY_OR_USAGE)
-    })?;
+    let resolver = HickoryResolver::new(&resolver_setup(config)).map_err(usage_error)?;
     Ok(Engine::new(
         Arc::new(resolver),
         config.policy.clone(),
@@ -332,39 +357,18 @@ pub fn resolver_setup(config: &Config) -> ResolverSetup {
     ResolverSetup::from(&config.dns)
 }
 
-async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> ExitCode {
-    let usage = ExitCode::from(exit::TEMPORARY_OR_USAGE);
-    let config = match tool_config(config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+async fn check(domains: Vec<String>, json: bool, config: Option<PathBuf>) -> ToolExit {
+    let config = tool_config(config.as_deref())?;
     let mut names = Vec::new();
     for d in &domains {
-        match DomainName::parse(d) {
-            Ok(n) => names.push(n),
-            Err(e) => {
-                eprintln!("nta7516-milter: {d:?} is not a domain name: {e}");
-                return usage;
-            }
-        }
+        let name = DomainName::parse(d)
+            .map_err(|e| usage_error(format_args!("{d:?} is not a domain name: {e}")))?;
+        names.push(name);
     }
-    let engine = match tool_engine(&config) {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
+    let engine = tool_engine(&config)?;
     let checked = check::run(&engine, &names).await;
-    if json {
-        match serde_json::to_string_pretty(&checked.document) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("nta7516-milter: cannot serialise the report: {e}");
-                return usage;
-            }
-        }
-    } else {
-        print!("{}", check::render_all(&checked.document));
-    }
-    ExitCode::from(checked.exit)
+    print_report(&checked.document, json, check::render_all)?;
+    Ok(ExitCode::from(checked.exit))
 }
 
 #[cfg(test)]

@@ -18,42 +18,24 @@ pub struct Args {
     pub config: super::ConfigArg,
 }
 
-pub async fn run(args: Args) -> ExitCode {
-    let usage = ExitCode::from(super::exit::TEMPORARY_OR_USAGE);
-    let config = match super::tool_config(args.config.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub async fn run(args: Args) -> super::ToolExit {
+    let config = super::tool_config(args.config.config.as_deref())?;
     if config.domains.own.is_empty() {
         let file = config.source.as_ref().map_or(
             "the configuration (no file found; embedded defaults)".to_string(),
             |p| p.display().to_string(),
         );
-        eprintln!(
-            "nta7516-milter: self-check: no own domains configured in {file}; list them in [domains] own, e.g. own = [\"zkh.nl\"]"
-        );
-        return usage;
+        return Err(super::usage_error(format_args!(
+            "self-check: no own domains configured in {file}; list them in [domains] own, e.g. own = [\"zkh.nl\"]"
+        )));
     }
-    let engine = match super::tool_engine(&config) {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
+    let engine = super::tool_engine(&config)?;
     let starttls = (!args.no_starttls).then(|| selfcheck::Starttls {
         port: selfcheck::starttls::SMTP_PORT,
         ehlo: gethostname::gethostname().to_string_lossy().into_owned(),
         timeout: config.dns.timeout,
     });
     let doc = selfcheck::run(&engine, &config, starttls.as_ref()).await;
-    if args.json {
-        match serde_json::to_string_pretty(&doc) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("nta7516-milter: cannot serialise the report: {e}");
-                return usage;
-            }
-        }
-    } else {
-        print!("{}", selfcheck::render_text(&doc));
-    }
-    ExitCode::from(doc.result.exit_code())
+    super::print_report(&doc, args.json, selfcheck::render_text)?;
+    Ok(ExitCode::from(doc.result.exit_code()))
 }

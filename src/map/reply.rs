@@ -216,9 +216,8 @@ pub fn lmtp_next_hop(socket: &SocketSpec) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::dns::Dnssec;
     use crate::map::netstring;
-    use crate::policy::{Code, Compliance, Evidence, Reason};
+    use crate::policy::{Code, Reason};
 
     fn dn(s: &str) -> DomainName {
         DomainName::parse(s).unwrap()
@@ -228,19 +227,7 @@ pub(crate) mod tests {
         Config::from_toml_str(&format!("[domains]\nown = [\"zkh.nl\"]\n{extra}"), "t").unwrap()
     }
 
-    fn compliant(via_ntamx: bool, targets: &[&str]) -> Verdict {
-        Verdict::Compliant(Compliance {
-            targets: targets.iter().map(|t| dn(t)).collect(),
-            via_ntamx,
-            provider: "P".into(),
-            valid_until: time::macros::date!(2027 - 01 - 31),
-            evidence: Evidence {
-                txt: Dnssec::Secure,
-                mx: None,
-                tlsa: vec![],
-            },
-        })
-    }
+    use crate::policy::test_compliant as compliant;
 
     fn not_compliant() -> Verdict {
         Verdict::NotCompliant {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::netstring::{self, MAX_QUERY_SIZE, MAX_REPLY_SIZE};
 use super::reply::{self, Query, Reply, RouteKey};
 use crate::audit::Event;
 use crate::policy::Verdict;
+use crate::server::accept::Connections;
 use crate::server::listen::Bound;
 use crate::server::stream::Stream;
 use crate::state::{Generation, Shared};
@@ -43,48 +43,26 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut tasks = JoinSet::new();
+    // Each connection watches for shutdown itself, to stop between requests.
     let for_connections = shutdown.clone();
-    let mut failed = None;
-    loop {
-        tokio::select! {
-            _ = crate::shutdown::requested(&mut shutdown) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => match slots.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (shared, shutdown) = (shared.clone(), for_connections.clone());
-                        tasks.spawn(async move {
-                            connection(stream, shared, shutdown).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => tracing::warn!(peer = %stream.peer(), limit = MAX_CONNECTIONS, "map server: too many connections, closing one"),
-                },
-                // Transient errors (EMFILE and friends) are retried inside the listener;
-                // what reaches here means the listener is broken. Stop, so the daemon
-                // exits and is restarted, rather than spin on a dead socket.
-                Err(e) => {
-                    tracing::error!(error = %e, "map server: the listener failed; stopping");
-                    failed = Some(e);
-                    break;
-                }
-            },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
+    let mut connections = Connections::new(MAX_CONNECTIONS);
+    let result = connections
+        .run(&mut listener, &mut shutdown, "map server", |stream| {
+            connection(stream, shared.clone(), for_connections.clone())
+        })
+        .await;
+    if let Err(e) = &result {
+        // Stop, so the daemon exits and is restarted, rather than spin on a dead socket.
+        tracing::error!(error = %e, "map server: the listener failed; stopping");
     }
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    let cut = connections.drain(DRAIN_TIMEOUT).await;
+    if cut > 0 {
         tracing::warn!(
-            left = tasks.len(),
+            left = cut,
             "map server: requests still running after the drain time; cutting them off"
         );
-        tasks.abort_all();
     }
-    failed.map_or(Ok(()), Err)
+    result
 }
 
 async fn connection(mut stream: Stream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {

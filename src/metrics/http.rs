@@ -16,9 +16,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
+use crate::server::accept::Connections;
 use crate::server::listen::Bound;
 use crate::state::Shared;
 
@@ -37,29 +37,14 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut tasks = JoinSet::new();
-    let result = loop {
-        tokio::select! {
-            _ = crate::shutdown::requested(&mut shutdown) => break Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => match slots.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let shared = shared.clone();
-                        tasks.spawn(async move {
-                            connection(stream, shared).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => tracing::warn!(limit = MAX_CONNECTIONS, "metrics: too many connections, closing one"),
-                },
-                Err(e) => break Err(e),
-            },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    };
+    let mut connections = Connections::new(MAX_CONNECTIONS);
+    let result = connections
+        .run(&mut listener, &mut shutdown, "metrics", |stream| {
+            connection(stream, shared.clone())
+        })
+        .await;
     // Scrapes are short and have nothing to finish for anyone.
-    tasks.abort_all();
+    connections.drain(Duration::ZERO).await;
     result
 }
 

@@ -17,7 +17,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -130,20 +130,26 @@ impl State {
         }
     }
 
+    /// The negotiation bits of the command that enters this state: "the MTA may skip
+    /// it" (`SMFIP_NO*`) and "the MTA expects no reply to it" (`SMFIP_NR*`). None for
+    /// the states that have neither.
+    fn option_bits(self) -> Option<(u32, u32)> {
+        Some(match self {
+            State::Conn => (NO_CONNECT, NR_CONNECT),
+            State::Helo => (NO_HELO, NR_HELO),
+            State::Mail => (NO_MAIL, NR_MAIL),
+            State::Rcpt => (NO_RCPT, NR_RCPT),
+            State::Data => (NO_DATA, NR_DATA),
+            State::Header => (NO_HEADER, NR_HEADER),
+            State::Eoh => (NO_EOH, NR_EOH),
+            State::Body => (NO_BODY, NR_BODY),
+            State::Unknown => (NO_UNKNOWN, NR_UNKNOWN),
+            _ => return None,
+        })
+    }
+
     fn skippable(self, opts: u32) -> bool {
-        let bit = match self {
-            State::Conn => NO_CONNECT,
-            State::Helo => NO_HELO,
-            State::Mail => NO_MAIL,
-            State::Rcpt => NO_RCPT,
-            State::Data => NO_DATA,
-            State::Header => NO_HEADER,
-            State::Eoh => NO_EOH,
-            State::Body => NO_BODY,
-            State::Unknown => NO_UNKNOWN,
-            _ => return false,
-        };
-        opts & bit != 0
+        self.option_bits().is_some_and(|(skip, _)| opts & skip != 0)
     }
 
     /// Directly, or through states the negotiation lets the MTA skip.
@@ -161,21 +167,13 @@ impl State {
 
     /// Whether the MTA waits for a reply to the command that enters this state.
     fn expects_reply(self, opts: u32) -> bool {
-        let no_reply_bit = match self {
-            State::Conn => NR_CONNECT,
-            State::Helo => NR_HELO,
-            State::Mail => NR_MAIL,
-            State::Rcpt => NR_RCPT,
-            State::Data => NR_DATA,
-            State::Header => NR_HEADER,
-            State::Eoh => NR_EOH,
-            State::Body => NR_BODY,
-            State::Unknown => NR_UNKNOWN,
-            State::Eom => return true,
+        match self {
+            State::Eom => true,
             // Option negotiation has its own reply format; abort and quit get none.
-            _ => return false,
-        };
-        opts & no_reply_bit == 0
+            _ => self
+                .option_bits()
+                .is_some_and(|(_, no_reply)| opts & no_reply == 0),
+        }
     }
 }
 
@@ -316,24 +314,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
     /// Writes and flushes the owed replies before anything else goes out.
     fn poll_pay(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.owed_written < self.owed.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.owed[self.owed_written..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.owed_written += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+            match ready!(Pin::new(&mut self.inner).poll_write(cx, &self.owed[self.owed_written..]))?
+            {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => self.owed_written += n,
             }
         }
         if self.owed.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                self.owed.clear();
-                self.owed_written = 0;
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        self.owed.clear();
+        self.owed_written = 0;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -344,11 +337,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.poll_pay(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
+        ready!(this.poll_pay(cx))?;
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
@@ -377,11 +366,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.poll_pay(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
+        ready!(this.poll_pay(cx))?;
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             this.tracker.wrote(&buf[..n]);
@@ -391,18 +376,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.poll_pay(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_flush(cx),
-            other => other,
-        }
+        ready!(this.poll_pay(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.poll_pay(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_shutdown(cx),
-            other => other,
-        }
+        ready!(this.poll_pay(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 

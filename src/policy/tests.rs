@@ -7,7 +7,8 @@ use time::macros::date;
 
 use super::*;
 use crate::config::Config;
-use crate::dns::{Denial, DnsResult, Mx};
+use crate::dns::{Denial, DnsError, DnsResult, Mx};
+use crate::domain::DomainName;
 use crate::nta::facts::TargetFacts;
 
 const TODAY: time::Date = date!(2026 - 11 - 22);

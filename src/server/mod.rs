@@ -1,4 +1,5 @@
 //! Sockets shared by the milter and the map server.
 
+pub(crate) mod accept;
 pub mod listen;
 pub(crate) mod stream;

@@ -95,7 +95,7 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+        let this = Pin::into_inner(self);
         let filled = buf.filled().len();
         let r = this.inner_pin().poll_read(cx, buf);
         if let (Inner::Tcp(s), Poll::Ready(Ok(()))) = (&this.inner, &r)

@@ -328,8 +328,7 @@ pub fn render_text(e: &Explanation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::Dnssec;
-    use crate::policy::{Compliance, Evidence, Reason};
+    use crate::policy::Reason;
 
     fn dn(s: &str) -> DomainName {
         DomainName::parse(s).unwrap()
@@ -379,17 +378,7 @@ mod tests {
         assert!(by[0].contains("\"defer\""));
         assert!(by.iter().any(|l| l.contains("dry_run")));
 
-        let comp = Verdict::Compliant(Compliance {
-            targets: vec![dn("nta.ggd.test")],
-            via_ntamx: true,
-            provider: "P".into(),
-            valid_until: time::macros::date!(2027 - 01 - 31),
-            evidence: Evidence {
-                txt: Dnssec::Secure,
-                mx: None,
-                tlsa: vec![],
-            },
-        });
+        let comp = crate::policy::test_compliant(true, &["nta.ggd.test"]);
         let by = decided_by(&config(""), &d, Some(&comp));
         assert!(by[1].contains("ntamx"), "{by:?}");
         let temp = Verdict::Temporary {

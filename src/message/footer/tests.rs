@@ -1,6 +1,5 @@
 use super::*;
 use mail_parser::{MimeHeaders, PartType};
-use std::time::{Duration, Instant};
 
 const FOOTER: Footer<'static> = Footer {
     text: "Dit bericht is beveiligd verzonden.\nNTA 7516",
@@ -774,7 +773,7 @@ fn long_footer_lines_are_wrapped_at_998() {
 fn one_megabyte_lines() {
     let line = "w".repeat(1 << 20);
     let message = format!("Content-Type: text/plain\n\n{line}\n");
-    let start = Instant::now();
+    // How long these inputs take is measured in `cargo bench --bench adversarial`.
     let (body, _) = added(run(&message, &FOOTER).2);
     assert!(body.starts_with(line.as_bytes()));
     let message = format!(
@@ -784,18 +783,17 @@ fn one_megabyte_lines() {
     assert!(max_line(&body) <= 76);
     let message = format!("Content-Type: text/plain; x=\"{line}\"\n\nhi\n");
     let _ = run(&message, &FOOTER).2;
-    assert!(start.elapsed() < Duration::from_secs(20));
 }
 
 #[test]
-fn many_parts_and_deep_nesting_stay_fast() {
+fn many_parts_and_deep_nesting() {
+    // Their speed is measured in `cargo bench --bench adversarial`.
     // 10,000 parts in one multipart.
     let mut message = String::from("Content-Type: multipart/mixed; boundary=b\n\n");
     for i in 0..10_000 {
         message.push_str(&format!("--b\nContent-Type: text/plain\n\npart {i}\n"));
     }
     message.push_str("--b--\n");
-    let start = Instant::now();
     let (headers, _, outcome) = run(&message, &FOOTER);
     let (body, parts) = added(outcome);
     assert_eq!(parts, 1);
@@ -884,11 +882,6 @@ fn many_parts_and_deep_nesting_stay_fast() {
         skipped(run(&m, &FOOTER).2),
         SkipReason::Unparsable(_)
     ));
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        start.elapsed()
-    );
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! The plan for the portal's concerns: `X-NTA7516-Phone` kept only from trusted clients and
 //! never signed; the portal's own mail recognised by its mark, and nobody else's.
 
-use std::process::Command;
-
+use super::tests::noted;
 use super::*;
 use crate::message::portal_mark::HEADER_PORTAL_MARK;
 
@@ -21,13 +20,7 @@ impl Setup {
     /// is 32 bytes of 7.
     fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("ed.pem");
-        let ok = Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key)
-            .status()
-            .expect("openssl is needed for this test (apt-get install openssl)");
-        assert!(ok.success());
+        let key = super::tests::ed25519_key(dir.path());
         let toml = format!(
             "[dns]\nnameservers = [\"127.0.0.1:9\"]\n[domains]\nown = [\"zkh.test\"]\n\
              [[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed1\"\nkey = \"{}\"\n",
@@ -105,10 +98,8 @@ fn deleted(p: &Plan, name: &str) -> bool {
     p.delete.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
 }
 
-#[tokio::test]
-async fn the_portals_marked_mail_takes_the_standard_route_signed() {
-    let s = Setup::new();
-    let rcpt = "patient@gmail.test";
+/// The plan of the portal's own notice to `rcpt`, correctly marked: standard by its mark.
+fn portal_notice_plan(s: &Setup, rcpt: &str) -> Plan {
     let mark = mark_for(&s.key, rcpt, NOTICE_BODY);
     let m = notice(PORTAL_FROM, rcpt, &[(HEADER_PORTAL_MARK, &mark)]);
     let p = plan(&s.ctx(), &outbound(), &m).unwrap();
@@ -116,6 +107,14 @@ async fn the_portals_marked_mail_takes_the_standard_route_signed() {
         p.classification,
         Some((Classification::Standard, Source::PortalMark))
     );
+    p
+}
+
+#[tokio::test]
+async fn the_portals_marked_mail_takes_the_standard_route_signed() {
+    let s = Setup::new();
+    let rcpt = "patient@gmail.test";
+    let p = portal_notice_plan(&s, rcpt);
     assert_eq!(added(&p, HEADER_CLASSIFICATION), Some("standard"));
     assert_eq!(added(&p, HEADER_ROUTE), Some("standard"));
     assert!(deleted(&p, HEADER_PORTAL_MARK), "the mark never leaves");
@@ -176,11 +175,7 @@ async fn a_valid_mark_from_an_untrusted_client_is_ignored() {
     let p = plan(&s.ctx(), &Direction::Inbound, &m).unwrap();
     assert_eq!(p.classification, None);
     assert!(deleted(&p, HEADER_PORTAL_MARK));
-    assert!(
-        p.notes
-            .iter()
-            .any(|n| n.contains("portal mark from an untrusted"))
-    );
+    assert!(noted(&p, "portal mark from an untrusted"));
 }
 
 #[tokio::test]
@@ -199,15 +194,9 @@ async fn the_portals_address_without_a_valid_mark_is_refused() {
 async fn portal_mail_to_an_own_domain_keeps_postfix_routing() {
     let s = Setup::new();
     let rcpt = "arts@zkh.test";
-    let mark = mark_for(&s.key, rcpt, NOTICE_BODY);
-    let m = notice(PORTAL_FROM, rcpt, &[(HEADER_PORTAL_MARK, &mark)]);
-    let p = plan(&s.ctx(), &outbound(), &m).unwrap();
-    assert_eq!(
-        p.classification,
-        Some((Classification::Standard, Source::PortalMark))
-    );
+    let p = portal_notice_plan(&s, rcpt);
     assert_eq!(added(&p, HEADER_ROUTE), None);
-    assert!(p.notes.iter().any(|n| n.contains("not in another domain")));
+    assert!(noted(&p, "not in another domain"));
 }
 
 #[tokio::test]

@@ -95,11 +95,7 @@ async fn inbound_mail_loses_forged_headers_and_is_not_classified() {
     );
     assert!(p.add.is_empty() && p.body.is_none() && p.dkim.is_none());
     assert!(p.classification.is_none());
-    assert!(
-        p.notes
-            .iter()
-            .any(|n| n.contains("untrusted client ignored"))
-    );
+    assert!(noted(&p, "untrusted client ignored"));
 }
 
 #[tokio::test]
@@ -114,12 +110,12 @@ async fn outbound_default_is_secure_with_footer() {
         p.classification,
         Some((Classification::Secure, Source::Default))
     );
-    let body = String::from_utf8(p.body.unwrap()).unwrap();
+    let body = String::from_utf8(p.body.clone().unwrap()).unwrap();
     assert!(body.starts_with("Beste collega,"));
     assert!(body.contains("NTA 7516"), "{body}");
     // From a domain that is not ours and has no key: unsigned, and said so.
     assert!(p.dkim.is_none());
-    assert!(p.notes.iter().any(|n| n.contains("not DKIM-signed")));
+    assert!(noted(&p, "not DKIM-signed"));
 }
 
 #[tokio::test]
@@ -151,7 +147,7 @@ async fn bypass_with_a_local_recipient_keeps_secure_routing() {
     headers.push(("X-NTA7516-Bypass", "true"));
     let p = plan(&g.ctx(), &outbound(), &msg(&headers, &["smtp", "local"])).unwrap();
     assert_eq!(p.add.len(), 1);
-    assert!(p.notes.iter().any(|n| n.contains("transport local")));
+    assert!(noted(&p, "transport local"));
 }
 
 #[tokio::test]
@@ -193,17 +189,7 @@ async fn unreadable_key_is_deferred() {
 #[tokio::test]
 async fn signs_with_the_from_domain_key() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("ed.pem");
-    let ok = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&key)
-        .status()
-        .expect("openssl is needed for this test (apt-get install openssl)");
-    assert!(ok.success());
-    let g = generation(&format!(
-        "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed1\"\nkey = \"{}\"\n",
-        key.display()
-    ));
+    let g = signing_generation(dir.path());
     let mut headers = BASIC.to_vec();
     headers[0] = ("From", "Jan <jan@zkh.test>");
     let p = plan(&g.ctx(), &outbound(), &msg(&headers, &["nta-dane"])).unwrap();
@@ -264,8 +250,9 @@ fn from_domains() {
     );
 }
 
-/// A generation that signs for zkh.test with a fresh Ed25519 key (made with openssl).
-fn signing_generation(dir: &std::path::Path) -> Generation {
+/// A fresh Ed25519 private key in `dir`, made with openssl (an independent tool, so the
+/// tests do not read keys only our own code wrote).
+pub(super) fn ed25519_key(dir: &std::path::Path) -> std::path::PathBuf {
     let key = dir.join("ed.pem");
     let ok = Command::new("openssl")
         .args(["genpkey", "-algorithm", "ed25519", "-out"])
@@ -273,6 +260,17 @@ fn signing_generation(dir: &std::path::Path) -> Generation {
         .status()
         .expect("openssl is needed for this test (apt-get install openssl)");
     assert!(ok.success());
+    key
+}
+
+/// Whether the plan's notes say `text`.
+pub(super) fn noted(p: &Plan, text: &str) -> bool {
+    p.notes.iter().any(|n| n.contains(text))
+}
+
+/// A generation that signs for zkh.test with a fresh Ed25519 key (made with openssl).
+fn signing_generation(dir: &std::path::Path) -> Generation {
+    let key = ed25519_key(dir);
     generation(&format!(
         "[[dkim]]\ndomain = \"zkh.test\"\nselector = \"ed1\"\nkey = \"{}\"\n",
         key.display()

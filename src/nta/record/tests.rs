@@ -733,15 +733,12 @@ fn select_examines_a_bounded_number_of_records() {
     // Beyond the bound: neither this conflict nor the flood behind it is looked at.
     txts.push("v=NTA7516-1;startdate=1999-01;enddate=1999-02;provider=Y".to_string());
     txts.extend((0..100_000).map(|i| format!("v=NTA7516-1;n={i}")));
-    let started = std::time::Instant::now();
+    // How long these take is measured in `cargo bench --bench adversarial`.
     assert_eq!(select(&txts), Selection::Found(parse(VALID).unwrap()));
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 
     // A thousand distinct candidates that all parse the same: linear, not pairwise.
     let txts: Vec<String> = (0..MAX_TXT_RECORDS)
         .map(|i| format!("{VALID};note={i}"))
         .collect();
-    let started = std::time::Instant::now();
     assert!(matches!(select(&txts), Selection::Found(_)));
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }

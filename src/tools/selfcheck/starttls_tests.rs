@@ -14,15 +14,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use super::starttls::{Outcome, probe};
 use crate::dns::Tlsa;
 
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+/// Runs `openssl` in `dir` with `args` (split at spaces; no argument here has one).
+fn openssl(dir: &Path, args: &str) -> Vec<u8> {
     let out = Command::new("openssl")
-        .args(args)
+        .args(args.split(' '))
         .current_dir(dir)
         .output()
         .expect("openssl is needed for this test (apt-get install openssl)");
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl {args}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
@@ -30,63 +31,22 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
 
 /// A CA and a leaf for mx.test (P-256), the leaf valid for `days`.
 fn certs(dir: &Path, days: &str) {
+    const P256: &str = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
     openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=Test CA",
-            "-days",
-            "30",
-        ],
+        &format!("req -x509 {P256} -keyout ca.key -out ca.crt -subj /CN=Test-CA -days 30"),
     );
     openssl(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "mx.key",
-            "-out",
-            "mx.csr",
-            "-subj",
-            "/CN=mx.test",
-        ],
+        &format!("req {P256} -keyout mx.key -out mx.csr -subj /CN=mx.test"),
     );
     std::fs::write(dir.join("ext.cnf"), "subjectAltName = DNS:mx.test\n").unwrap();
     openssl(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "mx.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "mx.crt",
-            "-days",
-            days,
-        ],
+        &format!(
+            "x509 -req -in mx.csr -CA ca.crt -CAkey ca.key -CAcreateserial -extfile ext.cnf \
+             -out mx.crt -days {days}"
+        ),
     );
     std::fs::write(
         dir.join("chain.crt"),
@@ -101,19 +61,16 @@ fn certs(dir: &Path, days: &str) {
 
 /// `usage selector 1` over `cert` (SHA-256, computed by openssl).
 fn tlsa(dir: &Path, usage: u8, selector: u8, cert: &str) -> Tlsa {
-    let der = openssl(dir, &["x509", "-in", cert, "-outform", "DER"]);
+    let der = openssl(dir, &format!("x509 -in {cert} -outform DER"));
     let selected = if selector == 0 {
         der
     } else {
-        let pem = openssl(dir, &["x509", "-in", cert, "-pubkey", "-noout"]);
+        let pem = openssl(dir, &format!("x509 -in {cert} -pubkey -noout"));
         std::fs::write(dir.join("pub.pem"), pem).unwrap();
-        openssl(
-            dir,
-            &["pkey", "-pubin", "-in", "pub.pem", "-outform", "DER"],
-        )
+        openssl(dir, "pkey -pubin -in pub.pem -outform DER")
     };
     std::fs::write(dir.join("sel.der"), &selected).unwrap();
-    let hash = openssl(dir, &["dgst", "-sha256", "-binary", "sel.der"]);
+    let hash = openssl(dir, "dgst -sha256 -binary sel.der");
     Tlsa {
         usage,
         selector,
