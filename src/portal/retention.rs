@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::audit::Event;
 use crate::portal::intake::Intake;
-use crate::portal::store::now;
+use crate::portal::store::{StoreError, now};
 
 pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Messages expired per pass (the rest follow in the next one).
@@ -76,29 +76,28 @@ pub async fn pass(intake: &Intake, node: &str, at: i64) -> Pass {
 /// Expires what is due; returns how many this node shredded.
 async fn expire(intake: &Intake, at: i64) -> usize {
     let store = &intake.store;
+    let due = listed(
+        store.expired_messages(at, EXPIRE_BATCH).await,
+        "portal expiry",
+    );
     let mut expired = 0;
-    match store.expired_messages(at, EXPIRE_BATCH).await {
-        Ok(list) => {
-            for (id, sha256, recipient_count) in list {
-                match store.shred(&id).await {
-                    // Not live any more: shredded (and audited) by another node.
-                    Ok(false) => {}
-                    Ok(true) => {
-                        intake.auditor.record_all(vec![
-                            Event::PortalExpired {
-                                message: id.clone(),
-                                sha256,
-                                recipient_count,
-                            },
-                            Event::PortalShredded { message: id },
-                        ]);
-                        expired += 1;
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot expire a portal message"),
-                }
+    for (id, sha256, recipient_count) in due {
+        match store.shred(&id).await {
+            // Not live any more: shredded (and audited) by another node.
+            Ok(false) => {}
+            Ok(true) => {
+                intake.auditor.record_all(vec![
+                    Event::PortalExpired {
+                        message: id.clone(),
+                        sha256,
+                        recipient_count,
+                    },
+                    Event::PortalShredded { message: id },
+                ]);
+                expired += 1;
             }
+            Err(e) => tracing::error!(error = %e, "cannot expire a portal message"),
         }
-        Err(e) => tracing::error!(error = %e, "portal expiry: store unavailable"),
     }
     expired
 }
@@ -106,35 +105,43 @@ async fn expire(intake: &Intake, at: i64) -> usize {
 /// Retries due notifications, each only after this node claimed it; returns how many.
 async fn retry_notices(intake: &Intake, at: i64) -> usize {
     let store = &intake.store;
+    let due = listed(
+        store.pending_notices(at, NOTIFY_BATCH).await,
+        "portal notification retry",
+    );
     let mut notified = 0;
-    match store.pending_notices(at, NOTIFY_BATCH).await {
-        Ok(list) => {
-            for p in list {
-                match store.claim_notice(&p.recipient_id, p.notify_next, at).await {
-                    Ok(true) => {}
-                    // Another node has it (or it was sent meanwhile).
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::error!(error = %e, "portal notification claim: store unavailable");
-                        break;
-                    }
-                }
-                intake
-                    .notify_one(
-                        &p.message_id,
-                        &p.recipient_id,
-                        &p.address,
-                        &p.token,
-                        &p.phone,
-                        p.attempts,
-                    )
-                    .await;
-                notified += 1;
+    for p in due {
+        match store.claim_notice(&p.recipient_id, p.notify_next, at).await {
+            Ok(true) => {}
+            // Another node has it (or it was sent meanwhile).
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "portal notification claim: store unavailable");
+                break;
             }
         }
-        Err(e) => tracing::error!(error = %e, "portal notification retry: store unavailable"),
+        intake
+            .notify_one(
+                &p.message_id,
+                &p.recipient_id,
+                &p.address,
+                &p.token,
+                &p.phone,
+                p.attempts,
+            )
+            .await;
+        notified += 1;
     }
     notified
+}
+
+/// What a pass's query listed; nothing (and an error logged under `job`) when the store
+/// is unavailable: the next pass tries again.
+fn listed<T>(list: Result<Vec<T>, StoreError>, job: &str) -> Vec<T> {
+    list.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "{job}: store unavailable");
+        Vec::new()
+    })
 }
 
 /// Runs a pass now and then every [`INTERVAL`] until `shutdown`, as node `node` (unique
@@ -300,20 +307,7 @@ pub(crate) mod tests {
     async fn expires_retries_and_sweeps_with_audit() {
         let dir = tempfile::tempdir().unwrap();
         let i = intake(dir.path()).await;
-        let mut inc = i
-            .store
-            .begin("a@zkh.example", None, i.retention)
-            .await
-            .unwrap();
-        inc.write(b"Subject: x\r\n\r\nbody\r\n").await.unwrap();
-        let stored = inc
-            .commit(&[NewRecipient {
-                address: "p@x.example".into(),
-                phone: Phone::parse("0612345678").unwrap(),
-            }])
-            .await
-            .unwrap();
-        let id = stored[0].message_id.clone();
+        let id = store_one(&i, "x").await;
         // A stale intake left by a crash.
         let mut stale = i.store.begin("", None, i.retention).await.unwrap();
         stale.write(b"half").await.unwrap();
@@ -345,12 +339,7 @@ pub(crate) mod tests {
         assert_eq!((done.expired, done.swept), (1, 1));
         assert!(i.store.read_message(&id).await.is_err());
         drop(i);
-        let log = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
-        let kinds: Vec<&str> = log
-            .lines()
-            .filter_map(|l| l.split("\"event_type\":\"").nth(1))
-            .filter_map(|r| r.split('"').next())
-            .collect();
+        let kinds = events(&dir.path().join("audit.log"));
         assert_eq!(
             kinds,
             ["portal_notify_failed", "portal_expired", "portal_shredded"]

@@ -8,38 +8,28 @@
 
 use serde_json::{Value, json};
 
-use super::{Outgoing, SmsError, json, reference_of};
-use crate::portal::phone::Phone;
+use super::{Outgoing, Sms, SmsError, json, reference_of};
 
 pub const DEFAULT_URL: &str = "https://gw.messaging.cm.com/v1.0/message";
 /// A code fits one message part; eight bounds what one send can cost.
 const MAX_PARTS: u32 = 8;
 
-pub(super) fn request(
-    token: &str,
-    sender: &str,
-    to: &Phone,
-    text: &str,
-    reference: &str,
-) -> Outgoing {
-    Outgoing {
-        authorization: None,
-        extra: Some(("X-CM-PRODUCTTOKEN", token.to_string())),
-        body: json!({
-            "messages": {
-                "authentication": { "producttoken": token },
-                "msg": [{
-                    "from": sender,
-                    // CM wants the international form with 00 instead of +.
-                    "to": [{ "number": format!("00{}", to.digits()) }],
-                    "body": { "type": "auto", "content": text },
-                    "reference": reference,
-                    "minimumNumberOfMessageParts": 1,
-                    "maximumNumberOfMessageParts": MAX_PARTS,
-                }]
-            }
-        }),
-    }
+pub(super) fn request(m: &Sms<'_>) -> Outgoing {
+    let body = json!({
+        "messages": {
+            "authentication": { "producttoken": m.token },
+            "msg": [{
+                "from": m.sender,
+                // CM wants the international form with 00 instead of +.
+                "to": [{ "number": format!("00{}", m.to.digits()) }],
+                "body": { "type": "auto", "content": m.text },
+                "reference": m.reference,
+                "minimumNumberOfMessageParts": 1,
+                "maximumNumberOfMessageParts": MAX_PARTS,
+            }]
+        }
+    });
+    Outgoing::token_header("X-CM-PRODUCTTOKEN", m.token, body)
 }
 
 pub(super) fn response(status: u16, body: &[u8], reference: &str) -> Result<String, SmsError> {
@@ -75,11 +65,17 @@ pub(super) fn response(status: u16, body: &[u8], reference: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::portal::phone::Phone;
 
     #[test]
     fn request_shape() {
         let to = Phone::parse("+31612345678").unwrap();
-        let out = request("00000000-0000-0000-0000-000000000000", "Zkh", &to, "t", "r");
+        let out = request(&Sms::test(
+            "00000000-0000-0000-0000-000000000000",
+            &to,
+            "t",
+            "r",
+        ));
         assert_eq!(out.authorization, None);
         assert_eq!(out.extra.as_ref().unwrap().0, "X-CM-PRODUCTTOKEN");
         let m = &out.body["messages"];

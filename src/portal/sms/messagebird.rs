@@ -5,33 +5,23 @@
 
 use serde_json::{Value, json};
 
-use super::{Outgoing, SmsError, json, reference_of};
-use crate::portal::phone::Phone;
+use super::{Outgoing, Sms, SmsError, json, reference_of};
 
 pub const DEFAULT_URL: &str = "https://rest.messagebird.com/messages";
 
-pub(super) fn request(
-    token: &str,
-    sender: &str,
-    to: &Phone,
-    text: &str,
-    reference: &str,
-) -> Result<Outgoing, SmsError> {
+pub(super) fn request(m: &Sms<'_>) -> Result<Outgoing, SmsError> {
     // The API lists recipients as numbers (international, without + or 00).
-    let msisdn: u64 = to
-        .digits()
-        .parse()
-        .map_err(|_| SmsError::provider("the number does not fit MessageBird's recipient form"))?;
-    Ok(Outgoing {
-        authorization: Some(format!("AccessKey {token}")),
-        extra: None,
-        body: json!({
-            "originator": sender,
-            "body": text,
-            "recipients": [msisdn],
-            "reference": reference,
-        }),
-    })
+    let msisdn: u64 =
+        m.to.digits().parse().map_err(|_| {
+            SmsError::provider("the number does not fit MessageBird's recipient form")
+        })?;
+    let body = json!({
+        "originator": m.sender,
+        "body": m.text,
+        "recipients": [msisdn],
+        "reference": m.reference,
+    });
+    Ok(Outgoing::authorized("AccessKey", m.token, body))
 }
 
 pub(super) fn response(status: u16, body: &[u8], reference: &str) -> Result<String, SmsError> {
@@ -56,11 +46,12 @@ pub(super) fn response(status: u16, body: &[u8], reference: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::portal::phone::Phone;
 
     #[test]
     fn shape_and_answers() {
         let to = Phone::parse("0612345678").unwrap();
-        let out = request("key", "Zkh", &to, "t", "r").unwrap();
+        let out = request(&Sms::test("key", &to, "t", "r")).unwrap();
         assert_eq!(out.authorization.as_deref(), Some("AccessKey key"));
         assert_eq!(out.body["recipients"], json!([31612345678u64]));
         let ok = br#"{"id":"e8077d803532c0b5937c639b60216938","href":"https://rest.messagebird.com/messages/e8077d803532c0b5937c639b60216938","direction":"mt","type":"sms","originator":"Zkh","body":"t","reference":"r","recipients":{"totalCount":1,"totalSentCount":1,"items":[{"recipient":31612345678,"status":"sent"}]}}"#;

@@ -73,6 +73,29 @@ pub struct SmsGateway {
     client: reqwest::Client,
 }
 
+/// One code to send, as every provider module gets it.
+struct Sms<'a> {
+    token: &'a str,
+    sender: &'a str,
+    to: &'a Phone,
+    text: &'a str,
+    reference: &'a str,
+}
+
+#[cfg(test)]
+impl<'a> Sms<'a> {
+    /// A code from sender `Zkh`, for the providers' request tests.
+    fn test(token: &'a str, to: &'a Phone, text: &'a str, reference: &'a str) -> Sms<'a> {
+        Sms {
+            token,
+            sender: "Zkh",
+            to,
+            text,
+            reference,
+        }
+    }
+}
+
 /// One request as a provider module describes it.
 struct Outgoing {
     /// `Authorization` header value (marked sensitive so no log shows it).
@@ -80,6 +103,26 @@ struct Outgoing {
     /// Extra header (CM's product token header), also sensitive.
     extra: Option<(&'static str, String)>,
     body: serde_json::Value,
+}
+
+impl Outgoing {
+    /// `body` with `Authorization: <scheme> <token>`.
+    fn authorized(scheme: &str, token: &str, body: serde_json::Value) -> Outgoing {
+        Outgoing {
+            authorization: Some(format!("{scheme} {token}")),
+            extra: None,
+            body,
+        }
+    }
+
+    /// `body` with the token in its own header `name` instead of `Authorization`.
+    fn token_header(name: &'static str, token: &str, body: serde_json::Value) -> Outgoing {
+        Outgoing {
+            authorization: None,
+            extra: Some((name, token.to_string())),
+            body,
+        }
+    }
 }
 
 impl SmsGateway {
@@ -106,14 +149,18 @@ impl SmsGateway {
     /// message id when it gives one, else `reference`).
     pub async fn send(&self, to: &Phone, text: &str, reference: &str) -> Result<String, SmsError> {
         let c = &self.config;
-        let token = self.token.0.as_str();
+        let sms = Sms {
+            token: self.token.0.as_str(),
+            sender: &c.sender,
+            to,
+            text,
+            reference,
+        };
         let out = match c.provider {
-            SmsProvider::Webhook => webhook::request(token, to, text, reference),
-            SmsProvider::Cm => cm::request(token, &c.sender, to, text, reference),
-            SmsProvider::Spryng => spryng::request(token, &c.sender, to, text, reference),
-            SmsProvider::MessageBird => {
-                messagebird::request(token, &c.sender, to, text, reference)?
-            }
+            SmsProvider::Webhook => webhook::request(&sms),
+            SmsProvider::Cm => cm::request(&sms),
+            SmsProvider::Spryng => spryng::request(&sms),
+            SmsProvider::MessageBird => messagebird::request(&sms)?,
         };
         let (status, body) = self.post(out).await?;
         match c.provider {

@@ -4,31 +4,21 @@
 
 use serde_json::{Value, json};
 
-use super::{Outgoing, SmsError, is_success, json, reference_of};
-use crate::portal::phone::Phone;
+use super::{Outgoing, Sms, SmsError, is_success, json, reference_of};
 
 pub const DEFAULT_URL: &str = "https://rest.spryngsms.com/v1/messages";
 
-pub(super) fn request(
-    token: &str,
-    sender: &str,
-    to: &Phone,
-    text: &str,
-    reference: &str,
-) -> Outgoing {
-    Outgoing {
-        authorization: Some(format!("Bearer {token}")),
-        extra: None,
-        body: json!({
-            "body": text,
-            "originator": sender,
-            // Spryng wants the international number without + or 00.
-            "recipients": [to.digits()],
-            "route": "business",
-            "encoding": "auto",
-            "reference": reference,
-        }),
-    }
+pub(super) fn request(m: &Sms<'_>) -> Outgoing {
+    let body = json!({
+        "body": m.text,
+        "originator": m.sender,
+        // Spryng wants the international number without + or 00.
+        "recipients": [m.to.digits()],
+        "route": "business",
+        "encoding": "auto",
+        "reference": m.reference,
+    });
+    Outgoing::authorized("Bearer", m.token, body)
 }
 
 pub(super) fn response(status: u16, body: &[u8], reference: &str) -> Result<String, SmsError> {
@@ -48,11 +38,12 @@ pub(super) fn response(status: u16, body: &[u8], reference: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::portal::phone::Phone;
 
     #[test]
     fn shape_and_answers() {
         let to = Phone::parse("0612345678").unwrap();
-        let out = request("key", "Zkh", &to, "t", "r");
+        let out = request(&Sms::test("key", &to, "t", "r"));
         assert_eq!(out.authorization.as_deref(), Some("Bearer key"));
         assert_eq!(out.body["recipients"], json!(["31612345678"]));
         assert_eq!(out.body["originator"], "Zkh");

@@ -4,15 +4,11 @@
 
 use serde_json::json;
 
-use super::{Outgoing, SmsError, is_success};
-use crate::portal::phone::Phone;
+use super::{Outgoing, Sms, SmsError, is_success};
 
-pub(super) fn request(token: &str, to: &Phone, text: &str, reference: &str) -> Outgoing {
-    Outgoing {
-        authorization: Some(format!("Bearer {token}")),
-        extra: None,
-        body: json!({ "to": to.e164(), "text": text, "reference": reference }),
-    }
+pub(super) fn request(m: &Sms<'_>) -> Outgoing {
+    let body = json!({ "to": m.to.e164(), "text": m.text, "reference": m.reference });
+    Outgoing::authorized("Bearer", m.token, body)
 }
 
 /// The webhook defines no answer body, so the reference is ours.
@@ -29,11 +25,12 @@ pub(super) fn response(status: u16, _body: &[u8], reference: &str) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::portal::phone::Phone;
 
     #[test]
     fn shape_and_answers() {
         let to = Phone::parse("0612345678").unwrap();
-        let out = request("tok", &to, "Code 123456", "r-1");
+        let out = request(&Sms::test("tok", &to, "Code 123456", "r-1"));
         assert_eq!(out.authorization.as_deref(), Some("Bearer tok"));
         assert_eq!(
             out.body,

@@ -11,6 +11,17 @@ use crate::portal::phone::Phone;
 const RECIPIENT_COLUMNS: &str = "r.id, r.message_id, r.address, r.phone_enc, m.state, m.sender, \
      m.header_message_id, m.created_at, m.expires_at, m.sha256, m.size, m.kek_id, m.dek_wrapped";
 
+type RecipientQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// The recipient (with its message's metadata) whose `column` equals the one parameter to
+/// bind; messages still being received are invisible.
+fn recipient_query(column: &str) -> RecipientQuery {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECIPIENT_COLUMNS} FROM portal_recipients r JOIN portal_messages m \
+         ON m.id = r.message_id WHERE {column} = $1 AND m.state <> 'incoming'"
+    )))
+}
+
 /// Context of a recipient's encrypted phone number (binds it to its row).
 pub(crate) fn phone_context(recipient_id: &str) -> Vec<u8> {
     [b"phone|".as_slice(), recipient_id.as_bytes()].concat()
@@ -24,27 +35,21 @@ impl Store {
         &self,
         hash: &[u8; 32],
     ) -> Result<Option<RecipientRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {RECIPIENT_COLUMNS} FROM portal_recipients r JOIN portal_messages m \
-             ON m.id = r.message_id WHERE r.token_hash = $1 AND m.state <> 'incoming'"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| self.recipient_row(&r)).transpose()
+        self.one_recipient(recipient_query("r.token_hash").bind(hash.to_vec()))
+            .await
     }
 
     /// A recipient by its id (sessions and codes refer to it).
     pub async fn recipient(&self, id: &str) -> Result<Option<RecipientRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {RECIPIENT_COLUMNS} FROM portal_recipients r JOIN portal_messages m \
-             ON m.id = r.message_id WHERE r.id = $1 AND m.state <> 'incoming'"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        self.one_recipient(recipient_query("r.id").bind(id.to_string()))
+            .await
+    }
+
+    async fn one_recipient(
+        &self,
+        query: RecipientQuery,
+    ) -> Result<Option<RecipientRecord>, StoreError> {
+        let row = query.fetch_optional(&self.pool).await?;
         row.map(|r| self.recipient_row(&r)).transpose()
     }
 

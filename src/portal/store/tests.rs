@@ -25,6 +25,46 @@ fn rcpt(a: &str) -> NewRecipient {
     }
 }
 
+/// How many rows `table` has.
+async fn count(s: &Store, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(s.pool())
+        .await
+        .unwrap()
+}
+
+/// Runs one statement about message `id` (bound as `$1`).
+async fn exec(s: &Store, sql: &'static str, id: &str) {
+    sqlx::query(sql)
+        .bind(id.to_string())
+        .execute(s.pool())
+        .await
+        .unwrap();
+}
+
+/// Swaps the indices of chunks 0 and 1 of message `id`.
+async fn swap_first_chunks(s: &Store, id: &str) {
+    exec(
+        s,
+        "UPDATE portal_chunks SET idx = 99 WHERE message_id = $1 AND idx = 0",
+        id,
+    )
+    .await;
+    exec(
+        s,
+        "UPDATE portal_chunks SET idx = 0 WHERE message_id = $1 AND idx = 1",
+        id,
+    )
+    .await;
+    exec(
+        s,
+        "UPDATE portal_chunks SET idx = 1 WHERE message_id = $1 AND idx = 99",
+        id,
+    )
+    .await;
+}
+
 async fn store_one(s: &Store, data: &[u8], rcpts: &[&str]) -> Vec<StoredRecipient> {
     let mut inc = s
         .begin(
@@ -80,11 +120,7 @@ async fn round_trip_dedup_and_shred() {
     let again = store_one(&s, &data, &["P@x.example", "q@x.example"]).await;
     assert!(again.iter().all(|r| r.duplicate && r.token.is_none()));
     assert_eq!(again[0].message_id, rec.message_id);
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_messages")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count(&s, "portal_messages").await, 1);
 
     // Pending notifications carry the sealed token until marked sent; they are stored
     // claimed by the intake that sends them at once, and due for others after that.
@@ -118,11 +154,7 @@ async fn round_trip_dedup_and_shred() {
         s.read_message(&rec.message_id).await,
         Err(StoreError::Gone(_))
     ));
-    let chunks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_chunks")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(chunks, 0);
+    assert_eq!(count(&s, "portal_chunks").await, 0);
     assert!(
         s.pending_notices(now() + 9999, 10)
             .await
@@ -138,44 +170,25 @@ async fn tamper_truncate_reorder_wrong_key() {
     let data = body(2 * CHUNK_SIZE + 5);
     let stored = store_one(&s, &data, &["p@x.example"]).await;
     let id = stored[0].message_id.clone();
-    // Reorder: swap chunks 0 and 1.
-    let sql = |q: &'static str| sqlx::query(q).bind(id.clone());
-    sql("UPDATE portal_chunks SET idx = 99 WHERE message_id = $1 AND idx = 0")
-        .execute(s.pool())
-        .await
-        .unwrap();
-    sql("UPDATE portal_chunks SET idx = 0 WHERE message_id = $1 AND idx = 1")
-        .execute(s.pool())
-        .await
-        .unwrap();
-    sql("UPDATE portal_chunks SET idx = 1 WHERE message_id = $1 AND idx = 99")
-        .execute(s.pool())
-        .await
-        .unwrap();
+    // Reorder: swap chunks 0 and 1 (and back).
+    swap_first_chunks(&s, &id).await;
     assert!(s.read_message(&id).await.is_err());
-    sql("UPDATE portal_chunks SET idx = 99 WHERE message_id = $1 AND idx = 0")
-        .execute(s.pool())
-        .await
-        .unwrap();
-    sql("UPDATE portal_chunks SET idx = 0 WHERE message_id = $1 AND idx = 1")
-        .execute(s.pool())
-        .await
-        .unwrap();
-    sql("UPDATE portal_chunks SET idx = 1 WHERE message_id = $1 AND idx = 99")
-        .execute(s.pool())
-        .await
-        .unwrap();
+    swap_first_chunks(&s, &id).await;
     assert_eq!(s.read_message(&id).await.unwrap(), data);
     // Truncate: drop the last chunk and claim the one before it is last.
-    sql("DELETE FROM portal_chunks WHERE message_id = $1 AND idx = 2")
-        .execute(s.pool())
-        .await
-        .unwrap();
+    exec(
+        &s,
+        "DELETE FROM portal_chunks WHERE message_id = $1 AND idx = 2",
+        &id,
+    )
+    .await;
     assert!(s.read_message(&id).await.is_err());
-    sql("UPDATE portal_chunks SET last = 1 WHERE message_id = $1 AND idx = 1")
-        .execute(s.pool())
-        .await
-        .unwrap();
+    exec(
+        &s,
+        "UPDATE portal_chunks SET last = 1 WHERE message_id = $1 AND idx = 1",
+        &id,
+    )
+    .await;
     assert!(s.read_message(&id).await.is_err());
     // Wrong master key: named, not "corrupt".
     let other = Store::open(
@@ -198,19 +211,11 @@ async fn aborted_and_stale_incoming_are_invisible_and_swept() {
     drop(inc);
     assert!(s.read_message(&id).await.is_err());
     assert_eq!(s.sweep_incoming(now() + 1).await.unwrap(), 1);
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_chunks")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(count(&s, "portal_chunks").await, 0);
     let mut inc = s.begin("", None, Duration::from_secs(60)).await.unwrap();
     inc.write(b"x").await.unwrap();
     inc.abort().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portal_messages")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(count(&s, "portal_messages").await, 0);
 }
 
 #[test]

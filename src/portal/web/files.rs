@@ -3,29 +3,21 @@
 //! Every download is audited with the SHA-256 of the bytes served.
 
 use askama::Template;
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::i18n::Lang;
-use super::routes::{St, authorised, here, html, notice_page};
+use super::link::{Authorised, Link};
+use super::routes::{here, html, unknown};
 use super::templates::Body;
-use super::{ClientIp, Recipient, WebState, guard, keys, pdf, sanitize, view};
+use super::{Recipient, guard, keys, pdf, sanitize, view};
 use crate::audit::Event;
 
-pub(super) async fn body(
-    State(state): St,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let (_, raw) = match authorised(&state, &token, &headers).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let v = view::parse(&raw);
-    let base = format!("{}/part/", here(&token));
+pub(super) async fn body(a: Authorised) -> Response {
+    let v = view::parse(&a.raw);
+    let base = format!("{}/part/", here(&a.link.token));
     let clean = sanitize::sanitise(v.html.as_deref().unwrap_or(""), &v.cids, &base);
-    let lang = Lang::choose(None, &headers);
+    let lang = a.link.lang;
     let doc = Body {
         lang: lang.code(),
         title: lang.text().frame_title,
@@ -99,7 +91,20 @@ struct Download<'a> {
     name: &'a str,
 }
 
-fn download(state: &WebState, r: &Recipient, ip: ClientIp, d: Download<'_>) -> Response {
+impl<'a> Download<'a> {
+    /// A download of the whole message in one form (not one of its parts).
+    fn whole(what: &'a str, bytes: Vec<u8>, content_type: &'a str, name: &'a str) -> Self {
+        Download {
+            what,
+            part: None,
+            bytes,
+            content_type,
+            name,
+        }
+    }
+}
+
+fn download(link: &Link, r: &Recipient, d: Download<'_>) -> Response {
     let Download {
         what,
         part,
@@ -107,14 +112,14 @@ fn download(state: &WebState, r: &Recipient, ip: ClientIp, d: Download<'_>) -> R
         content_type,
         name,
     } = d;
-    state.auditor.record(Event::PortalDownloaded {
+    link.state.auditor.record(Event::PortalDownloaded {
         message: r.message_id.clone(),
         recipient: r.address.clone(),
         what: what.to_string(),
         part,
         sha256: keys::sha256_hex(&bytes),
         size: bytes.len() as u64,
-        client_address: ip.0.to_string(),
+        client_address: link.ip.0.to_string(),
     });
     let ct = HeaderValue::from_str(content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
@@ -129,29 +134,16 @@ fn download(state: &WebState, r: &Recipient, ip: ClientIp, d: Download<'_>) -> R
     resp
 }
 
-pub(super) async fn part(
-    State(state): St,
-    Path((token, n)): Path<(String, usize)>,
-    Extension(ip): Extension<ClientIp>,
-    headers: HeaderMap,
-) -> Response {
-    let (r, raw) = match authorised(&state, &token, &headers).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let lang = Lang::choose(None, &headers);
+/// `n` is extracted before [`Authorised`]: a part "number" that is none is a 400 before
+/// anything is looked up.
+pub(super) async fn part(Path((_, n)): Path<(String, usize)>, a: Authorised) -> Response {
+    let Authorised { link, r, raw } = a;
     let Some((bytes, ct, name)) = view::part(&raw, n) else {
-        let t = lang.text();
-        return notice_page(
-            &state,
-            lang,
-            StatusCode::NOT_FOUND,
-            t.unknown_title,
-            t.unknown_text,
-        );
+        return unknown(&link.state, link.lang);
     };
     let image = view::INLINE_IMAGE_TYPES.contains(&ct.as_str());
-    let for_img = headers
+    let for_img = link
+        .headers
         .get("sec-fetch-dest")
         .is_some_and(|d| d.as_bytes() == b"image");
     if image && for_img {
@@ -182,7 +174,7 @@ pub(super) async fn part(
         content_type: &ct,
         name: &name,
     };
-    download(&state, &r, ip, d)
+    download(&link, &r, d)
 }
 
 /// The PDF's lines: labels in bold, the body as text, then the attachment names.
@@ -228,45 +220,22 @@ pub(super) fn pdf_lines(v: &view::View, t: &super::i18n::Text, org: &str) -> Vec
     lines
 }
 
-pub(super) async fn pdf_download(
-    State(state): St,
-    Path(token): Path<String>,
-    Extension(ip): Extension<ClientIp>,
-    headers: HeaderMap,
-) -> Response {
-    let (r, raw) = match authorised(&state, &token, &headers).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let lang = Lang::choose(None, &headers);
-    let v = view::parse(&raw);
-    let bytes = pdf::render(&pdf_lines(&v, lang.text(), &state.organisation));
-    let d = Download {
-        what: "pdf",
-        part: None,
-        bytes,
-        content_type: "application/pdf",
-        name: "bericht.pdf",
-    };
-    download(&state, &r, ip, d)
+pub(super) async fn pdf_download(a: Authorised) -> Response {
+    let v = view::parse(&a.raw);
+    let bytes = pdf::render(&pdf_lines(
+        &v,
+        a.link.lang.text(),
+        &a.link.state.organisation,
+    ));
+    let d = Download::whole("pdf", bytes, "application/pdf", "bericht.pdf");
+    download(&a.link, &a.r, d)
 }
 
-pub(super) async fn eml(
-    State(state): St,
-    Path(token): Path<String>,
-    Extension(ip): Extension<ClientIp>,
-    headers: HeaderMap,
-) -> Response {
-    let (r, raw) = match authorised(&state, &token, &headers).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let d = Download {
-        what: "eml",
-        part: None,
-        bytes: raw,
-        content_type: "message/rfc822",
-        name: "bericht.eml",
-    };
-    download(&state, &r, ip, d)
+pub(super) async fn eml(a: Authorised) -> Response {
+    let Authorised { link, r, raw } = a;
+    download(
+        &link,
+        &r,
+        Download::whole("eml", raw, "message/rfc822", "bericht.eml"),
+    )
 }

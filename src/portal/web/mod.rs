@@ -16,6 +16,7 @@ mod files;
 mod guard;
 pub mod i18n;
 pub mod keys;
+mod link;
 pub mod pdf;
 mod routes;
 pub mod sanitize;

@@ -1,5 +1,5 @@
-//! The handlers. Each resolves the link token first (unknown: 404, gone: 410, both
-//! without details), then the session where one is needed, then does one thing.
+//! The handlers. Each resolves the link token first ([`super::link`]), then the session
+//! where one is needed, then does one thing.
 
 use std::sync::Arc;
 
@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::i18n::Lang;
+use super::link::{Link, link_binding, read_message, resolve, session_binding, session_for};
 use super::templates::{AttachmentRow, Common, Landing, MessagePage, Notice};
-use super::{ClientIp, MessageState, Recipient, WebState, files, keys, session, view};
+use super::{ClientIp, Recipient, WebState, files, keys, session, view};
 use crate::audit::Event;
 use crate::portal::store::auth::{Check, Refusal};
 
@@ -97,6 +98,17 @@ pub(super) fn notice_page(
     html(status, page.render())
 }
 
+pub(super) fn unknown(state: &WebState, lang: Lang) -> Response {
+    let t = lang.text();
+    notice_page(
+        state,
+        lang,
+        StatusCode::NOT_FOUND,
+        t.unknown_title,
+        t.unknown_text,
+    )
+}
+
 pub(super) fn try_later(state: &WebState, lang: Lang) -> Response {
     let t = lang.text();
     notice_page(
@@ -128,73 +140,7 @@ async fn css() -> Response {
 }
 
 async fn fallback(State(state): St, headers: HeaderMap) -> Response {
-    let lang = Lang::choose(None, &headers);
-    let t = lang.text();
-    notice_page(
-        &state,
-        lang,
-        StatusCode::NOT_FOUND,
-        t.unknown_title,
-        t.unknown_text,
-    )
-}
-
-/// The recipient behind a link, or the page that says why there is none.
-async fn resolve(state: &WebState, token: &str, lang: Lang) -> Result<Recipient, Response> {
-    let t = lang.text();
-    let unknown = || {
-        notice_page(
-            state,
-            lang,
-            StatusCode::NOT_FOUND,
-            t.unknown_title,
-            t.unknown_text,
-        )
-    };
-    let Some(hash) = keys::token_hash(token) else {
-        return Err(unknown());
-    };
-    match state.messages.recipient_by_token_hash(&hash).await {
-        Ok(Some(r))
-            if r.state == MessageState::Live && r.phone.is_some() && r.expires_at > now() =>
-        {
-            Ok(r)
-        }
-        Ok(Some(_)) => Err(notice_page(
-            state,
-            lang,
-            StatusCode::GONE,
-            t.gone_title,
-            t.gone_text,
-        )),
-        Ok(None) => Err(unknown()),
-        Err(e) => {
-            tracing::warn!(error = %e, "portal: looking up a link failed");
-            Err(try_later(state, lang))
-        }
-    }
-}
-
-/// The session id, if the browser has a live session for this recipient.
-async fn session_for(state: &WebState, headers: &HeaderMap, r: &Recipient) -> Option<String> {
-    let id = session::cookie(headers, session::SESSION_COOKIE)?;
-    if id.len() > 64 {
-        return None;
-    }
-    let owner = state
-        .auth
-        .touch_session(&state.keys.session_hash(&id), now())
-        .await
-        .ok()??;
-    (owner == r.id).then_some(id)
-}
-
-fn link_binding(r: &Recipient) -> String {
-    format!("link:{}", r.id)
-}
-
-fn session_binding(id: &str) -> String {
-    format!("session:{id}")
+    unknown(&state, Lang::choose(None, &headers))
 }
 
 pub(super) fn here(token: &str) -> String {
@@ -229,6 +175,18 @@ fn landing(
         error,
     };
     html(status, page.render())
+}
+
+/// The landing page of a POST again, saying why (with the code form or not).
+fn again(
+    link: &Link,
+    r: &Recipient,
+    code_form: bool,
+    error: String,
+    status: StatusCode,
+) -> Response {
+    let (state, lang, token) = (&link.state, link.lang, &link.token);
+    landing(state, lang, token, r, code_form, Some(error), status)
 }
 
 async fn page(
@@ -266,12 +224,9 @@ async fn message_page(
     sid: &str,
     ip: ClientIp,
 ) -> Response {
-    let raw = match state.messages.read_message(&r.message_id).await {
+    let raw = match read_message(state, lang, r).await {
         Ok(raw) => raw,
-        Err(e) => {
-            tracing::warn!(error = %e, "portal: reading a stored message failed");
-            return try_later(state, lang);
-        }
+        Err(resp) => return resp,
     };
     let v = view::parse(&raw);
     let t = lang.text();
@@ -307,26 +262,12 @@ async fn message_page(
     html(StatusCode::OK, page.render())
 }
 
-/// Origin check and CSRF token of a POST.
-fn post_ok(state: &WebState, headers: &HeaderMap, binding: &str, csrf: &str) -> bool {
-    session::same_origin(headers, &state.origin) && state.keys.csrf_ok(binding, csrf)
-}
+/// `Err`: a page that ends the request early (the same to the browser as `Ok`).
+type Reply = Result<Response, Response>;
 
-async fn send(
-    State(state): St,
-    Path(token): Path<String>,
-    Extension(ip): Extension<ClientIp>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let lang = Lang::choose(None, &headers);
-    let r = match resolve(&state, &token, lang).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    if !post_ok(&state, &headers, &link_binding(&r), &f.csrf) {
-        return refused(&state, lang);
-    }
+async fn send(link: Link, Form(f): Form<CsrfForm>) -> Reply {
+    let r = link.link_post(&f.csrf).await?;
+    let (state, token, ip, lang) = (&link.state, &link.token, link.ip, link.lang);
     let t = lang.text();
     let not_sent = |reason: &str| Event::PortalCodeNotSent {
         message: r.message_id.clone(),
@@ -338,7 +279,7 @@ async fn send(
         state
             .auditor
             .record(not_sent("random number generator failed"));
-        return try_later(&state, lang);
+        return Err(try_later(state, lang));
     };
     let mac = state.keys.code_mac(&r.id, &code);
     match state.auth.claim_send(&r.id, &mac, now()).await {
@@ -350,19 +291,11 @@ async fn send(
                 Refusal::TooMany(s) => ("too_many", t.wait_minutes(s), true),
             };
             state.auditor.record(not_sent(reason));
-            return landing(
-                &state,
-                lang,
-                &token,
-                &r,
-                form,
-                Some(msg),
-                StatusCode::TOO_MANY_REQUESTS,
-            );
+            return Err(again(&link, &r, form, msg, StatusCode::TOO_MANY_REQUESTS));
         }
         Err(e) => {
             tracing::warn!(error = %e, "portal: code table unavailable");
-            return try_later(&state, lang);
+            return Err(try_later(state, lang));
         }
     }
     let reference = keys::new_session_id()
@@ -371,9 +304,9 @@ async fn send(
     let lifetime = std::time::Duration::from_secs(crate::portal::store::auth::CODE_LIFETIME as u64);
     let text = crate::portal::sms::code_text(&state.organisation, &code, lifetime);
     let Some(phone) = &r.phone else {
-        return try_later(&state, lang);
+        return Err(try_later(state, lang));
     };
-    match state.sms.send_code(phone, &text, &reference).await {
+    Ok(match state.sms.send_code(phone, &text, &reference).await {
         Ok(provider_reference) => {
             state.auditor.record(Event::PortalCodeSent {
                 message: r.message_id.clone(),
@@ -382,42 +315,28 @@ async fn send(
                 provider_reference,
                 client_address: ip.0.to_string(),
             });
-            Redirect::to(&format!("{}?sent=1", here(&token))).into_response()
+            Redirect::to(&format!("{}?sent=1", here(token))).into_response()
         }
         Err(e) => {
             let _ = state.auth.void_code(&r.id, &mac).await;
             state.auditor.record(not_sent(&e.to_string()));
-            landing(
-                &state,
-                lang,
-                &token,
+            again(
+                &link,
                 &r,
                 false,
-                Some(t.try_later.to_string()),
+                t.try_later.to_string(),
                 StatusCode::SERVICE_UNAVAILABLE,
             )
         }
-    }
+    })
 }
 
 /// Longest code input considered (anything longer cannot be right anyway).
 const MAX_CODE_INPUT: usize = 32;
 
-async fn code(
-    State(state): St,
-    Path(token): Path<String>,
-    Extension(ip): Extension<ClientIp>,
-    headers: HeaderMap,
-    Form(f): Form<CodeForm>,
-) -> Response {
-    let lang = Lang::choose(None, &headers);
-    let r = match resolve(&state, &token, lang).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    if !post_ok(&state, &headers, &link_binding(&r), &f.csrf) {
-        return refused(&state, lang);
-    }
+async fn code(link: Link, Form(f): Form<CodeForm>) -> Reply {
+    let r = link.link_post(&f.csrf).await?;
+    let (state, token, ip, lang) = (&link.state, &link.token, link.ip, link.lang);
     let t = lang.text();
     let entered: String = f
         .code
@@ -430,7 +349,7 @@ async fn code(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "portal: code table unavailable");
-            return try_later(&state, lang);
+            return Err(try_later(state, lang));
         }
     };
     let failed = |reason: &str, left: i64| Event::PortalCodeFailed {
@@ -440,10 +359,10 @@ async fn code(
         tries_left: left,
         client_address: ip.0.to_string(),
     };
-    match check {
+    Ok(match check {
         Check::Accepted => {
             let Ok(sid) = keys::new_session_id() else {
-                return try_later(&state, lang);
+                return Err(try_later(state, lang));
             };
             if let Err(e) = state
                 .auth
@@ -451,41 +370,25 @@ async fn code(
                 .await
             {
                 tracing::warn!(error = %e, "portal: session table unavailable");
-                return try_later(&state, lang);
+                return Err(try_later(state, lang));
             }
             state.auditor.record(Event::PortalOpened {
                 message: r.message_id.clone(),
                 recipient: r.address.clone(),
                 client_address: ip.0.to_string(),
             });
-            let mut resp = Redirect::to(&here(&token)).into_response();
+            let mut resp = Redirect::to(&here(token)).into_response();
             resp.headers_mut()
                 .append(header::SET_COOKIE, session::session_cookie(&sid));
             resp
         }
         Check::Wrong { left } => {
             state.auditor.record(failed("wrong", left));
-            landing(
-                &state,
-                lang,
-                &token,
-                &r,
-                left > 0,
-                Some(t.wrong_code(left)),
-                StatusCode::OK,
-            )
+            again(&link, &r, left > 0, t.wrong_code(left), StatusCode::OK)
         }
         Check::NoCode => {
             state.auditor.record(failed("no_code", 0));
-            landing(
-                &state,
-                lang,
-                &token,
-                &r,
-                false,
-                Some(t.no_code.to_string()),
-                StatusCode::OK,
-            )
+            again(&link, &r, false, t.no_code.to_string(), StatusCode::OK)
         }
         Check::NowLocked => {
             state.auditor.record_all(vec![
@@ -501,56 +404,22 @@ async fn code(
             if let Some(alerts) = &state.alerts {
                 alerts.recipient_locked(&r).await;
             }
-            notice_page(&state, lang, StatusCode::FORBIDDEN, t.error_title, t.locked)
+            notice_page(state, lang, StatusCode::FORBIDDEN, t.error_title, t.locked)
         }
         Check::Locked(_) => {
             state.auditor.record(failed("locked", 0));
-            notice_page(&state, lang, StatusCode::FORBIDDEN, t.error_title, t.locked)
+            notice_page(state, lang, StatusCode::FORBIDDEN, t.error_title, t.locked)
         }
-    }
+    })
 }
 
-async fn logout(
-    State(state): St,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let lang = Lang::choose(None, &headers);
-    let r = match resolve(&state, &token, lang).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let Some(sid) = session_for(&state, &headers, &r).await else {
-        return refused(&state, lang);
-    };
-    if !post_ok(&state, &headers, &session_binding(&sid), &f.csrf) {
-        return refused(&state, lang);
-    }
+async fn logout(link: Link, Form(f): Form<CsrfForm>) -> Reply {
+    let (_, sid) = link.session_post(&f.csrf).await?;
+    let Link { state, lang, .. } = link;
     let _ = state.auth.end_session(&state.keys.session_hash(&sid)).await;
     let t = lang.text();
     let mut resp = notice_page(&state, lang, StatusCode::OK, t.logout, t.logged_out);
     resp.headers_mut()
         .append(header::SET_COOKIE, session::clear_session_cookie());
-    resp
-}
-
-/// Recipient, session and the stored original, for the routes behind the code.
-pub(super) async fn authorised(
-    state: &WebState,
-    token: &str,
-    headers: &HeaderMap,
-) -> Result<(Recipient, Vec<u8>), Response> {
-    let lang = Lang::choose(None, headers);
-    let r = resolve(state, token, lang).await?;
-    if session_for(state, headers, &r).await.is_none() {
-        return Err(refused(state, lang));
-    }
-    match state.messages.read_message(&r.message_id).await {
-        Ok(raw) => Ok((r, raw)),
-        Err(e) => {
-            tracing::warn!(error = %e, "portal: reading a stored message failed");
-            Err(try_later(state, lang))
-        }
-    }
+    Ok(resp)
 }
