@@ -22,7 +22,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::server::listen::Bound;
-use crate::server::stream::Stream;
+use crate::server::stream::{Stream, poll_write_out};
 
 /// The reply the guard writes: length 1, `t` (SMFIR_TEMPFAIL).
 pub const TEMPFAIL_REPLY: [u8; 5] = [0, 0, 0, 1, b't'];
@@ -313,13 +313,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
 
     /// Writes and flushes the owed replies before anything else goes out.
     fn poll_pay(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.owed_written < self.owed.len() {
-            match ready!(Pin::new(&mut self.inner).poll_write(cx, &self.owed[self.owed_written..]))?
-            {
-                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                n => self.owed_written += n,
-            }
-        }
+        ready!(poll_write_out(
+            &mut self.inner,
+            cx,
+            &self.owed,
+            &mut self.owed_written
+        ))?;
         if self.owed.is_empty() {
             return Poll::Ready(Ok(()));
         }

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
@@ -69,21 +69,32 @@ impl Stream {
 
     /// Writes out what is buffered; Ready(Ok) once all of it is written.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.pending.len() {
-            let (pending, written) = (std::mem::take(&mut self.pending), self.written);
-            let r = self.inner_pin().poll_write(cx, &pending[written..]);
-            self.pending = pending;
-            match r {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.written += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        let inner: &mut (dyn AsyncWriteRead + Unpin) = match &mut self.inner {
+            Inner::Tcp(s) => s,
+            Inner::Unix(s) => s,
+        };
+        ready!(poll_write_out(inner, cx, &self.pending, &mut self.written))?;
         self.pending.clear();
         self.written = 0;
         Poll::Ready(Ok(()))
     }
+}
+
+/// Writes `buf[*written..]` to `w`: Ready(Ok) once all of `buf` is written, Pending when
+/// `w` would block (`*written` says how far it got, for the next call), or the error.
+pub(crate) fn poll_write_out<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+    written: &mut usize,
+) -> Poll<io::Result<()>> {
+    while *written < buf.len() {
+        match ready!(Pin::new(&mut *w).poll_write(cx, &buf[*written..]))? {
+            0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            n => *written += n,
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 trait AsyncWriteRead: AsyncRead + AsyncWrite {}
@@ -125,13 +136,9 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
+        let this = Pin::into_inner(self);
         if this.pending.len() >= WRITE_COALESCE_LIMIT {
-            match this.poll_drain(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
+            ready!(this.poll_drain(cx))?;
         }
         this.pending.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
@@ -139,17 +146,13 @@ impl AsyncWrite for Stream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.poll_drain(cx) {
-            Poll::Ready(Ok(())) => this.inner_pin().poll_flush(cx),
-            other => other,
-        }
+        ready!(this.poll_drain(cx))?;
+        this.inner_pin().poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.poll_drain(cx) {
-            Poll::Ready(Ok(())) => this.inner_pin().poll_shutdown(cx),
-            other => other,
-        }
+        ready!(this.poll_drain(cx))?;
+        this.inner_pin().poll_shutdown(cx)
     }
 }
