@@ -94,7 +94,7 @@ fn main() {
         let t = median(rounds, || {
             black_box(add_footer(&headers, &body, &footer));
         });
-        println!("{name:<48} {:>9.1} ms", t.as_secs_f64() * 1e3);
+        println!("{name:<48} {:>9.2} ms", t.as_secs_f64() * 1e3);
     }
     let valid = "v=NTA7516-1;startdate=2020-01;enddate=2099-12;provider=Bench";
     let mut flood: Vec<String> = (0..1_000)
@@ -110,6 +110,6 @@ fn main() {
         let t = median(rounds, || {
             black_box(select(txts));
         });
-        println!("{name:<48} {:>9.1} ms", t.as_secs_f64() * 1e3);
+        println!("{name:<48} {:>9.2} ms", t.as_secs_f64() * 1e3);
     }
 }
