@@ -44,26 +44,7 @@ async fn scenario(postgres: bool) {
     std::fs::create_dir(&downloads).unwrap();
 
     // The fake SMS webhook, and a trap nothing may ever connect to.
-    let sms: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let sms_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sms_port = sms_listener.local_addr().unwrap().port();
-    let rec = sms.clone();
-    let app = axum::Router::new().route(
-        "/sms",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let rec = rec.clone();
-            async move {
-                rec.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap());
-                (
-                    [("content-type", "application/json")],
-                    "{\"id\":\"fake-1\"}",
-                )
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(sms_listener, app).await.unwrap() });
+    let (sms_port, sms) = sms_stub().await;
     let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let trap_port = trap.local_addr().unwrap().port();
     let trapped = Arc::new(AtomicUsize::new(0));

@@ -39,7 +39,8 @@ use nta7516_milter::portal::store::auth::{
     CODES_PER_WINDOW, FAILS_TO_LOCK, RESEND_AFTER, TRIES_PER_CODE,
 };
 use portal_browser_support::{
-    CHROMEDRIVER, CHROMIUM, last_code, send_code, start_browser, submit_code, text, wait_file,
+    CHROMEDRIVER, CHROMIUM, last_code, send_code, sms_stub, start_browser, submit_code, text,
+    wait_file,
 };
 use portal_support::pg::Pg;
 use portal_support::{Portal, audit_events, audit_verify};
@@ -199,31 +200,6 @@ fn notified_link(node: &Node, rcpt: &str) -> String {
         .unwrap_or_else(|| panic!("no link in {}", mails[0]))
         .trim()
         .to_string()
-}
-
-/// The fake SMS webhook on a loopback port: every request's JSON body, in order.
-async fn sms_stub() -> (u16, Arc<Mutex<Vec<Value>>>) {
-    let sms: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let rec = sms.clone();
-    let app = axum::Router::new().route(
-        "/sms",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let rec = rec.clone();
-            async move {
-                rec.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap());
-                (
-                    [("content-type", "application/json")],
-                    "{\"id\":\"fake-1\"}",
-                )
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, sms)
 }
 
 /// Moves a message's end of retention into the past. The shortest `retention` the

@@ -5,7 +5,7 @@
 use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
@@ -350,4 +350,29 @@ pub async fn http(port: u16, request: &str) -> (String, String) {
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The fake SMS webhook on a loopback port: every request's JSON body, in order.
+pub async fn sms_stub() -> (u16, Arc<Mutex<Vec<Value>>>) {
+    let sms: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let rec = sms.clone();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let rec = rec.clone();
+            async move {
+                rec.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                (
+                    [("content-type", "application/json")],
+                    "{\"id\":\"fake-1\"}",
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, sms)
 }
