@@ -197,6 +197,31 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         Event::PortalExpired { message, .. } | Event::PortalShredded { message } => {
             vec![o("portal_message", message)]
         }
+        Event::PortalRevoked {
+            message,
+            message_id,
+            sender,
+            ..
+        } => {
+            let mut v = vec![o("portal_message", message)];
+            v.extend(message_id.as_deref().map(mid));
+            v.push(o("sender", sender));
+            v
+        }
+        Event::PortalReceiptSent { message, sender }
+        | Event::PortalReceiptFailed {
+            message, sender, ..
+        } => vec![o("portal_message", message), o("sender", sender)],
+        Event::PortalOpenedNotice {
+            message,
+            recipient,
+            sender,
+            ..
+        } => vec![
+            o("portal_message", message),
+            o("recipient", recipient),
+            o("sender", sender),
+        ],
         Event::PortalLocked {
             message,
             recipient,

@@ -246,6 +246,40 @@ pub enum Event {
     PortalShredded {
         message: String,
     },
+    /// Portal: the message was withdrawn (revoked): its key destroyed and its data
+    /// deleted at `revoked_at` (unix seconds). `by` is `link` (the sender's revoke link,
+    /// from `client_address`) or `administrator` (`portal revoke`, recorded by the first
+    /// portal pass after it).
+    PortalRevoked {
+        message: String,
+        message_id: Option<String>,
+        sender: String,
+        recipient_count: i64,
+        by: String,
+        client_address: Option<String>,
+        revoked_at: i64,
+    },
+    /// Portal: the sender got the receipt (delivered to the portal; the revoke link).
+    PortalReceiptSent {
+        message: String,
+        sender: String,
+    },
+    /// Portal: submitting the receipt failed; it is retried while the message lives.
+    PortalReceiptFailed {
+        message: String,
+        sender: String,
+        attempts: i64,
+        error: String,
+    },
+    /// Portal: the sender was told that a recipient opened the message for the first
+    /// time (`[portal] notify_opened`); `sent` false: submitting it failed (`error`).
+    PortalOpenedNotice {
+        message: String,
+        recipient: String,
+        sender: String,
+        sent: bool,
+        error: Option<String>,
+    },
     // Portal web side (`nta7516-milter portal`): `message` is the portal's id of the stored
     // message, `recipient` its envelope recipient, `client_address` the browser's address.
     /// A one-time code went out by SMS.
@@ -348,6 +382,10 @@ impl Event {
             Event::PortalNotifyFailed { .. } => "portal_notify_failed",
             Event::PortalExpired { .. } => "portal_expired",
             Event::PortalShredded { .. } => "portal_shredded",
+            Event::PortalRevoked { .. } => "portal_revoked",
+            Event::PortalReceiptSent { .. } => "portal_receipt_sent",
+            Event::PortalReceiptFailed { .. } => "portal_receipt_failed",
+            Event::PortalOpenedNotice { .. } => "portal_opened_notice",
             Event::PortalCodeSent { .. } => "portal_code_sent",
             Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
             Event::PortalCodeFailed { .. } => "portal_code_failed",
@@ -364,7 +402,9 @@ impl Event {
     pub fn action(&self) -> &'static str {
         match self {
             Event::MessageReceived { .. } | Event::PortalStored { .. } => "C",
-            Event::PortalExpired { .. } | Event::PortalShredded { .. } => "D",
+            Event::PortalExpired { .. }
+            | Event::PortalShredded { .. }
+            | Event::PortalRevoked { .. } => "D",
             Event::ConfigLoaded { .. } => "R",
             Event::FooterAdded { .. }
             | Event::FooterSkipped { .. }
@@ -387,7 +427,10 @@ impl Event {
             | Event::PortalNotified { .. }
             | Event::PortalNotifyFailed { .. }
             | Event::PortalLockNotified { .. }
-            | Event::PortalLockNoticeFailed { .. } => "E",
+            | Event::PortalLockNoticeFailed { .. }
+            | Event::PortalReceiptSent { .. }
+            | Event::PortalReceiptFailed { .. }
+            | Event::PortalOpenedNotice { .. } => "E",
             Event::PortalCodeSent { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. }
@@ -413,6 +456,8 @@ impl Event {
             | Event::AuditLogRecovered { .. }
             | Event::PortalNotifyFailed { .. }
             | Event::PortalLockNoticeFailed { .. }
+            | Event::PortalReceiptFailed { .. }
+            | Event::PortalOpenedNotice { sent: false, .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. } => 4,
             Event::PortalIntakeRefused { reply, .. } if reply.starts_with('4') => 4,

@@ -15,6 +15,7 @@ mod explain;
 mod filter;
 mod keygen;
 mod portal;
+mod portal_admin;
 mod record;
 mod selfcheck;
 mod serve;

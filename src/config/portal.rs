@@ -50,6 +50,9 @@ pub struct PortalConfig {
     /// Secret file (at least 32 bytes) shared with the milter for the mark on the portal's
     /// own mail (`mail_key`).
     pub mail_key: PathBuf,
+    /// Tell the sender by mail when a recipient first opens the message
+    /// (`notify_opened`, default false).
+    pub notify_opened: bool,
     pub sms: SmsConfig,
 }
 

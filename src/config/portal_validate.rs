@@ -173,6 +173,7 @@ pub(crate) fn portal(
         max_message_size: max_message_size?,
         audit_file: audit_file?,
         mail_key: mail_key?,
+        notify_opened: raw.notify_opened,
         sms: sms?,
     }))
 }

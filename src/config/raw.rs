@@ -248,6 +248,7 @@ pub(crate) struct RawPortal {
     pub max_message_size: Option<Spanned<i64>>,
     pub audit_file: Option<Str>,
     pub mail_key: Str,
+    pub notify_opened: bool,
     pub sms: Option<Spanned<RawPortalSms>>,
 }
 
@@ -266,6 +267,7 @@ impl Default for RawPortal {
             max_message_size: None,
             audit_file: None,
             mail_key: unspanned(super::portal::DEFAULT_MAIL_KEY.into()),
+            notify_opened: false,
             sms: None,
         }
     }

@@ -15,6 +15,8 @@
 //!   one-time codes, their limits, and sessions (the web side's tables).
 //! - `web`: the pages behind the link (code, message, downloads).
 //! - `lock_notice`: the mail that tells the sender when a recipient got locked out.
+//! - `receipt`: the sender's receipt with the revoke link, the withdrawal behind it, the
+//!   optional first-opened notice.
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
 //! - `retention`: the periodic job (expiry, notification retries, stale intakes).
 //! - `run`: the `portal` subcommand's top level.
@@ -25,6 +27,7 @@ pub mod lmtp;
 pub mod lock_notice;
 pub mod notice;
 pub mod phone;
+pub mod receipt;
 pub mod retention;
 pub mod run;
 pub mod sms;

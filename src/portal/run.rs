@@ -43,6 +43,8 @@ pub enum RunError {
 /// errors are reported before readiness).
 pub struct Portal {
     config: PortalConfig,
+    /// `[outbound] networks`: where the revoke link works from.
+    internal: Vec<ipnet::IpNet>,
     intake: Arc<Intake>,
     lmtp: crate::server::listen::Bound,
     web: crate::portal::web::WebListener,
@@ -62,10 +64,17 @@ impl Portal {
                 error,
             })?;
         let notifier = Notifier::new(&portal)?;
+        let senders = Arc::new(crate::portal::receipt::SenderMail {
+            store: store.clone(),
+            notifier: notifier.clone(),
+            auditor: auditor.clone(),
+            public_url: portal.public_url.clone(),
+        });
         let intake = Arc::new(Intake {
             store,
             auditor,
             notifier,
+            senders,
             public_url: portal.public_url.clone(),
             retention: portal.retention,
             max_message_size: portal.max_message_size,
@@ -73,6 +82,7 @@ impl Portal {
         });
         Ok(Portal {
             config: portal,
+            internal: config.outbound.networks.clone(),
             intake,
             lmtp,
             web,
@@ -94,7 +104,13 @@ impl Portal {
             node,
             shutdown.clone(),
         ));
-        start_web(&self.config, &self.intake, self.web, shutdown.clone());
+        start_web(
+            &self.config,
+            &self.intake,
+            self.internal.clone(),
+            self.web,
+            shutdown.clone(),
+        );
         crate::portal::lmtp::serve(self.lmtp, self.intake.clone(), host, shutdown).await;
         let _ = periodic.await;
         self.intake.store.close().await;
@@ -108,6 +124,7 @@ impl Portal {
 fn start_web(
     config: &PortalConfig,
     intake: &Arc<Intake>,
+    internal: Vec<ipnet::IpNet>,
     listener: crate::portal::web::WebListener,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -128,6 +145,11 @@ fn start_web(
             notifier: intake.notifier.clone(),
             auditor: intake.auditor.clone(),
         })),
+        opened: config
+            .notify_opened
+            .then(|| intake.senders.clone() as Arc<dyn web::OpenedAlert>),
+        revoke: Some(intake.senders.clone()),
+        internal,
         secret: intake.store.key().subkey(b"web"),
         organisation: config.organisation.clone(),
         public_url: config.public_url.clone(),

@@ -45,6 +45,8 @@ pub struct Intake {
     /// `[portal] from`: mail with this envelope sender is the portal's own and is never
     /// taken in (a loop guard, whatever the routing says).
     pub own_sender: String,
+    /// The sender's receipt (and, for the periodic pass, retries and withdrawals).
+    pub senders: Arc<crate::portal::receipt::SenderMail>,
 }
 
 /// The envelope of one LMTP transaction.
@@ -204,7 +206,12 @@ impl Intake {
         let notify: Vec<StoredRecipient> = new.into_iter().cloned().collect();
         if !notify.is_empty() {
             let me = self.clone();
-            tokio::spawn(async move { me.notify(notify).await });
+            let id = message.clone();
+            tokio::spawn(async move {
+                me.notify(notify).await;
+                // After the recipients' notifications: the receipt says they were sent.
+                me.senders.receipt_after_intake(&id).await;
+            });
         }
         Ok(stored
             .iter()

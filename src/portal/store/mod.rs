@@ -6,11 +6,13 @@
 //!
 //! Read side (used by the web front-end): [`Store::recipient_by_token_hash`],
 //! [`Store::recipient`], [`Store::read_message`], [`Store::chunks`], [`Store::pool`].
-//! Write side (the LMTP intake, retention): `write.rs`.
+//! Write side (the LMTP intake, retention): `write.rs`; withdrawal, receipts and the
+//! administrator's listing: `revoke.rs`.
 
 pub mod auth;
 mod claim;
 mod read;
+mod revoke;
 pub(crate) mod schema;
 mod write;
 
@@ -25,6 +27,7 @@ use crate::portal::crypto::{CryptoError, MasterKey};
 
 pub use claim::NOTIFY_CLAIM;
 pub use read::ChunkReader;
+pub use revoke::{MessageSummary, PendingReceipt, Revocation, Revoke};
 pub use schema::Backend;
 pub use write::{Incoming, NewRecipient, PendingNotice, StoredRecipient};
 
@@ -53,8 +56,10 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageState {
     Live,
-    /// Retention passed (or revoked): the key is destroyed, nothing can be read.
+    /// Retention passed: the key is destroyed, nothing can be read.
     Expired,
+    /// Withdrawn by the sender or the administrator: the key is destroyed.
+    Withdrawn,
 }
 
 /// One recipient of one stored message, as the web side needs it.

@@ -15,6 +15,12 @@
 //!   after moving it forward by a conditional `UPDATE` (see `claim.rs`).
 //! - `portal_leases`: one row per job that only one node may run at a time (the expiry
 //!   pass): who holds it and until when (see `claim.rs`).
+//! - `portal_receipts`: one row per stored message with a sender to tell: whether the
+//!   receipt (with the revoke link) is still to be sent (`pending`, `next_at` doubling as
+//!   the claim, like `notify_next`), and whether the first-opened notice went out.
+//! - `portal_revocations`: who withdrew a message and when; `audited` turns 1 once one
+//!   node wrote the `portal_revoked` event (`portal revoke` runs outside the portal
+//!   process and cannot append to its hash-chained log itself).
 //!
 //! Changes stay additive (new tables, new indexes): every statement here runs at every
 //! start against a database an older version created.
@@ -60,6 +66,22 @@ pub(crate) const SCHEMA: &[&str] = &[
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
         held_until BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS portal_receipts (
+        message_id TEXT PRIMARY KEY,
+        sender TEXT NOT NULL,
+        pending BIGINT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_at BIGINT NOT NULL DEFAULT 0,
+        opened BIGINT NOT NULL DEFAULT 0
+    )",
+    "CREATE INDEX IF NOT EXISTS portal_receipts_pending ON portal_receipts (pending, next_at)",
+    "CREATE TABLE IF NOT EXISTS portal_revocations (
+        message_id TEXT PRIMARY KEY,
+        revoked_by TEXT NOT NULL,
+        client_address TEXT,
+        revoked_at BIGINT NOT NULL,
+        audited BIGINT NOT NULL DEFAULT 0
     )",
 ];
 

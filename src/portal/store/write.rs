@@ -80,6 +80,8 @@ pub struct Incoming {
     buf: Vec<u8>,
     sha: digest::Context,
     size: u64,
+    /// The envelope sender: the receipt goes there (`portal_receipts`).
+    sender: String,
 }
 
 impl Store {
@@ -119,6 +121,7 @@ impl Store {
             buf: Vec::with_capacity(CHUNK_SIZE + 1),
             sha: digest::Context::new(&digest::SHA256),
             size: 0,
+            sender: sender.to_string(),
         })
     }
 
@@ -236,7 +239,7 @@ impl Store {
         Ok(done > 0)
     }
 
-    async fn delete_data(&self, message_id: &str) -> Result<(), StoreError> {
+    pub(super) async fn delete_data(&self, message_id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM portal_chunks WHERE message_id = $1")
             .bind(message_id.to_string())
@@ -407,6 +410,18 @@ impl Incoming {
             .bind(self.id_hex.clone())
             .execute(&mut *tx)
             .await?;
+            // The sender's receipt, claimed by this node like the notifications.
+            if let Some(sender) = super::revoke::receipt_address(&self.sender) {
+                sqlx::query(
+                    "INSERT INTO portal_receipts (message_id, sender, pending, next_at) \
+                     VALUES ($1, $2, 1, $3) ON CONFLICT (message_id) DO NOTHING",
+                )
+                .bind(self.id_hex.clone())
+                .bind(sender)
+                .bind(claimed_until)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
         } else {
             // A redelivery for every recipient: the earlier copy stands.

@@ -18,6 +18,7 @@ pub mod i18n;
 pub mod keys;
 mod link;
 pub mod pdf;
+pub mod revoke;
 mod routes;
 pub mod sanitize;
 pub mod session;
@@ -53,8 +54,10 @@ pub const MAX_REQUEST_BODY: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageState {
     Live,
-    /// Expired or withdrawn: its key is destroyed or about to be.
+    /// Expired: its key is destroyed or about to be.
     Gone,
+    /// Withdrawn by the sender or the administrator: its key is destroyed.
+    Withdrawn,
 }
 
 /// One recipient of one stored message, as the web side needs it.
@@ -120,6 +123,27 @@ pub trait LockAlert: Send + Sync {
     fn recipient_locked<'a>(&'a self, recipient: &'a Recipient) -> BoxFuture<'a, ()>;
 }
 
+/// Tells the sender that a recipient opened the message for the first time
+/// (`[portal] notify_opened`); called after every successful code, sends at most once.
+pub trait OpenedAlert: Send + Sync {
+    fn recipient_opened<'a>(&'a self, recipient: &'a Recipient) -> BoxFuture<'a, ()>;
+}
+
+/// The revoke link's side of the store (`/r/<token>`, see [`revoke`]).
+pub trait Withdraw: Send + Sync {
+    /// The message a revoke link token names, or `None` for a token that is not one.
+    fn by_link<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::portal::store::MessageSummary>, SourceError>>;
+    /// Withdraws it (key destroyed at once) and audits that, from `client`.
+    fn withdraw<'a>(
+        &'a self,
+        message_id: &'a str,
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<crate::portal::store::Revoke, SourceError>>;
+}
+
 /// What [`WebState::new`] needs.
 pub struct WebDeps {
     pub messages: Arc<dyn MessageSource>,
@@ -129,6 +153,12 @@ pub struct WebDeps {
     pub auditor: Arc<Auditor>,
     /// `None`: the lock is only audited.
     pub alerts: Option<Arc<dyn LockAlert>>,
+    /// `None`: no first-opened notice (`[portal] notify_opened = false`).
+    pub opened: Option<Arc<dyn OpenedAlert>>,
+    /// `None`: no revoke links (`/r/…` answers 404).
+    pub revoke: Option<Arc<dyn Withdraw>>,
+    /// `[outbound] networks`: where the revoke link works from.
+    pub internal: Vec<ipnet::IpNet>,
     /// From [`derive_secret`] over the master key.
     pub secret: [u8; 32],
     /// Shown on every page and in the SMS.
@@ -143,6 +173,9 @@ pub struct WebState {
     sms: Arc<dyn CodeSender>,
     auditor: Arc<Auditor>,
     alerts: Option<Arc<dyn LockAlert>>,
+    opened: Option<Arc<dyn OpenedAlert>>,
+    revoke: Option<Arc<dyn Withdraw>>,
+    internal: Vec<ipnet::IpNet>,
     keys: keys::Keys,
     organisation: String,
     origin: String,
@@ -166,6 +199,9 @@ impl WebState {
             sms: d.sms,
             auditor: d.auditor,
             alerts: d.alerts,
+            opened: d.opened,
+            revoke: d.revoke,
+            internal: d.internal,
             keys: keys::Keys::new(&d.secret),
             organisation: d.organisation,
             origin: session::origin_of(&d.public_url),

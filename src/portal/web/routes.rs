@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<WebState>> {
         .route("/m/{token}/part/{n}", get(files::part))
         .route("/m/{token}/pdf", get(files::pdf_download))
         .route("/m/{token}/eml", get(files::eml))
+        .merge(super::revoke::routes())
         .fallback(fallback)
 }
 
@@ -75,7 +76,7 @@ pub(super) fn html(status: StatusCode, page: Result<String, askama::Error>) -> R
     }
 }
 
-fn common(state: &WebState, lang: Lang, title: &str, here: &str) -> Common {
+pub(super) fn common(state: &WebState, lang: Lang, title: &str, here: &str) -> Common {
     Common {
         t: lang.text(),
         org: state.organisation.clone(),
@@ -377,6 +378,11 @@ async fn code(link: Link, Form(f): Form<CodeForm>) -> Reply {
                 recipient: r.address.clone(),
                 client_address: ip.0.to_string(),
             });
+            // In the background: the recipient's page does not wait for sendmail.
+            if let Some(opened) = state.opened.clone() {
+                let r = r.clone();
+                tokio::spawn(async move { opened.recipient_opened(&r).await });
+            }
             let mut resp = Redirect::to(&here(token)).into_response();
             resp.headers_mut()
                 .append(header::SET_COOKIE, session::session_cookie(&sid));
