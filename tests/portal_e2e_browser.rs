@@ -14,7 +14,9 @@
 //!  "sender": "...", "subject": "...", "body": "...",
 //!  "attachment_name": "...", "attachment_file": "...",   // the attached file's bytes
 //!  "eml": ".../lmtp-data.eml",                    // the DATA payload Postfix sent over LMTP
-//!  "work": "..."}                                 // downloads, profile, logs
+//!  "work": "...",                                 // downloads, profile, logs
+//!  "revoke": "http://.../r/<token>",              // optional: the receipt's revoke link,
+//!  "recipient": "..."}                            //   withdrawn at the end of the visit
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -181,6 +183,37 @@ async fn flow(c: &Client, spec: &Value, work: &Path, downloads: &Path) {
         before + 1,
         "one code for the whole visit"
     );
+    if let Some(revoke) = spec["revoke"].as_str() {
+        withdraw(c, spec, link, revoke).await;
+    }
+}
+
+/// The sender's side: the revoke link from the receipt, opened from inside the
+/// organisation's network (the browser runs on an `[outbound] networks` address). The
+/// page names the recipient but no content; the button withdraws; the recipient's link
+/// then says "withdrawn" and the message is gone.
+async fn withdraw(c: &Client, spec: &Value, link: &str, revoke: &str) {
+    c.goto(&format!("{revoke}?lang=nl")).await.unwrap();
+    let t = text(c).await;
+    assert!(t.contains("Bericht intrekken"), "{t}");
+    assert!(t.contains(field(spec, "recipient")), "{t}");
+    assert!(
+        !t.contains(field(spec, "subject")),
+        "content on the revoke page: {t}"
+    );
+    axe(c, "revoke").await;
+    click_and_wait(c, "main form button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Bericht ingetrokken") || t.contains("Message withdrawn"),
+        "{t}"
+    );
+    axe(c, "withdrawn (sender)").await;
+    c.goto(&format!("{link}?lang=nl")).await.unwrap();
+    let t = text(c).await;
+    assert!(t.contains("Dit bericht is ingetrokken"), "{t}");
+    assert!(!t.contains(field(spec, "subject")), "{t}");
+    axe(c, "withdrawn (recipient)").await;
 }
 
 async fn click(c: &Client, css: &str) {

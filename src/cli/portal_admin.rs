@@ -101,7 +101,12 @@ pub async fn revoke(key: &str, config: Option<&std::path::Path>) -> ToolExit {
     let mut failed = false;
     for m in &found {
         match store.revoke(&m.id, &by, None).await {
-            Ok(Revoke::Withdrawn) => println!("withdrawn {} (key destroyed)", line(m)),
+            Ok(Revoke::Withdrawn) => println!(
+                "withdrawn {} to {} {} (key destroyed)",
+                m.id,
+                m.recipients.join(","),
+                m.header_message_id.as_deref().unwrap_or("-")
+            ),
             Ok(Revoke::AlreadyWithdrawn) => println!("already withdrawn {}", m.id),
             Ok(Revoke::Expired) => println!("already expired {}", m.id),
             Ok(Revoke::Unknown) => println!("gone {}", m.id),

@@ -21,6 +21,15 @@
 # LMTP client sent (recorded by the relay; dot-stuffing undone, the final "." line
 # removed): the message as submitted plus what the milter changed, exactly as delivered
 # (the portal only ever removes a [sms:] subject tag, and this message has none).
+# The sender gets a receipt (content-free, DKIM-signed, one link: the revoke link); that
+# link refuses clients outside [outbound] networks (directly, and through the proxy's
+# X-Forwarded-For), a POST without a valid CSRF token and a cross-site POST; the browser,
+# after reading, opens it from inside and withdraws the message: the recipient's link then
+# says "withdrawn" (410), the key and the ciphertext are gone from the database, and
+# portal_revoked is audited (by link, from the browser's address). With notify_opened the
+# sender is told once that the recipient opened the message. A third message is withdrawn
+# by the administrator (`portal revoke <Message-ID>`; `portal list` shows it withdrawn;
+# audited by the portal's next pass).
 # Then ten wrong codes on a second message lock its recipient and the sender gets the
 # portal's content-free lock notice (by the same sendmail path, DKIM-signed, audited).
 # Last, the portal's own notification, valid mark and all, replayed: from the trusted
@@ -93,6 +102,7 @@ organisation = "$ORG"
 mail_key = "$P/mail.key"
 audit_file = "$P/portal-audit.log"
 sendmail = "$P/sendmail"
+notify_opened = true
 
 [portal.sms]
 provider = "webhook"
@@ -132,8 +142,9 @@ portal_events() { grep -c "\"event_type\":\"$1\"" "$P/portal-audit.log" 2>/dev/n
 t=$(pf_token)
 r="b$(pf_token)@notlsa.lab.test"
 printf 'Uitslag bijlage %s\nregel twee\n' "$t" >"$P/uitslag.txt"
+mid1="m$(pf_token)@sender.lab.test"
 pf_accepted "message: secure, with an attachment and X-NTA7516-Phone, to a non-compliant domain" int "$t" \
-    --to "$r" --add-header "X-NTA7516-Phone: $PHONE" \
+    --to "$r" --add-header "X-NTA7516-Phone: $PHONE" --header "Message-Id: <$mid1>" \
     --attach-type text/plain --attach-name uitslag.txt --attach "@$P/uitslag.txt"
 q=$PF_QID
 pf_assert_log "message: delivered over LMTP by nta-portal, 250 after the commit" pfa \
@@ -150,6 +161,62 @@ if pf_assert_mail "notification: the domain's receiver (pfc) got it" pfc "$r" "$
     assert_eq "notification: content-free (no subject or body text)" 0 "$(grep -c "$t" "$f")"
     link=$(notice_url "$f")
     assert_match "notification: one link, public_url + /m/<token>" "^$PUBLIC_URL/m/[A-Za-z0-9_-]{43}\$" "$link"
+fi
+
+# --- the sender's receipt: content-free, one link (the revoke link) -----------------------
+revoke=""
+if pf_assert_mail "receipt: it reached the sender's mailbox (pfa)" pfa "$mid1" sender@sender.lab.test; then
+    f=$PF_FILE
+    assert_match "receipt: from the portal's address" "<$PORTAL_FROM>" "$(pf_hdr "$f" From)"
+    assert_match "receipt: Dutch and English, names the recipient and the Message-ID" \
+        "Beste afzender.*$r.*Kenmerk: <$mid1>.*Dear sender" "$(tr '\n' ' ' <"$f")"
+    assert_eq "receipt: content-free (no subject or body text of the message)" 0 "$(grep -c "$t" "$f")"
+    assert_eq "receipt: DKIM-signed by the milter (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    revoke=$(notice_url "$f")
+    assert_match "receipt: one link, public_url + /r/<token>" "^$PUBLIC_URL/r/[A-Za-z0-9_-]{43}\$" "$revoke"
+fi
+wait_for "the portal audited the receipt" 50 0.2 grep -q '"event_type":"portal_receipt_sent"' "$P/portal-audit.log" || true
+
+# http_code SRC URL [CURL_ARGS...] : the HTTP status a client at address SRC gets
+http_code() {
+    local src=$1 url=$2
+    shift 2
+    run_in_lab curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface "$src" "$@" "$url"
+}
+if [ -n "$revoke" ]; then
+    csrf=$(run_in_lab curl -s --max-time 10 --interface "$PF_INT" "$revoke" |
+        sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n 1)
+    assert_match "revoke link from inside: the form with its CSRF token (a GET changes nothing)" '.' "$csrf"
+    assert_eq "revoke link from an outside address: 403 for GET, and for a POST with a valid token" "403 403" \
+        "$(http_code "$PF_EXT" "$revoke") $(http_code "$PF_EXT" "$revoke" -X POST --data "csrf=$csrf" -H "Origin: $PUBLIC_URL")"
+    assert_eq "revoke link through the proxy for an outside client (X-Forwarded-For ends with it): 403" 403 \
+        "$(http_code "$PF_INT" "$revoke" -X POST --data "csrf=$csrf" -H "Origin: $PUBLIC_URL" -H 'X-Forwarded-For: 127.0.10.1, 192.0.2.7')"
+    assert_eq "revoke: from inside, a POST with a forged CSRF token and a cross-site POST are refused" "403 403" \
+        "$(http_code "$PF_INT" "$revoke" -X POST --data csrf=forged -H "Origin: $PUBLIC_URL") $(http_code "$PF_INT" "$revoke" -X POST --data "csrf=$csrf" -H 'Origin: http://evil.example')"
+    forged="${revoke%?}A"
+    [ "$forged" != "$revoke" ] || forged="${revoke%?}B"
+    assert_eq "revoke: a token with a wrong MAC is unknown (404)" 404 "$(http_code "$PF_INT" "$forged")"
+    assert_eq "revoke: after all that the message is still there (the recipient's link: 200)" 200 \
+        "$(http_code "$PF_INT" "$link")"
+fi
+
+# --- a third message, withdrawn by the administrator ----------------------------------------
+t3=$(pf_token)
+r3="v$(pf_token)@notlsa.lab.test"
+mid3="m$(pf_token)@sender.lab.test"
+if pf_accepted "admin revoke: a third secure message for the portal accepted" int "$t3" \
+    --to "$r3" --add-header "X-NTA7516-Phone: $PHONE" --header "Message-Id: <$mid3>" &&
+    pf_assert_mail "admin revoke: its notification reached pfc" pfc "$r3" "$r3"; then
+    link3=$(notice_url "$PF_FILE")
+    assert_exit "admin revoke: an unknown Message-ID exits 1" 1 \
+        "$NTA_BIN" portal revoke "<nobody-$t3@sender.lab.test>" --config "$P/portal.toml"
+    rc=0
+    out=$("$NTA_BIN" portal revoke "<$mid3>" --config "$P/portal.toml" 2>&1) || rc=$?
+    assert_eq "admin revoke: portal revoke <Message-ID> exits 0" 0 "$rc"
+    assert_match "admin revoke: it says the message was withdrawn (key destroyed)" "^withdrawn .*$r3.*key destroyed" "$out"
+    assert_match "admin revoke: portal list shows it withdrawn" "^[0-9a-f]{32}  revoked .*$r3.*<$mid3>" \
+        "$("$NTA_BIN" portal list --config "$P/portal.toml" 2>&1)"
+    assert_eq "admin revoke: the recipient's link is gone (410)" 410 "$(http_code "$PF_INT" "$link3")"
 fi
 
 # --- a second message, whose recipient will get locked: the first five wrong codes -------
@@ -172,13 +239,14 @@ jq -n --arg link "$link" --arg sms_log "$P/sms.jsonl" --arg phone "$PHONE" --arg
     --arg organisation "$ORG" --arg sender sender@sender.lab.test --arg subject "e2e $t" \
     --arg body "e2e message $t" --arg attachment_name uitslag.txt \
     --arg attachment_file "$P/uitslag.txt" --arg eml "$P/lmtp-data.eml" --arg work "$P/work" \
-    '$ARGS.named' >"$P/browser.json"
+    --arg revoke "$revoke" --arg recipient "$r" \
+    '$ARGS.named | if .revoke == "" then del(.revoke) else . end' >"$P/browser.json"
 rc=0
 ip netns exec "$NETNS" env NTA_E2E_PORTAL="$P/browser.json" RUST_BACKTRACE=0 \
     timeout -k 5 240 "$browser_test" --ignored --exact e2e_notification_link_in_a_real_browser \
     --test-threads=1 >"$LAB/log/portal-browser-test.out" 2>&1 || rc=$?
 if [ "$rc" -eq 0 ] && grep -q '^test result: ok. 1 passed' "$LAB/log/portal-browser-test.out"; then
-    e2e_pass "browser: link from the delivered notification, code by SMS, body, attachment, PDF text, .eml byte-identical to the LMTP DATA, axe-core clean on every page"
+    e2e_pass "browser: link from the delivered notification, code by SMS, body, attachment, PDF text, .eml byte-identical to the LMTP DATA, then the receipt's revoke link withdraws it and the link says withdrawn; axe-core clean on every page"
 else
     e2e_fail "browser: tests/portal_e2e_browser.rs exited $rc (see $LAB/log/portal-browser-test.out)" \
         "$(grep -v '^\s*$' "$LAB/log/portal-browser-test.out" | tail -n 25)"
@@ -189,6 +257,28 @@ assert_eq "browser: the SMS request carried the token from token_file" "Bearer l
     "$(jq -r '.authorization' "$P/sms.jsonl" 2>/dev/null | head -n 1)"
 assert_eq "audit: three downloads (pdf, eml, part)" "eml part pdf" \
     "$(grep '"event_type":"portal_downloaded"' "$P/portal-audit.log" | jq -r '.detail.what' 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//')"
+
+# --- after the browser: opened notice, withdrawal on record, key and data gone ------------
+if pf_assert_mail "opened notice: the sender was told once that the recipient opened it" pfa "$r heeft uw beveiligde bericht" sender@sender.lab.test; then
+    f=$PF_FILE
+    assert_eq "opened notice: one, content-free (no subject or body text, no link), DKIM-signed" "1 0 0 signature ok" \
+        "$(pf_count pfa "$r heeft uw beveiligde bericht" sender@sender.lab.test) $(grep -c "$t" "$f") $(grep -c "$PUBLIC_URL" "$f") $(pf_dkimverify "$f")"
+fi
+assert_eq "audit: portal_opened_notice sent=true, once" "true" \
+    "$(grep '"event_type":"portal_opened_notice"' "$P/portal-audit.log" | jq -r '.detail.sent' 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "withdrawn: the recipient's link says so (410)" 410 "$(http_code "$PF_INT" "$link")"
+assert_match "audit: portal_revoked by the link, from the browser's (inside) address" '^link 127\.0\.(10\.1|0\.1)$' \
+    "$(grep '"event_type":"portal_revoked"' "$P/portal-audit.log" | jq -r 'select(.detail.by == "link") | "\(.detail.by) \(.detail.client_address)"' 2>/dev/null)"
+assert_eq "withdrawn: in the database the two messages' keys and ciphertext are gone" "revoked 1 0
+revoked 1 0" "$("$PY" - "$P/portal.db" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for state, nokey, chunks in db.execute(
+    "SELECT state, dek_wrapped IS NULL, (SELECT COUNT(*) FROM portal_chunks c WHERE c.message_id = m.id) "
+    "FROM portal_messages m WHERE state = 'revoked' ORDER BY created_at"):
+    print(state, nokey, chunks)
+PYEOF
+)"
 
 # --- the lock: five more wrong codes after the resend delay; the sender is told ----------
 if [ -n "$link2" ]; then
@@ -201,7 +291,7 @@ if [ -n "$link2" ]; then
     wait_for "the portal audited the lock notice" 50 0.2 grep -q '"event_type":"portal_lock_notified"' "$P/portal-audit.log" || true
     assert_eq "lock: audited (portal_locked, portal_lock_notified to the sender)" "1 1 sender@sender.lab.test" \
         "$(portal_events portal_locked) $(portal_events portal_lock_notified) $(grep '"event_type":"portal_lock_notified"' "$P/portal-audit.log" | jq -r '.detail.sender' 2>/dev/null)"
-    if pf_assert_mail "lock notice: it reached the sender's mailbox (pfa)" pfa "$r2" sender@sender.lab.test; then
+    if pf_assert_mail "lock notice: it reached the sender's mailbox (pfa)" pfa "$r2 stuurde" sender@sender.lab.test; then
         f=$PF_FILE
         assert_match "lock notice: from the portal's address" "<$PORTAL_FROM>" "$(pf_hdr "$f" From)"
         assert_match "lock notice: Dutch and English, names the locked recipient" \
@@ -249,6 +339,12 @@ if assert_true "replay: the portal's submission of the first notification was ke
     postconf -c "$d" -e "mynetworks = 127.0.10.1/32, 127.0.0.1/32"
     postfix_ pfa reload >/dev/null 2>&1
 fi
+# The administrator's withdrawal: recorded by the portal's periodic pass (every 60 s; the
+# lock case above waited longer than that).
+wait_for "the portal audited the administrator's withdrawal" 350 0.2 \
+    grep -q '"by":"administrator' "$P/portal-audit.log" || true
+assert_match "audit: portal_revoked by the administrator, with the Message-ID" "^administrator.* <$mid3>\$" \
+    "$(grep '"event_type":"portal_revoked"' "$P/portal-audit.log" | jq -r 'select(.detail.by != "link") | "\(.detail.by) \(.detail.message_id)"' 2>/dev/null)"
 assert_exit "audit: the portal's chain verifies" 0 "$NTA_BIN" audit verify "$P/portal-audit.log"
 
 lab_stop portal-browser
