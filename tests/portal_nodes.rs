@@ -39,8 +39,8 @@ use nta7516_milter::portal::store::auth::{
     CODES_PER_WINDOW, FAILS_TO_LOCK, RESEND_AFTER, TRIES_PER_CODE,
 };
 use portal_browser_support::{
-    CHROMEDRIVER, CHROMIUM, last_code, send_code, sms_stub, start_browser, submit_code, text,
-    wait_file,
+    CHROMEDRIVER, CHROMIUM, click_and_wait, last_code, send_code, sms_stub, start_browser,
+    submit_code, text, wait_file,
 };
 use portal_support::pg::Pg;
 use portal_support::{Portal, audit_events, audit_verify};

@@ -212,6 +212,18 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         | Event::PortalReceiptFailed {
             message, sender, ..
         } => vec![o("portal_message", message), o("sender", sender)],
+        Event::PortalReplied {
+            message,
+            recipient,
+            to,
+            reply_message_id,
+            ..
+        } => vec![
+            o("portal_message", message),
+            o("message_id", reply_message_id),
+            o("sender", recipient),
+            o("recipient", to),
+        ],
         Event::PortalOpenedNotice {
             message,
             recipient,

@@ -271,6 +271,18 @@ pub enum Event {
         attempts: i64,
         error: String,
     },
+    /// Portal: the recipient's reply (text and `attachments` files) was submitted to the
+    /// message's sender `to`; `sha256`/`size` of the mail as submitted.
+    PortalReplied {
+        message: String,
+        recipient: String,
+        to: String,
+        reply_message_id: String,
+        attachments: usize,
+        size: u64,
+        sha256: String,
+        client_address: String,
+    },
     /// Portal: the sender was told that a recipient opened the message for the first
     /// time (`[portal] notify_opened`); `sent` false: submitting it failed (`error`).
     PortalOpenedNotice {
@@ -386,6 +398,7 @@ impl Event {
             Event::PortalReceiptSent { .. } => "portal_receipt_sent",
             Event::PortalReceiptFailed { .. } => "portal_receipt_failed",
             Event::PortalOpenedNotice { .. } => "portal_opened_notice",
+            Event::PortalReplied { .. } => "portal_replied",
             Event::PortalCodeSent { .. } => "portal_code_sent",
             Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
             Event::PortalCodeFailed { .. } => "portal_code_failed",
@@ -431,6 +444,7 @@ impl Event {
             | Event::PortalReceiptSent { .. }
             | Event::PortalReceiptFailed { .. }
             | Event::PortalOpenedNotice { .. } => "E",
+            Event::PortalReplied { .. } => "C",
             Event::PortalCodeSent { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. }

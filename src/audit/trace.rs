@@ -132,6 +132,10 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
         warn PortalReceiptFailed "audit: portal receipt not sent; retried" {
             message: str, sender: str, attempts: val, error: str,
         }
+        info PortalReplied "audit: portal reply sent to the sender" {
+            message: str, recipient: str, to: str, reply_message_id: str, attachments: val,
+            size: val, sha256: str, client_address: str,
+        }
         info PortalOpenedNotice "audit: portal first-opened notice to the sender" {
             message: str, recipient: str, sender: str, sent: val, error: opt,
         }

@@ -17,6 +17,7 @@
 //! - `lock_notice`: the mail that tells the sender when a recipient got locked out.
 //! - `receipt`: the sender's receipt with the revoke link, the withdrawal behind it, the
 //!   optional first-opened notice.
+//! - `reply`: a recipient's reply through the page, to the original sender.
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
 //! - `retention`: the periodic job (expiry, notification retries, stale intakes).
 //! - `run`: the `portal` subcommand's top level.
@@ -28,6 +29,7 @@ pub mod lock_notice;
 pub mod notice;
 pub mod phone;
 pub mod receipt;
+pub mod reply;
 pub mod retention;
 pub mod run;
 pub mod sms;

@@ -92,6 +92,8 @@ pub struct SenderMail {
     pub auditor: Arc<Auditor>,
     /// `[portal] public_url`, without trailing slash.
     pub public_url: String,
+    /// `[domains] own` (lower case, ASCII): where a recipient's reply may go.
+    pub own_domains: Vec<String>,
 }
 
 impl SenderMail {

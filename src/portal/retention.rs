@@ -222,6 +222,7 @@ pub(crate) mod tests {
             notifier: notifier.clone(),
             auditor: auditor.clone(),
             public_url: "https://p.example".into(),
+            own_domains: vec!["zkh.example".into()],
         });
         Arc::new(Intake {
             store,

@@ -69,6 +69,7 @@ impl Portal {
             notifier: notifier.clone(),
             auditor: auditor.clone(),
             public_url: portal.public_url.clone(),
+            own_domains: config.domains.own.iter().map(|d| d.to_string()).collect(),
         });
         let intake = Arc::new(Intake {
             store,
@@ -149,6 +150,7 @@ fn start_web(
             .notify_opened
             .then(|| intake.senders.clone() as Arc<dyn web::OpenedAlert>),
         revoke: Some(intake.senders.clone()),
+        replies: Some(intake.senders.clone()),
         internal,
         secret: intake.store.key().subkey(b"web"),
         organisation: config.organisation.clone(),

@@ -18,7 +18,8 @@ use tokio::io::AsyncBufRead;
 use crate::audit::{Auditor, Event};
 use crate::portal::lmtp::data::{DotReader, Piece};
 use crate::portal::notice::{Notice, Notifier};
-use crate::portal::store::{NewRecipient, Store, StoredRecipient};
+use crate::portal::phone::Phone;
+use crate::portal::store::{NewRecipient, Store, StoreError, StoredRecipient};
 
 /// Reply when the message cannot be stored now (store down, disk full, key unreadable).
 pub const REPLY_TEMPORARY: &str = "451 4.3.0 Bericht tijdelijk niet op te slaan, later opnieuw / Message cannot be stored now, try again later";
@@ -120,16 +121,21 @@ impl Intake {
             }
         }
         let (head, facts) = header::analyse(&head);
-        let Some((phone, source)) = facts.phone else {
-            let reason = facts
-                .bad_phone
-                .unwrap_or_else(|| "no X-NTA7516-Phone header and no [sms:] subject tag".into());
-            return Err(Failure::Refuse(REPLY_NO_PHONE, reason));
-        };
         let store_err = |e: crate::portal::store::StoreError| {
             tracing::error!(error = %e, "portal store failed");
             Failure::Refuse(REPLY_TEMPORARY, format!("store: {e}"))
         };
+        let (phones, source) = self.phones(env, &facts).await.map_err(|e| match e {
+            Some(e) => store_err(e),
+            None => Failure::Refuse(
+                REPLY_NO_PHONE,
+                facts.bad_phone.clone().unwrap_or_else(|| {
+                    "no X-NTA7516-Phone header, no [sms:] subject tag, not an answer to a \
+                     reply sent through the portal"
+                        .into()
+                }),
+            ),
+        })?;
         let mut incoming = self
             .store
             .begin(&env.sender, facts.message_id.as_deref(), self.retention)
@@ -171,7 +177,8 @@ impl Intake {
         let recipients: Vec<NewRecipient> = env
             .recipients
             .iter()
-            .map(|a| NewRecipient {
+            .zip(&phones)
+            .map(|(a, (phone, _))| NewRecipient {
                 address: a.clone(),
                 phone: phone.clone(),
             })
@@ -202,7 +209,13 @@ impl Intake {
                 "audit log unwritable".into(),
             ));
         }
-        tracing::info!(%message, recipients = stored.len(), size, redelivery, source = ?source, "portal stored a message");
+        tracing::info!(%message, recipients = stored.len(), size, redelivery, source, "portal stored a message");
+        if !redelivery && let Some(parent) = phones.iter().find_map(|(_, p)| p.as_deref()) {
+            // Only the page's "in reply to" line depends on it: not worth a 451.
+            if let Err(e) = self.store.set_parent(&message, parent).await {
+                tracing::warn!(error = %e, %message, "portal: thread not recorded");
+            }
+        }
         let notify: Vec<StoredRecipient> = new.into_iter().cloned().collect();
         if !notify.is_empty() {
             let me = self.clone();
@@ -222,6 +235,36 @@ impl Intake {
                 )
             })
             .collect())
+    }
+
+    /// The number for each recipient: the trusted header or the subject tag for all of
+    /// them; else, for an answer to a reply sent through the portal, each recipient's
+    /// number from that thread (and the message it answers). `Err(None)`: no number for
+    /// some recipient; `Err(Some)`: the store failed (451).
+    async fn phones(
+        &self,
+        env: &Envelope,
+        facts: &header::Facts,
+    ) -> Result<(Vec<(Phone, Option<String>)>, &'static str), Option<StoreError>> {
+        if let Some((p, source)) = &facts.phone {
+            let source = match source {
+                header::PhoneSource::Header => "header",
+                header::PhoneSource::SubjectTag => "subject_tag",
+            };
+            return Ok((vec![(p.clone(), None); env.recipients.len()], source));
+        }
+        if facts.references.is_empty() || facts.bad_phone.is_some() {
+            return Err(None);
+        }
+        let mut out = Vec::with_capacity(env.recipients.len());
+        for a in &env.recipients {
+            match self.store.thread_for(&facts.references, a).await {
+                Ok(Some(m)) => out.push((m.phone, Some(m.parent))),
+                Ok(None) => return Err(None),
+                Err(e) => return Err(Some(e)),
+            }
+        }
+        Ok((out, "thread"))
     }
 
     /// Sends each new recipient's notification; a failure leaves it pending for the

@@ -14,6 +14,7 @@ mod claim;
 mod read;
 mod revoke;
 pub(crate) mod schema;
+mod thread;
 mod write;
 
 use std::sync::Arc;
@@ -27,8 +28,9 @@ use crate::portal::crypto::{CryptoError, MasterKey};
 
 pub use claim::NOTIFY_CLAIM;
 pub use read::ChunkReader;
-pub use revoke::{MessageSummary, PendingReceipt, Revocation, Revoke};
+pub use revoke::{MessageSummary, PendingReceipt, Revocation, Revoke, receipt_address};
 pub use schema::Backend;
+pub use thread::{MAX_REPLIES_PER_RECIPIENT, ThreadMatch};
 pub use write::{Incoming, NewRecipient, PendingNotice, StoredRecipient};
 
 /// Connections per process: the intake holds one per message in flight, the web side a

@@ -68,7 +68,7 @@ pub const LIST_LIMIT: i64 = 1000;
 
 /// The envelope sender as a receipt address: `None` for the null sender and for anything
 /// that is not one plain address (a receipt is never sent to a list or a header value).
-pub(super) fn receipt_address(sender: &str) -> Option<String> {
+pub fn receipt_address(sender: &str) -> Option<String> {
     let s = sender.trim().trim_start_matches('<').trim_end_matches('>');
     let ok = s.len() <= 254
         && s.matches('@').count() == 1

@@ -18,6 +18,10 @@
 //! - `portal_receipts`: one row per stored message with a sender to tell: whether the
 //!   receipt (with the revoke link) is still to be sent (`pending`, `next_at` doubling as
 //!   the claim, like `notify_next`), and whether the first-opened notice went out.
+//! - `portal_replies`: the `Message-ID` of every reply a recipient sent through the page,
+//!   with its message and recipient: an answer to that reply (its `In-Reply-To`) is taken
+//!   in for the same recipient with the same number, and `portal_threads` records that it
+//!   answers that message.
 //! - `portal_revocations`: who withdrew a message and when; `audited` turns 1 once one
 //!   node wrote the `portal_revoked` event (`portal revoke` runs outside the portal
 //!   process and cannot append to its hash-chained log itself).
@@ -76,6 +80,18 @@ pub(crate) const SCHEMA: &[&str] = &[
         opened BIGINT NOT NULL DEFAULT 0
     )",
     "CREATE INDEX IF NOT EXISTS portal_receipts_pending ON portal_receipts (pending, next_at)",
+    "CREATE TABLE IF NOT EXISTS portal_replies (
+        reply_message_id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        recipient_id TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS portal_replies_recipient ON portal_replies (recipient_id)",
+    "CREATE TABLE IF NOT EXISTS portal_threads (
+        message_id TEXT PRIMARY KEY,
+        parent TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS portal_revocations (
         message_id TEXT PRIMARY KEY,
         revoked_by TEXT NOT NULL,

@@ -18,6 +18,7 @@ pub mod i18n;
 pub mod keys;
 mod link;
 pub mod pdf;
+pub mod reply;
 pub mod revoke;
 mod routes;
 pub mod sanitize;
@@ -129,6 +130,41 @@ pub trait OpenedAlert: Send + Sync {
     fn recipient_opened<'a>(&'a self, recipient: &'a Recipient) -> BoxFuture<'a, ()>;
 }
 
+/// One file of a reply, as the browser sent it (name and type untrusted).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// Why a reply was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The sender is not an address in the own domains: no reply through the portal.
+    NotPossible,
+    /// [`crate::portal::store::MAX_REPLIES_PER_RECIPIENT`] reached.
+    TooMany,
+    /// Store or `sendmail` unavailable: try again later.
+    Temporary,
+}
+
+/// Sends a recipient's reply to the message's sender ([`reply`]).
+pub trait ReplySender: Send + Sync {
+    /// Whether the message's sender can get a reply (the form is shown only then).
+    fn can_reply(&self, r: &Recipient) -> bool;
+    fn reply<'a>(
+        &'a self,
+        r: &'a Recipient,
+        raw: &'a [u8],
+        text: &'a str,
+        files: &'a [Upload],
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<(), ReplyError>>;
+    /// When the message this one answers arrived (an answer to a reply), if it does.
+    fn answers<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Option<i64>>;
+}
+
 /// The revoke link's side of the store (`/r/<token>`, see [`revoke`]).
 pub trait Withdraw: Send + Sync {
     /// The message a revoke link token names, or `None` for a token that is not one.
@@ -157,6 +193,8 @@ pub struct WebDeps {
     pub opened: Option<Arc<dyn OpenedAlert>>,
     /// `None`: no revoke links (`/r/…` answers 404).
     pub revoke: Option<Arc<dyn Withdraw>>,
+    /// `None`: no reply form.
+    pub replies: Option<Arc<dyn ReplySender>>,
     /// `[outbound] networks`: where the revoke link works from.
     pub internal: Vec<ipnet::IpNet>,
     /// From [`derive_secret`] over the master key.
@@ -175,6 +213,7 @@ pub struct WebState {
     alerts: Option<Arc<dyn LockAlert>>,
     opened: Option<Arc<dyn OpenedAlert>>,
     revoke: Option<Arc<dyn Withdraw>>,
+    replies: Option<Arc<dyn ReplySender>>,
     internal: Vec<ipnet::IpNet>,
     keys: keys::Keys,
     organisation: String,
@@ -201,6 +240,7 @@ impl WebState {
             alerts: d.alerts,
             opened: d.opened,
             revoke: d.revoke,
+            replies: d.replies,
             internal: d.internal,
             keys: keys::Keys::new(&d.secret),
             organisation: d.organisation,

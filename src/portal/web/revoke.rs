@@ -156,7 +156,7 @@ async fn checked(
     }
 }
 
-fn utc(t: i64) -> String {
+pub(super) fn utc(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|t| {

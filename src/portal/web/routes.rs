@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router<Arc<WebState>> {
         .route("/m/{token}/pdf", get(files::pdf_download))
         .route("/m/{token}/eml", get(files::eml))
         .merge(super::revoke::routes())
+        .merge(super::reply::routes())
         .fallback(fallback)
 }
 
@@ -236,7 +237,16 @@ async fn message_page(
     } else {
         v.subject.clone()
     };
+    let (reply, answers) = match &state.replies {
+        Some(s) => (
+            s.can_reply(r).then(|| super::reply::text(lang)),
+            s.answers(&r.message_id).await.map(super::revoke::utc),
+        ),
+        None => (None, None),
+    };
     let page = MessagePage {
+        reply,
+        answers,
         c: common(state, lang, &subject, &here(token)),
         csrf: state.keys.csrf_token(&session_binding(sid)),
         from: v.from,
