@@ -24,7 +24,12 @@
 # The sender gets a receipt (content-free, DKIM-signed, one link: the revoke link); that
 # link refuses clients outside [outbound] networks (directly, and through the proxy's
 # X-Forwarded-For), a POST without a valid CSRF token and a cross-site POST; the browser,
-# after reading, opens it from inside and withdraws the message: the recipient's link then
+# after reading, replies through the page (a form with an added field is refused; the
+# reply with an attachment reaches the sender only: From the portal with the recipient's
+# address as name, Reply-To, In-Reply-To, DKIM-signed, audited); the clinician's answer to
+# that reply, without a number, goes into the same thread (the portal takes it in with the
+# thread's number; its page says what it answers, seen in a second browser visit); then
+# the browser opens the revoke link from inside and withdraws the first message: its link then
 # says "withdrawn" (410), the key and the ciphertext are gone from the database, and
 # portal_revoked is audited (by link, from the browser's address). With notify_opened the
 # sender is told once that the recipient opened the message. A third message is withdrawn
@@ -234,19 +239,21 @@ if pf_accepted "lock: a second secure message for the portal accepted" int "$t2"
         "send 200 code 200 code 200 code 200 code 200 code 200 not locked" "$(printf '%s' "$out" | tr '\n' ' ')"
 fi
 
-# --- the browser follows that link ---------------------------------------------------------
+# --- the browser follows that link, reads, downloads, replies -----------------------------
+tr=$(pf_token)
+printf 'Bijlage bij het antwoord %s\n' "$tr" >"$P/antwoord.txt"
 jq -n --arg link "$link" --arg sms_log "$P/sms.jsonl" --arg phone "$PHONE" --arg masked "$MASKED" \
     --arg organisation "$ORG" --arg sender sender@sender.lab.test --arg subject "e2e $t" \
     --arg body "e2e message $t" --arg attachment_name uitslag.txt \
     --arg attachment_file "$P/uitslag.txt" --arg eml "$P/lmtp-data.eml" --arg work "$P/work" \
-    --arg revoke "$revoke" --arg recipient "$r" \
-    '$ARGS.named | if .revoke == "" then del(.revoke) else . end' >"$P/browser.json"
+    --arg reply_text "Antwoord van de patient $tr" --arg reply_file "$P/antwoord.txt" \
+    '$ARGS.named' >"$P/browser.json"
 rc=0
 ip netns exec "$NETNS" env NTA_E2E_PORTAL="$P/browser.json" RUST_BACKTRACE=0 \
     timeout -k 5 240 "$browser_test" --ignored --exact e2e_notification_link_in_a_real_browser \
     --test-threads=1 >"$LAB/log/portal-browser-test.out" 2>&1 || rc=$?
 if [ "$rc" -eq 0 ] && grep -q '^test result: ok. 1 passed' "$LAB/log/portal-browser-test.out"; then
-    e2e_pass "browser: link from the delivered notification, code by SMS, body, attachment, PDF text, .eml byte-identical to the LMTP DATA, then the receipt's revoke link withdraws it and the link says withdrawn; axe-core clean on every page"
+    e2e_pass "browser: link from the delivered notification, code by SMS, body, attachment, PDF text, .eml byte-identical to the LMTP DATA, a reply form with an added field refused, a reply with an attachment sent; axe-core clean on every page"
 else
     e2e_fail "browser: tests/portal_e2e_browser.rs exited $rc (see $LAB/log/portal-browser-test.out)" \
         "$(grep -v '^\s*$' "$LAB/log/portal-browser-test.out" | tail -n 25)"
@@ -258,13 +265,66 @@ assert_eq "browser: the SMS request carried the token from token_file" "Bearer l
 assert_eq "audit: three downloads (pdf, eml, part)" "eml part pdf" \
     "$(grep '"event_type":"portal_downloaded"' "$P/portal-audit.log" | jq -r '.detail.what' 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//')"
 
-# --- after the browser: opened notice, withdrawal on record, key and data gone ------------
-if pf_assert_mail "opened notice: the sender was told once that the recipient opened it" pfa "$r heeft uw beveiligde bericht" sender@sender.lab.test; then
+# --- the reply: to the sender only, from the portal, threaded, DKIM-signed ---------------
+reply_mid=""
+if pf_assert_mail "reply: it reached the sender's mailbox (pfa)" pfa "$tr" sender@sender.lab.test; then
     f=$PF_FILE
-    assert_eq "opened notice: one, content-free (no subject or body text, no link), DKIM-signed" "1 0 0 signature ok" \
+    assert_match "reply: From the portal's address with the recipient's address as name" \
+        "$r via $ORG.*<$PORTAL_FROM>" "$(pf_hdr "$f" From)"
+    assert_eq "reply: Reply-To the recipient, In-Reply-To the original" "<$r> <$mid1>" \
+        "$(pf_hdr "$f" Reply-To) $(pf_hdr "$f" In-Reply-To)"
+    assert_eq "reply: Subject Re: the original's" "Re: e2e $t" "$(pf_hdr "$f" Subject)"
+    assert_eq "reply: DKIM-signed by the milter (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    assert_true "reply: the attachment (antwoord.txt) is in it" grep -q 'antwoord.txt' "$f"
+    assert_eq "reply: the mark never leaves" 0 "$(pf_hdr "$f" X-NTA7516-Portal-Mark | grep -c . || true)"
+    reply_mid=$(pf_hdr "$f" Message-ID)
+fi
+assert_eq "reply: one copy, to the sender only (none at the domain's MX)" "1 0" \
+    "$(pf_count pfa "$tr") $(pf_count pfc "$tr")"
+assert_eq "audit: one portal_replied (the refused form sent nothing), 1 attachment, to the sender" \
+    "1 1 sender@sender.lab.test" \
+    "$(portal_events portal_replied) $(grep '"event_type":"portal_replied"' "$P/portal-audit.log" | jq -r '"\(.detail.attachments) \(.detail.to)"' 2>/dev/null)"
+
+# --- the clinician's answer to the reply: no number in it, into the same thread ----------
+answer_link=""
+ta=$(pf_token)
+if [ -n "$reply_mid" ] &&
+    pf_accepted "answer: the clinician's answer to the reply (no number, no tag) accepted" int "$ta" \
+        --to "$r" --header "In-Reply-To: $reply_mid" --header "References: <$mid1> $reply_mid"; then
+    q=$PF_QID
+    pf_assert_log "answer: delivered over LMTP to the portal (its number from the thread)" pfa \
+        "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, .*status=sent \(250 2\.0\.0 "
+    if wait_for "the answer's notification" 75 0.2 test "$(pf_count pfc "$r" "$r")" -ge 2; then
+        f=$(pf_files pfc "$r" "$r" | xargs ls -t | head -n 1)
+        answer_link=$(notice_url "$f")
+    fi
+    assert_match "answer: a second notification to the recipient, with its own link" \
+        "^$PUBLIC_URL/m/[A-Za-z0-9_-]{43}\$" "$answer_link"
+fi
+
+# --- the second visit: the answer, then the sender withdraws the first message ------------
+jq -n --arg answer_link "$answer_link" --arg answer_subject "e2e $ta" --arg sms_log "$P/sms.jsonl" \
+    --arg phone "$PHONE" --arg link "$link" --arg revoke "$revoke" --arg recipient "$r" \
+    --arg subject "e2e $t" --arg work "$P/work2" '$ARGS.named' >"$P/answer.json"
+mkdir -p "$P/work2"
+rc=0
+ip netns exec "$NETNS" env NTA_E2E_PORTAL="$P/answer.json" RUST_BACKTRACE=0 \
+    timeout -k 5 240 "$browser_test" --ignored --exact e2e_answer_then_withdraw \
+    --test-threads=1 >"$LAB/log/portal-browser-test2.out" 2>&1 || rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^test result: ok. 1 passed' "$LAB/log/portal-browser-test2.out"; then
+    e2e_pass "browser: the answer's page (code by SMS to the thread's number) says what it answers; the receipt's revoke link withdraws the first message and its link says withdrawn; axe-core clean"
+else
+    e2e_fail "browser (second visit): tests/portal_e2e_browser.rs exited $rc (see $LAB/log/portal-browser-test2.out)" \
+        "$(grep -v '^\s*$' "$LAB/log/portal-browser-test2.out" | tail -n 25)"
+fi
+
+# --- after the browser: opened notice, withdrawal on record, key and data gone ------------
+if pf_assert_mail "opened notice: the sender was told that the recipient opened it" pfa "$r heeft uw beveiligde bericht" sender@sender.lab.test; then
+    f=$PF_FILE
+    assert_eq "opened notice: one per message (the first and the answer), content-free (no subject or body text, no link), DKIM-signed" "2 0 0 signature ok" \
         "$(pf_count pfa "$r heeft uw beveiligde bericht" sender@sender.lab.test) $(grep -c "$t" "$f") $(grep -c "$PUBLIC_URL" "$f") $(pf_dkimverify "$f")"
 fi
-assert_eq "audit: portal_opened_notice sent=true, once" "true" \
+assert_eq "audit: portal_opened_notice sent=true, once per message" "true true" \
     "$(grep '"event_type":"portal_opened_notice"' "$P/portal-audit.log" | jq -r '.detail.sent' 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "withdrawn: the recipient's link says so (410)" 410 "$(http_code "$PF_INT" "$link")"
 assert_match "audit: portal_revoked by the link, from the browser's (inside) address" '^link 127\.0\.(10\.1|0\.1)$' \
