@@ -16,6 +16,7 @@ mod filter;
 mod keygen;
 mod portal;
 mod portal_admin;
+mod portal_contacts;
 mod record;
 mod selfcheck;
 mod serve;

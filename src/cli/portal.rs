@@ -1,6 +1,6 @@
 //! `portal`: run the eDelivery portal (`portal`), create its master key (`portal
 //! keygen`), list or withdraw stored messages (`portal list`, `portal revoke`, in
-//! `portal_admin.rs`). Thin: the work is in `crate::portal`.
+//! `portal_admin.rs`), keep the address book (`portal contacts`, `portal_contacts.rs`). Thin: the work is in `crate::portal`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +33,10 @@ pub enum PortalCommand {
     },
     /// List the stored messages (metadata only), newest first.
     List,
+    /// The address book: a mobile number per recipient address (mail to a known
+    /// recipient needs no number in it).
+    #[command(subcommand)]
+    Contacts(super::portal_contacts::ContactsCommand),
     /// Withdraw a stored message: its key is destroyed at once and its link says
     /// "withdrawn". Exit 0 withdrawn (or already gone), 1 no such message, 2 error.
     Revoke {
@@ -48,6 +52,12 @@ pub fn run(args: Args) -> ExitCode {
         Some(PortalCommand::List) => {
             let config = args.config.config.clone();
             super::run_async(async move { super::portal_admin::list(config.as_deref()).await })
+        }
+        Some(PortalCommand::Contacts(cmd)) => {
+            let config = args.config.config.clone();
+            super::run_async(
+                async move { super::portal_contacts::run(cmd, config.as_deref()).await },
+            )
         }
         Some(PortalCommand::Revoke { message }) => {
             let config = args.config.config.clone();

@@ -15,7 +15,8 @@ use crate::portal::store::{MessageSummary, Revoke, Store};
 /// `portal revoke`: no stored message matched.
 pub const NOT_FOUND: u8 = 1;
 
-async fn open(config: Option<&std::path::Path>) -> Result<Store, ExitCode> {
+/// The store of `[portal]`, opened with its key (root or the portal's user).
+pub(super) async fn open(config: Option<&std::path::Path>) -> Result<Store, ExitCode> {
     let config = tool_config(config)?;
     let Some(portal) = config.portal else {
         return Err(usage_error("no [portal] section in the configuration"));

@@ -224,6 +224,38 @@ if pf_accepted "admin revoke: a third secure message for the portal accepted" in
     assert_eq "admin revoke: the recipient's link is gone (410)" 410 "$(http_code "$PF_INT" "$link3")"
 fi
 
+# --- the address book: a bad CSV imports nothing; a known recipient needs no number ------
+rc_="$(pf_token)"
+rb="c$rc_@notlsa.lab.test"
+printf 'address,number\n%s,06-8765 4321\nnot-an-address,0612345678\nx@notlsa.lab.test,020-1234567\n' "$rb" >"$P/contacts-bad.csv"
+rc=0
+out=$("$NTA_BIN" portal contacts import "$P/contacts-bad.csv" --config "$P/portal.toml" 2>&1) || rc=$?
+assert_eq "contacts: a CSV with bad rows exits 2" 2 "$rc"
+assert_match "contacts: every bad row named by its line (address, not mobile)" \
+    'line 3: "not-an-address" is not one e-mail address.*line 4: "020-1234567": not a mobile number.*nothing imported' \
+    "$(printf '%s' "$out" | tr '\n' ' ')"
+assert_eq "contacts: nothing was imported" "" "$("$NTA_BIN" portal contacts list --config "$P/portal.toml" 2>&1)"
+printf 'address,number\n%s,06-8765 4321\n' "$rb" >"$P/contacts.csv"
+assert_exit "contacts: the good CSV imports" 0 "$NTA_BIN" portal contacts import "$P/contacts.csv" --config "$P/portal.toml"
+assert_exit "contacts: add (a Dutch national number, normalised)" 0 \
+    "$NTA_BIN" portal contacts add "Tmp$rc_@notlsa.lab.test" "0611112222" --config "$P/portal.toml"
+assert_eq "contacts: list, E.164" "$rb,+31687654321 tmp$rc_@notlsa.lab.test,+31611112222" \
+    "$("$NTA_BIN" portal contacts list --config "$P/portal.toml" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+assert_exit "contacts: remove" 0 "$NTA_BIN" portal contacts remove "tmp$rc_@notlsa.lab.test" --config "$P/portal.toml"
+assert_exit "contacts: remove again: not in the book (exit 1)" 1 \
+    "$NTA_BIN" portal contacts remove "tmp$rc_@notlsa.lab.test" --config "$P/portal.toml"
+assert_exit "contacts: add refuses a number that is not mobile (exit 2)" 2 \
+    "$NTA_BIN" portal contacts add "$rb" "020-1234567" --config "$P/portal.toml"
+tb=$(pf_token)
+if pf_accepted "contacts: a secure message to the known recipient, no number in it, accepted" int "$tb" --to "$rb"; then
+    q=$PF_QID
+    pf_assert_log "contacts: taken in by the portal (250) with the address book's number" pfa \
+        "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$rb>, .*status=sent \(250 2\.0\.0 "
+    if pf_assert_mail "contacts: the notification reached pfc" pfc "$rb" "$rb"; then
+        assert_true "contacts: it names the book's number (masked)" grep -q '06-\*\*\*\*4321' "$PF_FILE"
+    fi
+fi
+
 # --- a second message, whose recipient will get locked: the first five wrong codes -------
 t2=$(pf_token)
 r2="l$(pf_token)@notlsa.lab.test"

@@ -131,7 +131,7 @@ impl Intake {
                 REPLY_NO_PHONE,
                 facts.bad_phone.clone().unwrap_or_else(|| {
                     "no X-NTA7516-Phone header, no [sms:] subject tag, not an answer to a \
-                     reply sent through the portal"
+                     reply sent through the portal, not in the address book"
                         .into()
                 }),
             ),
@@ -238,9 +238,9 @@ impl Intake {
     }
 
     /// The number for each recipient: the trusted header or the subject tag for all of
-    /// them; else, for an answer to a reply sent through the portal, each recipient's
-    /// number from that thread (and the message it answers). `Err(None)`: no number for
-    /// some recipient; `Err(Some)`: the store failed (451).
+    /// them; else each recipient's number from the thread, for an answer to a reply sent
+    /// through the portal (with the message it answers), or from the address book.
+    /// `Err(None)`: no number for some recipient; `Err(Some)`: the store failed (451).
     async fn phones(
         &self,
         env: &Envelope,
@@ -253,18 +253,33 @@ impl Intake {
             };
             return Ok((vec![(p.clone(), None); env.recipients.len()], source));
         }
-        if facts.references.is_empty() || facts.bad_phone.is_some() {
+        if facts.bad_phone.is_some() {
+            // A number that was given but is wrong must be corrected, not replaced.
             return Err(None);
         }
         let mut out = Vec::with_capacity(env.recipients.len());
+        let mut source = "thread";
         for a in &env.recipients {
-            match self.store.thread_for(&facts.references, a).await {
-                Ok(Some(m)) => out.push((m.phone, Some(m.parent))),
-                Ok(None) => return Err(None),
-                Err(e) => return Err(Some(e)),
+            let thread = if facts.references.is_empty() {
+                None
+            } else {
+                self.store
+                    .thread_for(&facts.references, a)
+                    .await
+                    .map_err(Some)?
+            };
+            match thread {
+                Some(m) => out.push((m.phone, Some(m.parent))),
+                None => match self.store.contact(a).await.map_err(Some)? {
+                    Some(p) => {
+                        source = "address_book";
+                        out.push((p, None));
+                    }
+                    None => return Err(None),
+                },
             }
         }
-        Ok((out, "thread"))
+        Ok((out, source))
     }
 
     /// Sends each new recipient's notification; a failure leaves it pending for the

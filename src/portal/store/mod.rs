@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod claim;
+mod contacts;
 mod read;
 mod revoke;
 pub(crate) mod schema;
@@ -27,6 +28,7 @@ use crate::config::portal::StoreLocation;
 use crate::portal::crypto::{CryptoError, MasterKey};
 
 pub use claim::NOTIFY_CLAIM;
+pub use contacts::Contact;
 pub use read::ChunkReader;
 pub use revoke::{MessageSummary, PendingReceipt, Revocation, Revoke, receipt_address};
 pub use schema::Backend;

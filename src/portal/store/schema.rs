@@ -22,6 +22,8 @@
 //!   with its message and recipient: an answer to that reply (its `In-Reply-To`) is taken
 //!   in for the same recipient with the same number, and `portal_threads` records that it
 //!   answers that message.
+//! - `portal_contacts`: the address book, a mobile number per recipient address (sealed
+//!   with a key derived from the master key).
 //! - `portal_revocations`: who withdrew a message and when; `audited` turns 1 once one
 //!   node wrote the `portal_revoked` event (`portal revoke` runs outside the portal
 //!   process and cannot append to its hash-chained log itself).
@@ -91,6 +93,11 @@ pub(crate) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS portal_threads (
         message_id TEXT PRIMARY KEY,
         parent TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS portal_contacts (
+        address TEXT PRIMARY KEY,
+        phone_enc BLOB NOT NULL,
+        updated_at BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS portal_revocations (
         message_id TEXT PRIMARY KEY,
