@@ -224,7 +224,22 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
             o("sender", recipient),
             o("recipient", to),
         ],
+        Event::PortalNumberGiven {
+            message, recipient, ..
+        } => vec![o("portal_message", message), o("recipient", recipient)],
         Event::PortalOpenedNotice {
+            message,
+            recipient,
+            sender,
+            ..
+        }
+        | Event::PortalNumberAsked {
+            message,
+            recipient,
+            sender,
+            ..
+        }
+        | Event::PortalNotDelivered {
             message,
             recipient,
             sender,

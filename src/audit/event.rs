@@ -283,6 +283,30 @@ pub enum Event {
         sha256: String,
         client_address: String,
     },
+    /// Portal: a recipient had no number; the sender was asked for it with a one-time
+    /// link (`sent` false: submitting failed, retried).
+    PortalNumberAsked {
+        message: String,
+        recipient: String,
+        sender: String,
+        sent: bool,
+        error: Option<String>,
+    },
+    /// Portal: the sender gave a waiting recipient's number through the link.
+    PortalNumberGiven {
+        message: String,
+        recipient: String,
+        saved_to_address_book: bool,
+        client_address: String,
+    },
+    /// Portal: no number within `[portal] number_wait`; the sender was told the message
+    /// was not delivered to this recipient (`notice_sent`).
+    PortalNotDelivered {
+        message: String,
+        recipient: String,
+        sender: String,
+        notice_sent: bool,
+    },
     /// Portal: the sender was told that a recipient opened the message for the first
     /// time (`[portal] notify_opened`); `sent` false: submitting it failed (`error`).
     PortalOpenedNotice {
@@ -399,6 +423,9 @@ impl Event {
             Event::PortalReceiptFailed { .. } => "portal_receipt_failed",
             Event::PortalOpenedNotice { .. } => "portal_opened_notice",
             Event::PortalReplied { .. } => "portal_replied",
+            Event::PortalNumberAsked { .. } => "portal_number_asked",
+            Event::PortalNumberGiven { .. } => "portal_number_given",
+            Event::PortalNotDelivered { .. } => "portal_not_delivered",
             Event::PortalCodeSent { .. } => "portal_code_sent",
             Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
             Event::PortalCodeFailed { .. } => "portal_code_failed",
@@ -445,6 +472,8 @@ impl Event {
             | Event::PortalReceiptFailed { .. }
             | Event::PortalOpenedNotice { .. } => "E",
             Event::PortalReplied { .. } => "C",
+            Event::PortalNumberAsked { .. } | Event::PortalNotDelivered { .. } => "E",
+            Event::PortalNumberGiven { .. } => "U",
             Event::PortalCodeSent { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. }
@@ -472,6 +501,8 @@ impl Event {
             | Event::PortalLockNoticeFailed { .. }
             | Event::PortalReceiptFailed { .. }
             | Event::PortalOpenedNotice { sent: false, .. }
+            | Event::PortalNumberAsked { sent: false, .. }
+            | Event::PortalNotDelivered { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. } => 4,
             Event::PortalIntakeRefused { reply, .. } if reply.starts_with('4') => 4,

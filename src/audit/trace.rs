@@ -136,6 +136,15 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
             message: str, recipient: str, to: str, reply_message_id: str, attachments: val,
             size: val, sha256: str, client_address: str,
         }
+        info PortalNumberAsked "audit: portal asked the sender for a number" {
+            message: str, recipient: str, sender: str, sent: val, error: opt,
+        }
+        info PortalNumberGiven "audit: portal number given by the sender" {
+            message: str, recipient: str, saved_to_address_book: val, client_address: str,
+        }
+        warn PortalNotDelivered "audit: portal message not delivered (no number)" {
+            message: str, recipient: str, sender: str, notice_sent: val,
+        }
         info PortalOpenedNotice "audit: portal first-opened notice to the sender" {
             message: str, recipient: str, sender: str, sent: val, error: opt,
         }

@@ -249,6 +249,7 @@ pub(crate) struct RawPortal {
     pub audit_file: Option<Str>,
     pub mail_key: Str,
     pub notify_opened: bool,
+    pub number_wait: Str,
     pub sms: Option<Spanned<RawPortalSms>>,
 }
 
@@ -268,6 +269,7 @@ impl Default for RawPortal {
             audit_file: None,
             mail_key: unspanned(super::portal::DEFAULT_MAIL_KEY.into()),
             notify_opened: false,
+            number_wait: unspanned(super::portal::DEFAULT_NUMBER_WAIT.into()),
             sms: None,
         }
     }

@@ -422,6 +422,7 @@ pub(crate) mod tests {
             audit_file: None,
             mail_key: "/etc/nta7516-milter/portal-mail.key".into(),
             notify_opened: false,
+            number_wait: Some(std::time::Duration::from_secs(3 * 86_400)),
             sms: SmsConfig {
                 provider: SmsProvider::Webhook,
                 url: "https://sms.zkh.nl/send".into(),

@@ -18,6 +18,8 @@
 //! - `receipt`: the sender's receipt with the revoke link, the withdrawal behind it, the
 //!   optional first-opened notice.
 //! - `reply`: a recipient's reply through the page, to the original sender.
+//! - `number`: a recipient without a number: the sender is asked, or told it was not
+//!   delivered.
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
 //! - `retention`: the periodic job (expiry, notification retries, stale intakes).
 //! - `run`: the `portal` subcommand's top level.
@@ -27,6 +29,7 @@ pub mod intake;
 pub mod lmtp;
 pub mod lock_notice;
 pub mod notice;
+pub mod number;
 pub mod phone;
 pub mod receipt;
 pub mod reply;

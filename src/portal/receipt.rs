@@ -94,6 +94,8 @@ pub struct SenderMail {
     pub public_url: String,
     /// `[domains] own` (lower case, ASCII): where a recipient's reply may go.
     pub own_domains: Vec<String>,
+    /// `[portal] number_wait` (`None`: mail without a number is refused at intake).
+    pub number_wait: Option<std::time::Duration>,
 }
 
 impl SenderMail {

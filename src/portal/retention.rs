@@ -44,6 +44,8 @@ pub struct Pass {
     /// Receipts sent (retries) and withdrawals audited by this node.
     pub receipts: usize,
     pub revocations: usize,
+    /// Waits for a number given up (the sender told).
+    pub not_delivered: usize,
 }
 
 /// One pass of node `node` at time `at` (unix seconds).
@@ -70,6 +72,8 @@ pub async fn pass(intake: &Intake, node: &str, at: i64) -> Pass {
     // Every node: each receipt and each withdrawal is claimed before it is handled.
     done.receipts = intake.senders.retry_receipts(at).await;
     done.revocations = intake.senders.audit_revocations().await;
+    done.receipts += intake.senders.retry_asks(at).await;
+    done.not_delivered = intake.senders.give_up_overdue(at).await;
     if leader {
         match store.sweep_incoming(at - STALE_INCOMING).await {
             Ok(n) => done.swept = n,
@@ -223,6 +227,7 @@ pub(crate) mod tests {
             auditor: auditor.clone(),
             public_url: "https://p.example".into(),
             own_domains: vec!["zkh.example".into()],
+            number_wait: Some(Duration::from_secs(3600)),
         });
         Arc::new(Intake {
             store,
@@ -233,6 +238,7 @@ pub(crate) mod tests {
             retention: Duration::from_secs(3600),
             max_message_size: 1 << 20,
             own_sender: "portaal@zkh.example".into(),
+            number_wait: Some(Duration::from_secs(3600)),
         })
     }
 
@@ -349,6 +355,7 @@ pub(crate) mod tests {
                 swept: 0,
                 receipts: 0,
                 revocations: 0,
+                not_delivered: 0,
             }
         );
         // The claim lapsed (the intake died before sending): retried (and fails: no

@@ -70,6 +70,7 @@ impl Portal {
             auditor: auditor.clone(),
             public_url: portal.public_url.clone(),
             own_domains: config.domains.own.iter().map(|d| d.to_string()).collect(),
+            number_wait: portal.number_wait,
         });
         let intake = Arc::new(Intake {
             store,
@@ -80,6 +81,7 @@ impl Portal {
             retention: portal.retention,
             max_message_size: portal.max_message_size,
             own_sender: portal.from.clone(),
+            number_wait: portal.number_wait,
         });
         Ok(Portal {
             config: portal,
@@ -151,6 +153,7 @@ fn start_web(
             .then(|| intake.senders.clone() as Arc<dyn web::OpenedAlert>),
         revoke: Some(intake.senders.clone()),
         replies: Some(intake.senders.clone()),
+        numbers: Some(intake.senders.clone()),
         internal,
         secret: intake.store.key().subkey(b"web"),
         organisation: config.organisation.clone(),

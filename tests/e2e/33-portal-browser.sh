@@ -256,6 +256,51 @@ if pf_accepted "contacts: a secure message to the known recipient, no number in 
     fi
 fi
 
+# --- no number anywhere: the message waits, the sender gives the number by a one-time link -
+rw="w$(pf_token)@notlsa.lab.test"
+tw=$(pf_token)
+nlink=""
+if pf_accepted "waiting: a secure message to an unknown recipient, no number, accepted" int "$tw" --to "$rw"; then
+    q=$PF_QID
+    pf_assert_log "waiting: taken in by the portal (250), not bounced" pfa \
+        "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$rw>, .*status=sent \(250 2\.0\.0 "
+    assert_match "waiting: portal list shows it waiting" "^[0-9a-f]{32}  waiting .*$rw" \
+        "$("$NTA_BIN" portal list --config "$P/portal.toml" 2>&1)"
+    if pf_assert_mail "waiting: the sender is asked for the number (pfa)" pfa "$rw wacht" sender@sender.lab.test; then
+        f=$PF_FILE
+        assert_eq "waiting: the request is content-free and DKIM-signed" "0 signature ok" \
+            "$(grep -c "$tw" "$f") $(pf_dkimverify "$f")"
+        nlink=$(notice_url "$f")
+        assert_match "waiting: one link, public_url + /n/<token>" "^$PUBLIC_URL/n/[A-Za-z0-9_-]{43}\$" "$nlink"
+    fi
+fi
+if [ -n "$nlink" ]; then
+    assert_eq "number link from an outside address: 403" 403 "$(http_code "$PF_EXT" "$nlink")"
+    ncsrf=$(run_in_lab curl -s --max-time 10 --interface "$PF_INT" "$nlink" |
+        sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n 1)
+    assert_match "number link from inside: the form with its CSRF token" '.' "$ncsrf"
+    assert_eq "number: a landline number is refused (400), a forged CSRF token too (403)" "400 403" \
+        "$(http_code "$PF_INT" "$nlink" -X POST --data "csrf=$ncsrf&number=020-1234567" -H "Origin: $PUBLIC_URL") $(http_code "$PF_INT" "$nlink" -X POST --data "csrf=forged&number=0611223344" -H "Origin: $PUBLIC_URL")"
+    assert_eq "number: a mobile number (kept in the address book) is stored" 200 \
+        "$(http_code "$PF_INT" "$nlink" -X POST --data "csrf=$ncsrf&number=06-1122%203344&remember=1" -H "Origin: $PUBLIC_URL")"
+    assert_eq "number: the link replayed is spent (410 for POST and GET)" "410 410" \
+        "$(http_code "$PF_INT" "$nlink" -X POST --data "csrf=$ncsrf&number=0611223344" -H "Origin: $PUBLIC_URL") $(http_code "$PF_INT" "$nlink")"
+    assert_match "number: now in the address book" "^$rw,\+31611223344\$" \
+        "$("$NTA_BIN" portal contacts list --config "$P/portal.toml" 2>&1)"
+fi
+# A second one whose wait runs out: its start moved back past number_wait (3 days).
+rx="x$(pf_token)@notlsa.lab.test"
+tx=$(pf_token)
+if pf_accepted "not delivered: another message without a number accepted" int "$tx" --to "$rx" &&
+    pf_assert_mail "not delivered: its request reached the sender" pfa "$rx wacht" sender@sender.lab.test; then
+    "$PY" - "$P/portal.db" "$rx" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE portal_waiting SET since = 1 WHERE address = ?", (sys.argv[2],))
+db.commit()
+PYEOF
+fi
+
 # --- a second message, whose recipient will get locked: the first five wrong codes -------
 t2=$(pf_token)
 r2="l$(pf_token)@notlsa.lab.test"
@@ -431,6 +476,26 @@ if assert_true "replay: the portal's submission of the first notification was ke
     postconf -c "$d" -e "mynetworks = 127.0.10.1/32, 127.0.0.1/32"
     postfix_ pfa reload >/dev/null 2>&1
 fi
+# The waiting messages, after the periodic pass (every 60 s; the lock case above waited
+# longer than that): the number given -> notification and receipt; the one run out ->
+# the sender is told it was not delivered, the message is shredded.
+if [ -n "$nlink" ] && pf_assert_mail "waiting: with the number, the recipient's notification reached pfc" pfc "$rw" "$rw"; then
+    assert_true "waiting: it names the given number (masked)" grep -q '06-\*\*\*\*3344' "$PF_FILE"
+fi
+# receipt_for RCPT : the receipts at pfa that name RCPT (the request for a number has no Kenmerk)
+receipt_for() { pf_files pfa "$1" sender@sender.lab.test | xargs -r grep -l 'Kenmerk:'; }
+if [ -n "$nlink" ]; then
+    wait_for "the receipt for the waiting message" 75 0.2 receipt_for "$rw" >/dev/null || true
+    assert_eq "waiting: the sender's receipt came once the number was given (one)" 1 "$(receipt_for "$rw" | wc -l)"
+fi
+if pf_assert_mail "not delivered: the sender was told (pfa)" pfa "$rx is niet afgeleverd" sender@sender.lab.test; then
+    assert_eq "not delivered: content-free, DKIM-signed" "0 signature ok" "$(grep -c "$tx" "$PF_FILE") $(pf_dkimverify "$PF_FILE")"
+fi
+assert_eq "audit: number asked twice (sent), given once (kept in the book), not delivered once" "true true|true|1" \
+    "$(grep '"event_type":"portal_number_asked"' "$P/portal-audit.log" | jq -r '.detail.sent' | tr '\n' ' ' | sed 's/ $//')|$(grep '"event_type":"portal_number_given"' "$P/portal-audit.log" | jq -r '.detail.saved_to_address_book')|$(portal_events portal_not_delivered)"
+assert_match "not delivered: portal list shows that message expired (shredded)" "^[0-9a-f]{32}  expired .*$rx" \
+    "$("$NTA_BIN" portal list --config "$P/portal.toml" 2>&1)"
+
 # The administrator's withdrawal: recorded by the portal's periodic pass (every 60 s; the
 # lock case above waited longer than that).
 wait_for "the portal audited the administrator's withdrawal" 350 0.2 \

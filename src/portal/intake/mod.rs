@@ -3,9 +3,11 @@
 //!
 //! Every failure maps to one reply per recipient (RFC 2033 §4.2): 451 4.3.0 when storing
 //! or the key fails (the MTA keeps the mail and retries; nothing half-stored is ever
-//! visible), 552 5.3.4 over the size limit, 550 5.7.0 without a usable mobile number (the
-//! MTA returns the mail to the sender with our text: the message is never stored without a
-//! second factor).
+//! visible), 552 5.3.4 over the size limit, 550 5.7.0 when a number was given but is not
+//! a mobile number, or when there is none and waiting for it is off or nobody can be asked
+//! (the MTA returns the mail to the sender with our text). Without a number otherwise the
+//! recipient is stored waiting: unreadable (no second factor) until the sender gives one
+//! (`portal::number`).
 
 pub mod header;
 
@@ -48,6 +50,8 @@ pub struct Intake {
     pub own_sender: String,
     /// The sender's receipt (and, for the periodic pass, retries and withdrawals).
     pub senders: Arc<crate::portal::receipt::SenderMail>,
+    /// `[portal] number_wait`: `None` refuses mail without a number (550 5.7.0).
+    pub number_wait: Option<Duration>,
 }
 
 /// The envelope of one LMTP transaction.
@@ -125,17 +129,24 @@ impl Intake {
             tracing::error!(error = %e, "portal store failed");
             Failure::Refuse(REPLY_TEMPORARY, format!("store: {e}"))
         };
-        let (phones, source) = self.phones(env, &facts).await.map_err(|e| match e {
-            Some(e) => store_err(e),
-            None => Failure::Refuse(
+        let (phones, source) = self.phones(env, &facts).await.map_err(store_err)?;
+        // Without a number for some recipient the message waits for the sender to give
+        // it; it bounces when the number given is wrong, when waiting is off, or when
+        // there is nobody to ask (the null sender).
+        if phones.iter().any(|(p, _)| p.is_none())
+            && (facts.bad_phone.is_some()
+                || self.number_wait.is_none()
+                || crate::portal::store::receipt_address(&env.sender).is_none())
+        {
+            return Err(Failure::Refuse(
                 REPLY_NO_PHONE,
                 facts.bad_phone.clone().unwrap_or_else(|| {
                     "no X-NTA7516-Phone header, no [sms:] subject tag, not an answer to a \
                      reply sent through the portal, not in the address book"
                         .into()
                 }),
-            ),
-        })?;
+            ));
+        }
         let mut incoming = self
             .store
             .begin(&env.sender, facts.message_id.as_deref(), self.retention)
@@ -174,16 +185,21 @@ impl Intake {
         let size = incoming.size();
         let sha256 = incoming.sha256_so_far();
         let message = incoming.message_id().to_string();
-        let recipients: Vec<NewRecipient> = env
-            .recipients
-            .iter()
-            .zip(&phones)
-            .map(|(a, (phone, _))| NewRecipient {
-                address: a.clone(),
-                phone: phone.clone(),
-            })
-            .collect();
-        let stored = incoming.commit(&recipients).await.map_err(store_err)?;
+        let mut recipients: Vec<NewRecipient> = Vec::new();
+        let mut waiting: Vec<String> = Vec::new();
+        for (a, (phone, _)) in env.recipients.iter().zip(&phones) {
+            match phone {
+                Some(p) => recipients.push(NewRecipient {
+                    address: a.clone(),
+                    phone: p.clone(),
+                }),
+                None => waiting.push(a.clone()),
+            }
+        }
+        let stored = incoming
+            .commit_waiting(&recipients, &waiting)
+            .await
+            .map_err(store_err)?;
         let new: Vec<&StoredRecipient> = stored.iter().filter(|r| !r.duplicate).collect();
         let redelivery = new.is_empty();
         let message = if redelivery {
@@ -221,6 +237,9 @@ impl Intake {
             let me = self.clone();
             let id = message.clone();
             tokio::spawn(async move {
+                for r in notify.iter().filter(|r| r.ask_token.is_some()) {
+                    me.senders.ask_after_intake(&r.recipient_id).await;
+                }
                 me.notify(notify).await;
                 // After the recipients' notifications: the receipt says they were sent.
                 me.senders.receipt_after_intake(&id).await;
@@ -240,22 +259,22 @@ impl Intake {
     /// The number for each recipient: the trusted header or the subject tag for all of
     /// them; else each recipient's number from the thread, for an answer to a reply sent
     /// through the portal (with the message it answers), or from the address book.
-    /// `Err(None)`: no number for some recipient; `Err(Some)`: the store failed (451).
+    /// `None` for a recipient without one (it waits, or the message bounces).
     async fn phones(
         &self,
         env: &Envelope,
         facts: &header::Facts,
-    ) -> Result<(Vec<(Phone, Option<String>)>, &'static str), Option<StoreError>> {
+    ) -> Result<(Vec<(Option<Phone>, Option<String>)>, &'static str), StoreError> {
         if let Some((p, source)) = &facts.phone {
             let source = match source {
                 header::PhoneSource::Header => "header",
                 header::PhoneSource::SubjectTag => "subject_tag",
             };
-            return Ok((vec![(p.clone(), None); env.recipients.len()], source));
+            return Ok((vec![(Some(p.clone()), None); env.recipients.len()], source));
         }
         if facts.bad_phone.is_some() {
             // A number that was given but is wrong must be corrected, not replaced.
-            return Err(None);
+            return Ok((vec![(None, None); env.recipients.len()], "bad"));
         }
         let mut out = Vec::with_capacity(env.recipients.len());
         let mut source = "thread";
@@ -263,19 +282,19 @@ impl Intake {
             let thread = if facts.references.is_empty() {
                 None
             } else {
-                self.store
-                    .thread_for(&facts.references, a)
-                    .await
-                    .map_err(Some)?
+                self.store.thread_for(&facts.references, a).await?
             };
             match thread {
-                Some(m) => out.push((m.phone, Some(m.parent))),
-                None => match self.store.contact(a).await.map_err(Some)? {
+                Some(m) => out.push((Some(m.phone), Some(m.parent))),
+                None => match self.store.contact(a).await? {
                     Some(p) => {
                         source = "address_book";
-                        out.push((p, None));
+                        out.push((Some(p), None));
                     }
-                    None => return Err(None),
+                    None => {
+                        source = "waiting";
+                        out.push((None, None));
+                    }
                 },
             }
         }
@@ -288,7 +307,9 @@ impl Intake {
     /// the claim, another node's retry has it and this one does not send it again.
     async fn notify(&self, recipients: Vec<StoredRecipient>) {
         for r in recipients {
-            let Some(token) = &r.token else { continue };
+            let (Some(token), Some(phone)) = (&r.token, &r.phone) else {
+                continue;
+            };
             match self
                 .store
                 .claim_notice(&r.recipient_id, r.notify_next, crate::portal::store::now())
@@ -302,15 +323,8 @@ impl Intake {
                     continue;
                 }
             }
-            self.notify_one(
-                &r.message_id,
-                &r.recipient_id,
-                &r.address,
-                token,
-                &r.phone,
-                0,
-            )
-            .await;
+            self.notify_one(&r.message_id, &r.recipient_id, &r.address, token, phone, 0)
+                .await;
         }
     }
 

@@ -30,6 +30,7 @@ async fn senders(dir: &std::path::Path) -> SenderMail {
         auditor: Arc::new(Auditor::open(Some(&dir.join("audit.log"))).unwrap()),
         public_url: "https://p.example".into(),
         own_domains: vec!["zkh.example".into()],
+        number_wait: Some(Duration::from_secs(3600)),
     }
 }
 

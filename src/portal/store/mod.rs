@@ -16,6 +16,7 @@ mod read;
 mod revoke;
 pub(crate) mod schema;
 mod thread;
+pub mod waiting;
 mod write;
 
 use std::sync::Arc;
@@ -160,7 +161,11 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        for sql in schema::SCHEMA.iter().chain(auth::SCHEMA) {
+        for sql in schema::SCHEMA
+            .iter()
+            .chain(auth::SCHEMA)
+            .chain(waiting::SCHEMA)
+        {
             let stmt = schema::ddl(self.backend, sql);
             self.pool.execute(sqlx::AssertSqlSafe(stmt)).await?;
         }

@@ -32,7 +32,7 @@ pub enum Revoke {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageSummary {
     pub id: String,
-    /// `live`, `revoked` or `expired`.
+    /// `live`, `waiting` (a recipient still has no number), `revoked` or `expired`.
     pub state: String,
     pub sender: String,
     pub header_message_id: Option<String>,
@@ -80,8 +80,10 @@ pub fn receipt_address(sender: &str) -> Option<String> {
     ok.then(|| s.to_string())
 }
 
-const SUMMARY_COLUMNS: &str =
-    "m.id, m.state, m.sender, m.header_message_id, m.created_at, m.expires_at";
+/// `state` is `waiting` for a live message with a recipient still waiting for a number.
+const SUMMARY_COLUMNS: &str = "m.id, CASE WHEN m.state = 'live' AND EXISTS (SELECT 1 FROM \
+     portal_waiting w WHERE w.message_id = m.id AND w.state = 0) THEN 'waiting' ELSE m.state \
+     END AS state, m.sender, m.header_message_id, m.created_at, m.expires_at";
 
 impl Store {
     /// Withdraws message `id`: `by` (`link`, `administrator …`) and the browser's address

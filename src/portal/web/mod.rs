@@ -17,6 +17,7 @@ mod guard;
 pub mod i18n;
 pub mod keys;
 mod link;
+pub mod number;
 pub mod pdf;
 pub mod reply;
 pub mod revoke;
@@ -165,6 +166,23 @@ pub trait ReplySender: Send + Sync {
     fn answers<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Option<i64>>;
 }
 
+/// The sender's one-time link to give a waiting recipient's number (`/n/<token>`, see
+/// [`number`]).
+pub trait NumberEntry: Send + Sync {
+    fn by_link<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::portal::store::waiting::Waiting>, SourceError>>;
+    /// Stores the number (once), optionally in the address book too, and audits it.
+    fn give<'a>(
+        &'a self,
+        w: &'a crate::portal::store::waiting::Waiting,
+        phone: &'a Phone,
+        remember: bool,
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<crate::portal::store::waiting::Given, SourceError>>;
+}
+
 /// The revoke link's side of the store (`/r/<token>`, see [`revoke`]).
 pub trait Withdraw: Send + Sync {
     /// The message a revoke link token names, or `None` for a token that is not one.
@@ -195,6 +213,8 @@ pub struct WebDeps {
     pub revoke: Option<Arc<dyn Withdraw>>,
     /// `None`: no reply form.
     pub replies: Option<Arc<dyn ReplySender>>,
+    /// `None`: no number links (`/n/…` answers 404).
+    pub numbers: Option<Arc<dyn NumberEntry>>,
     /// `[outbound] networks`: where the revoke link works from.
     pub internal: Vec<ipnet::IpNet>,
     /// From [`derive_secret`] over the master key.
@@ -214,6 +234,7 @@ pub struct WebState {
     opened: Option<Arc<dyn OpenedAlert>>,
     revoke: Option<Arc<dyn Withdraw>>,
     replies: Option<Arc<dyn ReplySender>>,
+    numbers: Option<Arc<dyn NumberEntry>>,
     internal: Vec<ipnet::IpNet>,
     keys: keys::Keys,
     organisation: String,
@@ -241,6 +262,7 @@ impl WebState {
             opened: d.opened,
             revoke: d.revoke,
             replies: d.replies,
+            numbers: d.numbers,
             internal: d.internal,
             keys: keys::Keys::new(&d.secret),
             organisation: d.organisation,

@@ -182,7 +182,7 @@ async fn page(
     };
     let r = text(lang);
     let status_text = match m.state.as_str() {
-        "live" => None,
+        "live" | "waiting" => None,
         "revoked" => Some(r.already),
         _ => Some(r.expired),
     };

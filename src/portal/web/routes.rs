@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<Arc<WebState>> {
         .route("/m/{token}/eml", get(files::eml))
         .merge(super::revoke::routes())
         .merge(super::reply::routes())
+        .merge(super::number::routes())
         .fallback(fallback)
 }
 
