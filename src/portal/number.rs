@@ -17,7 +17,7 @@ use crate::portal::web::{BoxFuture, NumberEntry, SourceError};
 
 fn days(d: Duration) -> String {
     let h = d.as_secs() / 3600;
-    if h % 24 == 0 {
+    if h.is_multiple_of(24) {
         format!("{} dagen / {} days", h / 24, h / 24)
     } else {
         format!("{h} uur / {h} hours")
