@@ -405,6 +405,40 @@ async fn scenario(
     c.goto(&link_read).await.unwrap();
     assert!(text(c).await.contains(read.2));
 
+    // Replied to through B: the reply is submitted by B's sendmail to the sender, and
+    // audited by B.
+    c.goto(&on_b(&link_read)).await.unwrap();
+    c.find(Locator::Css("#reply-text"))
+        .await
+        .unwrap()
+        .send_keys("Antwoord via B")
+        .await
+        .unwrap();
+    click_and_wait(c, "form.reply button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Antwoord verstuurd") || t.contains("Reply sent"),
+        "{t}\n{}",
+        b.logs()
+    );
+    let replies: Vec<String> = b
+        .mails(SENDER)
+        .into_iter()
+        .filter(|m| m.contains("Antwoord via B"))
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        replies[0].contains(&format!("Reply-To: <{}>", read.0)),
+        "{}",
+        replies[0]
+    );
+    assert!(
+        replies[0].contains("In-Reply-To: <read@zkh.example>"),
+        "{}",
+        replies[0]
+    );
+    assert_eq!(audit_events(b.dir(), "portal_replied").len(), 1);
+
     // Withdrawn through B with the revoke link of A's receipt (the browser is on
     // loopback, inside the default [outbound] networks): A's link then says so, and the
     // withdrawal is audited once, by B, whose web side did it.
@@ -618,6 +652,11 @@ async fn scenario(
         5
     );
     assert!(b.mails(SENDER).iter().all(|m| !m.contains("/r/")));
+    assert!(
+        a.mails(SENDER)
+            .iter()
+            .all(|m| !m.contains("Antwoord via B"))
+    );
     for n in [&*a, &*b] {
         let (ok, out) = audit_verify(n.dir());
         assert!(ok, "node {}: {out}", n.name);
