@@ -40,6 +40,7 @@ impl SenderMail {
              \n\
              {link}\n\
              \n\
+             U kunt ook op deze e-mail antwoorden met het nummer in het onderwerp.\n\
              Zonder nummer binnen {wait} wordt het bericht niet afgeleverd; u krijgt dan\n\
              bericht. Deze e-mail bevat geen inhoud van het bericht.\n\
              \n\
@@ -49,8 +50,9 @@ impl SenderMail {
              \n\
              Your secure message to {to} is waiting in the portal of {org}. There is no\n\
              mobile number for the text message code. Please enter the number with the link\n\
-             above (it works once, and only from the network of {org}). Without a number\n\
-             within {wait} the message is not delivered; you will be told.\n\
+             above (it works once, and only from the network of {org}), or reply to this\n\
+             e-mail with the number in the subject. Without a number within {wait} the\n\
+             message is not delivered; you will be told.\n\
              \n\
              This e-mail does not contain the message itself.\n"
         );
@@ -89,10 +91,12 @@ impl SenderMail {
 
     async fn send_ask(&self, w: &Waiting, wait: Duration) {
         let Some(token) = &w.token else { return };
-        let mail = self.build_ask(w, token, wait, &message_id(&self.notifier.from));
+        let mid = message_id(&self.notifier.from);
+        let mail = self.build_ask(w, token, wait, &mid);
         let result = self.notifier.submit(&w.sender, &mail).await;
+        let bare = mid.trim_start_matches('<').trim_end_matches('>');
         let stored = match &result {
-            Ok(()) => self.store.ask_sent(&w.recipient_id).await,
+            Ok(()) => self.store.ask_sent(&w.recipient_id, bare).await,
             Err(_) => self.store.ask_failed(&w.recipient_id, w.attempts).await,
         };
         if let Err(e) = stored {

@@ -288,6 +288,25 @@ if [ -n "$nlink" ]; then
     assert_match "number: now in the address book" "^$rw,\+31611223344\$" \
         "$("$NTA_BIN" portal contacts list --config "$P/portal.toml" 2>&1)"
 fi
+# A third: the sender answers the request by mail, the number in the subject.
+ry="y$(pf_token)@notlsa.lab.test"
+ty=$(pf_token)
+if pf_accepted "number by reply: another message without a number accepted" int "$ty" --to "$ry" &&
+    pf_assert_mail "number by reply: its request reached the sender" pfa "$ry wacht" sender@sender.lab.test; then
+    askmid=$(pf_hdr "$PF_FILE" Message-ID)
+    t1=$(pf_token)
+    pf_accepted "number by reply: a reply that answers no request, accepted by pfa" int "$t1" \
+        --to "$PORTAL_FROM" --header "In-Reply-To: <nothing-$t1@sender.lab.test>" \
+        --header "Subject: Re: Mobiel nummer nodig 06-22334455"
+    pf_assert_log "number by reply: ... refused by the portal (550 5.7.1), the sender gets the bounce" pfa \
+        "postfix/nta-portal/lmtp\[[0-9]+\]: $PF_QID: to=<$PORTAL_FROM>, .*status=bounced .*550 5\.7\.1 "
+    t2=$(pf_token)
+    pf_accepted "number by reply: the reply to the request, number in the subject, accepted" int "$t2" \
+        --to "$PORTAL_FROM" --header "In-Reply-To: $askmid" \
+        --header "Subject: Re: Mobiel nummer nodig / Mobile number needed 06-2233 4455"
+    pf_assert_log "number by reply: routed to the portal (nta-portal) and stored (250)" pfa \
+        "postfix/nta-portal/lmtp\[[0-9]+\]: $PF_QID: to=<$PORTAL_FROM>, .*status=sent \(250 2\.0\.0 Nummer opgeslagen"
+fi
 # A second one whose wait runs out: its start moved back past number_wait (3 days).
 rx="x$(pf_token)@notlsa.lab.test"
 tx=$(pf_token)
@@ -479,6 +498,9 @@ fi
 # The waiting messages, after the periodic pass (every 60 s; the lock case above waited
 # longer than that): the number given -> notification and receipt; the one run out ->
 # the sender is told it was not delivered, the message is shredded.
+if pf_assert_mail "number by reply: the recipient's notification reached pfc" pfc "$ry" "$ry"; then
+    assert_true "number by reply: it names the number from the subject (masked)" grep -q '06-\*\*\*\*4455' "$PF_FILE"
+fi
 if [ -n "$nlink" ] && pf_assert_mail "waiting: with the number, the recipient's notification reached pfc" pfc "$rw" "$rw"; then
     assert_true "waiting: it names the given number (masked)" grep -q '06-\*\*\*\*3344' "$PF_FILE"
 fi
@@ -491,8 +513,8 @@ fi
 if pf_assert_mail "not delivered: the sender was told (pfa)" pfa "$rx is niet afgeleverd" sender@sender.lab.test; then
     assert_eq "not delivered: content-free, DKIM-signed" "0 signature ok" "$(grep -c "$tx" "$PF_FILE") $(pf_dkimverify "$PF_FILE")"
 fi
-assert_eq "audit: number asked twice (sent), given once (kept in the book), not delivered once" "true true|true|1" \
-    "$(grep '"event_type":"portal_number_asked"' "$P/portal-audit.log" | jq -r '.detail.sent' | tr '\n' ' ' | sed 's/ $//')|$(grep '"event_type":"portal_number_given"' "$P/portal-audit.log" | jq -r '.detail.saved_to_address_book')|$(portal_events portal_not_delivered)"
+assert_eq "audit: number asked three times (sent), given twice (link: kept in the book; mail), not delivered once" "true true true|true false|1" \
+    "$(grep '"event_type":"portal_number_asked"' "$P/portal-audit.log" | jq -r '.detail.sent' | tr '\n' ' ' | sed 's/ $//')|$(grep '"event_type":"portal_number_given"' "$P/portal-audit.log" | jq -r '.detail.saved_to_address_book' | tr '\n' ' ' | sed 's/ $//')|$(portal_events portal_not_delivered)"
 assert_match "not delivered: portal list shows that message expired (shredded)" "^[0-9a-f]{32}  expired .*$rx" \
     "$("$NTA_BIN" portal list --config "$P/portal.toml" 2>&1)"
 

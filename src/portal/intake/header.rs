@@ -32,6 +32,8 @@ pub struct Facts {
     /// The message ids of `In-Reply-To` and `References` (without angle brackets, at most
     /// [`MAX_REFERENCES`]): an answer to a reply the portal sent finds its thread by them.
     pub references: Vec<String>,
+    /// The Subject as written (unfolded), for a sender's reply that gives a number.
+    pub subject: Option<String>,
 }
 
 /// Message ids kept from `In-Reply-To` and `References` (a long thread's oldest are
@@ -133,6 +135,9 @@ pub fn analyse(block: &[u8]) -> (Vec<u8>, Facts) {
                 facts.message_id = Some(v);
             }
         }
+    }
+    if let Some(f) = fields.iter().find(|f| name_is(block, f, "Subject")) {
+        facts.subject = Some(value(block, f));
     }
     for name in ["In-Reply-To", "References"] {
         if let Some(f) = fields.iter().find(|f| name_is(block, f, name)) {

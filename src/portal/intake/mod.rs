@@ -10,6 +10,7 @@
 //! (`portal::number`).
 
 pub mod header;
+mod number_reply;
 
 use std::io;
 use std::sync::Arc;
@@ -125,6 +126,11 @@ impl Intake {
             }
         }
         let (head, facts) = header::analyse(&head);
+        if self.for_portal_address(env) {
+            let replies = self.number_reply(env, &facts).await?;
+            data.drain().await.map_err(Failure::Io)?;
+            return Ok(replies);
+        }
         let store_err = |e: crate::portal::store::StoreError| {
             tracing::error!(error = %e, "portal store failed");
             Failure::Refuse(REPLY_TEMPORARY, format!("store: {e}"))

@@ -43,6 +43,9 @@ pub const MAX_CONNECTIONS: u32 = 8;
 /// intake gives up with 451.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// The PostgreSQL advisory lock key of the schema creation (a constant no other
+/// application on the database is likely to use).
+pub const MIGRATION_LOCK: i64 = 0x4e54_4100_7516;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -160,16 +163,39 @@ impl Store {
         Ok(store)
     }
 
+    /// Creates what is missing. On PostgreSQL under an advisory lock: two nodes starting
+    /// at once would otherwise run `CREATE … IF NOT EXISTS` concurrently, which PostgreSQL
+    /// does not make safe (one of them fails on a unique index of its catalogue, and that
+    /// node does not start). SQLite serialises the statements by its write lock.
     async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let pg = self.backend == Backend::Postgres;
+        if pg {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let mut result = Ok(());
         for sql in schema::SCHEMA
             .iter()
             .chain(auth::SCHEMA)
             .chain(waiting::SCHEMA)
         {
             let stmt = schema::ddl(self.backend, sql);
-            self.pool.execute(sqlx::AssertSqlSafe(stmt)).await?;
+            if let Err(e) = conn.execute(sqlx::AssertSqlSafe(stmt)).await {
+                result = Err(e.into());
+                break;
+            }
         }
-        Ok(())
+        if pg {
+            // Also released when the connection closes.
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await;
+        }
+        result
     }
 
     /// The pool, for the web side's own queries (`store/auth.rs`). Write `$N` placeholders

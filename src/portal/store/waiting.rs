@@ -29,8 +29,10 @@ pub(crate) const SCHEMA: &[&str] = &[
         ask_pending BIGINT NOT NULL,
         ask_attempts BIGINT NOT NULL DEFAULT 0,
         ask_next BIGINT NOT NULL DEFAULT 0,
+        ask_message_id TEXT,
         state BIGINT NOT NULL DEFAULT 0
     )",
+    "CREATE INDEX IF NOT EXISTS portal_waiting_ask ON portal_waiting (ask_message_id)",
     "CREATE INDEX IF NOT EXISTS portal_waiting_state ON portal_waiting (state, since)",
 ];
 
@@ -146,6 +148,26 @@ impl Store {
         row.map(|r| self.waiting_row(&r, false)).transpose()
     }
 
+    /// The waiting recipient whose ask went out as one of `references`.
+    pub async fn waiting_by_ask(
+        &self,
+        references: &[String],
+    ) -> Result<Option<Waiting>, StoreError> {
+        for id in references {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM portal_waiting w JOIN portal_messages m \
+                 ON m.id = w.message_id WHERE w.ask_message_id = $1 AND m.state = 'live'"
+            )))
+            .bind(id.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some(self.waiting_row(&r, false)?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Asks due at `at`, tokens unsealed.
     pub async fn pending_asks(&self, at: i64) -> Result<Vec<Waiting>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -191,13 +213,15 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// The ask went out: its sealed token is erased (only the hash stays).
-    pub async fn ask_sent(&self, rid: &str) -> Result<(), StoreError> {
+    /// The ask went out as `message_id` (without angle brackets; a reply to it can give
+    /// the number): its sealed token is erased (only the hash stays).
+    pub async fn ask_sent(&self, rid: &str, message_id: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE portal_waiting SET ask_pending = 0, token_sealed = NULL \
-             WHERE recipient_id = $1",
+            "UPDATE portal_waiting SET ask_pending = 0, token_sealed = NULL, \
+             ask_message_id = $2 WHERE recipient_id = $1",
         )
         .bind(rid.to_string())
+        .bind(message_id.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())

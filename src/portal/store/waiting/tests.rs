@@ -59,8 +59,14 @@ async fn a_number_is_given_once_then_the_notification_and_receipt_are_due() {
     assert_eq!(ask.token.as_deref(), Some(token.as_str()));
     assert!(s.claim_ask(&rid, ask.ask_next, now()).await.unwrap());
     assert!(!s.claim_ask(&rid, ask.ask_next, now()).await.unwrap());
-    s.ask_sent(&rid).await.unwrap();
+    s.ask_sent(&rid, "ask1@zkh.nl").await.unwrap();
     assert!(s.ask(&rid).await.unwrap().is_none());
+    let by_reply = s
+        .waiting_by_ask(&["other@x".into(), "ask1@zkh.nl".into()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_reply.recipient_id, rid);
     // The link finds it; the number goes in once.
     let w = s
         .waiting_by_token_hash(&crate::portal::store::token_hash(&token))
