@@ -13,16 +13,18 @@
 //!
 //! `cargo bench --bench portal_load [-- SESSIONS REQUESTS]`
 
+// The two test support modules (process harness, HTTP and SMS helpers) both load
+// tests/portal_support/pg.rs.
+#![allow(clippy::duplicate_mod)]
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/portal_browser_support/mod.rs"]
-#[allow(dead_code)]
 mod portal_browser_support;
 #[path = "../tests/portal_support/mod.rs"]
-#[allow(dead_code)]
 mod portal_support;
 
 use nta7516_milter::config::portal::StoreLocation;
