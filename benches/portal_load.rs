@@ -195,13 +195,12 @@ async fn pages(dir: &Path, sessions: usize, requests: usize) {
         .await
         .unwrap();
     let raw = b"From: Dr. A <arts@zkh.example>\r\nSubject: Uitslag\r\n\
-        Content-Type: text/plain; charset=utf-8\r\n\r\nBeste patient, uw uitslag staat klaar.\r\n"
-        .repeat(1);
+        Content-Type: text/plain; charset=utf-8\r\n\r\nBeste patient, uw uitslag staat klaar.\r\n";
     let mut tokens = Vec::new();
     for i in 0..sessions {
         let t = store_one(
             &store,
-            &raw,
+            raw,
             &format!("p{i}@patient.example"),
             "+31612345678",
             Duration::from_secs(3600),
