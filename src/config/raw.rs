@@ -248,6 +248,7 @@ pub(crate) struct RawPortal {
     pub max_message_size: Option<Spanned<i64>>,
     pub audit_file: Option<Str>,
     pub mail_key: Str,
+    pub branding: Option<Spanned<RawPortalBranding>>,
     pub sms: Option<Spanned<RawPortalSms>>,
 }
 
@@ -266,6 +267,7 @@ impl Default for RawPortal {
             max_message_size: None,
             audit_file: None,
             mail_key: unspanned(super::portal::DEFAULT_MAIL_KEY.into()),
+            branding: None,
             sms: None,
         }
     }
@@ -279,4 +281,16 @@ pub(crate) struct RawPortalSms {
     pub url: Option<Str>,
     pub token_file: Option<Str>,
     pub sender: Option<Str>,
+}
+
+/// `[portal.branding]`: every key optional (the built-in look and texts).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPortalBranding {
+    pub logo: Option<Str>,
+    pub primary_colour: Option<Str>,
+    pub accent_colour: Option<Str>,
+    pub notification_nl: Option<Str>,
+    pub notification_en: Option<Str>,
+    pub accessibility_contact: Option<Str>,
 }

@@ -421,6 +421,7 @@ pub(crate) mod tests {
             max_message_size: 25 * 1024 * 1024,
             audit_file: None,
             mail_key: "/etc/nta7516-milter/portal-mail.key".into(),
+            branding: Branding::plain("portaal@zkh.nl"),
             sms: SmsConfig {
                 provider: SmsProvider::Webhook,
                 url: "https://sms.zkh.nl/send".into(),

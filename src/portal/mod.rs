@@ -24,6 +24,7 @@ pub mod intake;
 pub mod lmtp;
 pub mod lock_notice;
 pub mod notice;
+pub mod notice_text;
 pub mod phone;
 pub mod retention;
 pub mod run;

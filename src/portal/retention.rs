@@ -203,6 +203,7 @@ pub(crate) mod tests {
                 organisation: "zkh.example".into(),
                 mark: crate::message::portal_mark::MarkKey::from_bytes(&[7; 32]).unwrap(),
                 timeout: Duration::from_secs(5),
+                text: Default::default(),
             },
             public_url: "https://p.example".into(),
             retention: Duration::from_secs(3600),

@@ -12,6 +12,7 @@
 //! every request passes a per-address rate limit. Links carry the token in the path and
 //! nothing else; no secret, code or content is logged.
 
+mod brand;
 mod files;
 mod guard;
 pub mod i18n;
@@ -22,6 +23,8 @@ mod routes;
 pub mod sanitize;
 pub mod session;
 mod source;
+mod statement;
+mod switch;
 mod templates;
 pub mod view;
 
@@ -135,6 +138,8 @@ pub struct WebDeps {
     pub organisation: String,
     /// `public_url` (its origin is what POSTs must come from).
     pub public_url: String,
+    /// `[portal.branding]`: logo, colours, the accessibility statement's contact.
+    pub branding: crate::config::portal::Branding,
 }
 
 pub struct WebState {
@@ -147,6 +152,7 @@ pub struct WebState {
     organisation: String,
     origin: String,
     limiter: guard::RateLimiter,
+    brand: brand::Brand,
 }
 
 impl std::fmt::Debug for WebState {
@@ -170,6 +176,7 @@ impl WebState {
             organisation: d.organisation,
             origin: session::origin_of(&d.public_url),
             limiter: guard::RateLimiter::default(),
+            brand: brand::Brand::new(&d.branding),
         })
     }
 }
@@ -227,18 +234,22 @@ async fn front_door(
     let ip = client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
     let post = req.method() == axum::http::Method::POST;
-    let mut resp = if state.limiter.allow(ip, post, std::time::Instant::now()) {
-        next.run(req).await
-    } else {
-        let lang = i18n::Lang::choose(None, req.headers());
-        routes::notice_page(
-            &state,
-            lang,
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            lang.text().busy_title,
-            lang.text().busy_text,
-        )
-    };
+    let target = switch::target(req.uri().path());
+    let mut resp = switch::scope(target, async {
+        if state.limiter.allow(ip, post, std::time::Instant::now()) {
+            next.run(req).await
+        } else {
+            let lang = i18n::Lang::choose(None, req.headers());
+            routes::notice_page(
+                &state,
+                lang,
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                lang.text().busy_title,
+                lang.text().busy_text,
+            )
+        }
+    })
+    .await;
     guard::secure_headers(resp.headers_mut());
     resp
 }

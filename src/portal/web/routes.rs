@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<WebState>> {
         .route("/m/{token}/part/{n}", get(files::part))
         .route("/m/{token}/pdf", get(files::pdf_download))
         .route("/m/{token}/eml", get(files::eml))
+        .merge(super::brand::routes())
         .fallback(fallback)
 }
 
@@ -75,12 +76,13 @@ pub(super) fn html(status: StatusCode, page: Result<String, askama::Error>) -> R
     }
 }
 
-fn common(state: &WebState, lang: Lang, title: &str, here: &str) -> Common {
+pub(super) fn common(state: &WebState, lang: Lang, title: &str, here: &str) -> Common {
     Common {
         t: lang.text(),
         org: state.organisation.clone(),
         title: title.to_string(),
         here: here.to_string(),
+        logo: state.brand.logo_url.clone(),
     }
 }
 
@@ -92,7 +94,7 @@ pub(super) fn notice_page(
     text: &str,
 ) -> Response {
     let page = Notice {
-        c: common(state, lang, title, "/"),
+        c: common(state, lang, title, &super::switch::current()),
         text: text.to_string(),
     };
     html(status, page.render())
