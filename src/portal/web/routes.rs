@@ -141,8 +141,10 @@ async fn css() -> Response {
         .into_response()
 }
 
-async fn fallback(State(state): St, headers: HeaderMap) -> Response {
-    unknown(&state, Lang::choose(None, &headers))
+/// Any other path: "link not found"; its language switch (to `/`) lands here too.
+async fn fallback(State(state): St, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let resp = unknown(&state, Lang::choose(q.lang.as_deref(), &headers));
+    with_lang_cookie(resp, &q)
 }
 
 pub(super) fn here(token: &str) -> String {
