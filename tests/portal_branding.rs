@@ -12,6 +12,10 @@
 //!
 //! Without chromium/chromedriver the browser part is skipped, unless NTA_REQUIRE_BROWSER=1.
 
+// Both support modules load tests/portal_support/pg.rs (the browser one by `#[path]`):
+// this suite needs the LMTP client of the one and the WebDriver steps of the other.
+#![allow(clippy::duplicate_mod)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
