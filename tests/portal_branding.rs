@@ -264,6 +264,20 @@ async fn http_checks(port: u16, logo: &[u8]) {
         assert!(head.contains(h), "logo: {h} missing in {head}");
     }
     assert!(!head.contains("no-store"), "{head}");
+    // axum's own refusals are pages too (with the switch): a GET on a form's address, a
+    // part number that is not one.
+    for (path, status) in [("/m/abc/send", "405"), ("/m/abc/part/x", "400")] {
+        let (head, page) = http(port, &get(path)).await;
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
+        assert!(head.contains("content-type: text/html"), "{path}: {head}");
+        assert!(
+            page.contains("hreflang=\"en\"") && page.contains("/toegankelijkheid"),
+            "{path}: {page}"
+        );
+    }
     let (head, css) = http(port, &get("/static/theme.css")).await;
     assert!(head.contains("content-type: text/css"), "{head}");
     assert!(

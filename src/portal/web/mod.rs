@@ -235,11 +235,11 @@ async fn front_door(
     req.extensions_mut().insert(ClientIp(ip));
     let post = req.method() == axum::http::Method::POST;
     let target = switch::target(req.uri().path());
+    let lang = i18n::Lang::choose(None, req.headers());
     let mut resp = switch::scope(target, async {
         if state.limiter.allow(ip, post, std::time::Instant::now()) {
-            next.run(req).await
+            as_page(&state, lang, next.run(req).await)
         } else {
-            let lang = i18n::Lang::choose(None, req.headers());
             routes::notice_page(
                 &state,
                 lang,
@@ -252,6 +252,29 @@ async fn front_door(
     .await;
     guard::secure_headers(resp.headers_mut());
     resp
+}
+
+/// axum's own refusals (405 for a GET on a form's address, 400 for a path or form it
+/// cannot read, 413, 415) are plain text: they become the notice page (same status), so
+/// that every page a browser can land on has the language switch and the footer.
+fn as_page(state: &WebState, lang: i18n::Lang, resp: Response) -> Response {
+    let status = resp.status();
+    let is_html = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !status.is_client_error() || is_html {
+        return resp;
+    }
+    let t = lang.text();
+    let (title, text) = match status {
+        axum::http::StatusCode::NOT_FOUND | axum::http::StatusCode::METHOD_NOT_ALLOWED => {
+            (t.unknown_title, t.unknown_text)
+        }
+        _ => (t.error_title, t.refused_text),
+    };
+    routes::notice_page(state, lang, status, title, text)
 }
 
 /// The application (for tests that drive it in process).
