@@ -14,8 +14,13 @@
 //!  "sender": "...", "subject": "...", "body": "...",
 //!  "attachment_name": "...", "attachment_file": "...",   // the attached file's bytes
 //!  "eml": ".../lmtp-data.eml",                    // the DATA payload Postfix sent over LMTP
-//!  "work": "..."}                                 // downloads, profile, logs
+//!  "work": "...",                                 // downloads, profile, logs
+//!  "reply_text": "...", "reply_file": "..."}      // optional: a reply sent through the page
 //! ```
+//!
+//! `e2e_answer_then_withdraw` (the second visit) reads `answer.json`: `answer_link`,
+//! `answer_subject`, `sms_log`, `phone`, `link`, `revoke` (the receipt's revoke link),
+//! `recipient`, `subject`, `work`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -181,6 +186,115 @@ async fn flow(c: &Client, spec: &Value, work: &Path, downloads: &Path) {
         before + 1,
         "one code for the whole visit"
     );
+    if spec["reply_text"].is_string() {
+        reply(c, spec, link).await;
+    }
+}
+
+/// The recipient answers through the page: first a form with an extra field (an attempt
+/// to add a recipient) is refused, then the real reply with one attachment is sent.
+async fn reply(c: &Client, spec: &Value, link: &str) {
+    c.goto(&format!("{link}?lang=nl")).await.unwrap();
+    c.execute(
+        "const f = document.querySelector('form.reply');\
+         const i = document.createElement('input');\
+         i.type = 'hidden'; i.name = 'bcc'; i.value = 'evil@example.org';\
+         f.appendChild(i); document.getElementById('reply-text').value = 'x';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click_and_wait(c, "form.reply button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("niet goed ontvangen") || t.contains("not received correctly"),
+        "a form with an extra field: {t}"
+    );
+    c.goto(&format!("{link}?lang=nl")).await.unwrap();
+    c.find(Locator::Css("#reply-text"))
+        .await
+        .unwrap()
+        .send_keys(field(spec, "reply_text"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#reply-files"))
+        .await
+        .unwrap()
+        .send_keys(field(spec, "reply_file"))
+        .await
+        .unwrap();
+    click_and_wait(c, "form.reply button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Antwoord verstuurd") || t.contains("Reply sent"),
+        "{t}"
+    );
+    axe(c, "reply sent").await;
+}
+
+/// The second visit: the clinician's answer to the reply arrived as a new message for
+/// the same recipient (same number, no number in it); its page says what it answers.
+/// Then the sender withdraws the first message with the receipt's revoke link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by tests/e2e/33-portal-browser.sh inside the lab (NTA_E2E_PORTAL=answer.json)"]
+async fn e2e_answer_then_withdraw() {
+    let spec = std::env::var("NTA_E2E_PORTAL")
+        .expect("NTA_E2E_PORTAL (the case file's answer.json) is not set");
+    let spec: Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
+    let work = PathBuf::from(field(&spec, "work"));
+    let downloads = work.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let (driver, c) = start_browser(&work, &downloads).await;
+    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+        let sms_log = PathBuf::from(field(&spec, "sms_log"));
+        let before = sms_requests(&sms_log).len();
+        c.goto(&format!("{}?lang=nl", field(&spec, "answer_link")))
+            .await
+            .unwrap();
+        send_code(&c).await;
+        let sms = wait_sms(&sms_log, before + 1);
+        assert_eq!(sms["body"]["to"], field(&spec, "phone"), "{sms}");
+        submit_code(&c, &code_in(sms["body"]["text"].as_str().unwrap())).await;
+        let t = text(&c).await;
+        assert!(t.contains("Dit is een antwoord op uw bericht van"), "{t}");
+        assert!(t.contains(field(&spec, "answer_subject")), "{t}");
+        axe(&c, "answer").await;
+        withdraw(&c, &spec, field(&spec, "link"), field(&spec, "revoke")).await;
+    }))
+    .await;
+    let _ = c.close().await;
+    drop(driver);
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// The sender's side: the revoke link from the receipt, opened from inside the
+/// organisation's network (the browser runs on an `[outbound] networks` address). The
+/// page names the recipient but no content; the button withdraws; the recipient's link
+/// then says "withdrawn" and the message is gone.
+async fn withdraw(c: &Client, spec: &Value, link: &str, revoke: &str) {
+    c.goto(&format!("{revoke}?lang=nl")).await.unwrap();
+    let t = text(c).await;
+    assert!(t.contains("Bericht intrekken"), "{t}");
+    assert!(t.contains(field(spec, "recipient")), "{t}");
+    assert!(
+        !t.contains(field(spec, "subject")),
+        "content on the revoke page: {t}"
+    );
+    axe(c, "revoke").await;
+    click_and_wait(c, "main form button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Bericht ingetrokken") || t.contains("Message withdrawn"),
+        "{t}"
+    );
+    axe(c, "withdrawn (sender)").await;
+    c.goto(&format!("{link}?lang=nl")).await.unwrap();
+    let t = text(c).await;
+    assert!(t.contains("Dit bericht is ingetrokken"), "{t}");
+    assert!(!t.contains(field(spec, "subject")), "{t}");
+    axe(c, "withdrawn (recipient)").await;
 }
 
 async fn click(c: &Client, css: &str) {

@@ -167,9 +167,10 @@ fn lmtp_intake_on_sqlite() {
         .replace("[sms:06-12345678] ", "");
     assert_eq!(stored, want.as_bytes());
 
-    // 4. No number: 550 5.7.0 per recipient, with the text telling how; nothing stored.
+    // 4. No number and nobody to ask (the null sender): 550 5.7.0 per recipient, with the
+    // text telling how; nothing stored.
     let m3 = message("From: arts@zkh.example\nSubject: geen nummer\n", 500);
-    let r = c.send("arts@zkh.example", &["p@x.example", "q@x.example"], &m3);
+    let r = c.send("", &["p@x.example", "q@x.example"], &m3);
     assert_eq!(r.len(), 2);
     for l in &r {
         assert!(
@@ -177,6 +178,10 @@ fn lmtp_intake_on_sqlite() {
             "{l}"
         );
     }
+    // 4b. No number from a sender who can be asked: stored, waiting, the sender asked
+    // (here sendmail does not exist: the request is on record as not sent, retried).
+    let r = c.send("arts@zkh.example", &["w@x.example"], &m3);
+    assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
     // 5. Over max_message_size: 552 per recipient; nothing stored.
     let big = message("Subject: groot\nX-NTA7516-Phone: 0612345678\n", 250_000);
     let r = c.send("arts@zkh.example", &["p@x.example"], &big);
@@ -190,7 +195,7 @@ fn lmtp_intake_on_sqlite() {
     );
     assert_eq!(
         count(&store, &rt, "SELECT COUNT(*) FROM portal_messages"),
-        3
+        4
     );
     assert_eq!(
         count(
@@ -231,7 +236,7 @@ fn lmtp_intake_on_sqlite() {
     assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
     assert_eq!(
         count(&store, &rt, "SELECT COUNT(*) FROM portal_messages"),
-        4
+        5
     );
     assert_eq!(
         count(
@@ -254,7 +259,7 @@ fn lmtp_intake_on_sqlite() {
     let (ok, out) = audit_verify(dir.path());
     assert!(ok, "{out}");
     let stored = audit_events(dir.path(), "portal_stored");
-    assert_eq!(stored.len(), 6, "{stored:?}");
+    assert_eq!(stored.len(), 7, "{stored:?}");
     assert!(stored[1].contains("\"redelivery\":true"));
     assert!(stored[0].contains(&id1) && stored[0].contains("\"recipient_count\":2"));
     assert!(
@@ -266,6 +271,11 @@ fn lmtp_intake_on_sqlite() {
     assert!(refused.iter().any(|l| l.contains("552 5.3.4")));
     assert!(refused.iter().any(|l| l.contains("451 4.3.0")));
     assert!(!audit_events(dir.path(), "portal_notify_failed").is_empty());
+    let asked = audit_events(dir.path(), "portal_number_asked");
+    assert!(
+        asked.len() == 1 && asked[0].contains("w@x.example") && asked[0].contains("\"sent\":false"),
+        "{asked:?}"
+    );
 }
 
 /// `[portal] listen` in use: the portal does not start (exit 1, the reason on stderr),

@@ -39,8 +39,8 @@ use nta7516_milter::portal::store::auth::{
     CODES_PER_WINDOW, FAILS_TO_LOCK, RESEND_AFTER, TRIES_PER_CODE,
 };
 use portal_browser_support::{
-    CHROMEDRIVER, CHROMIUM, last_code, send_code, sms_stub, start_browser, submit_code, text,
-    wait_file,
+    CHROMEDRIVER, CHROMIUM, click_and_wait, last_code, send_code, sms_stub, start_browser,
+    submit_code, text, wait_file,
 };
 use portal_support::pg::Pg;
 use portal_support::{Portal, audit_events, audit_verify};
@@ -405,6 +405,62 @@ async fn scenario(
     c.goto(&link_read).await.unwrap();
     assert!(text(c).await.contains(read.2));
 
+    // Replied to through B: the reply is submitted by B's sendmail to the sender, and
+    // audited by B.
+    c.goto(&on_b(&link_read)).await.unwrap();
+    c.find(Locator::Css("#reply-text"))
+        .await
+        .unwrap()
+        .send_keys("Antwoord via B")
+        .await
+        .unwrap();
+    click_and_wait(c, "form.reply button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Antwoord verstuurd") || t.contains("Reply sent"),
+        "{t}\n{}",
+        b.logs()
+    );
+    let replies: Vec<String> = b
+        .mails(SENDER)
+        .into_iter()
+        .filter(|m| m.contains("Antwoord via B"))
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        replies[0].contains(&format!("Reply-To: <{}>", read.0)),
+        "{}",
+        replies[0]
+    );
+    assert!(
+        replies[0].contains("In-Reply-To: <read@zkh.example>"),
+        "{}",
+        replies[0]
+    );
+    assert_eq!(audit_events(b.dir(), "portal_replied").len(), 1);
+
+    // Withdrawn through B with the revoke link of A's receipt (the browser is on
+    // loopback, inside the default [outbound] networks): A's link then says so, and the
+    // withdrawal is audited once, by B, whose web side did it.
+    let revoke = receipt_link(a, read.0);
+    c.goto(&on_b(&revoke)).await.unwrap();
+    let t = text(c).await;
+    assert!(t.contains(read.0) && !t.contains(read.2), "{t}");
+    click_and_wait(c, "main form button[type=submit]").await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Bericht ingetrokken") || t.contains("Message withdrawn"),
+        "{t}\n{}",
+        b.logs()
+    );
+    c.goto(&format!("{link_read}?lang=nl")).await.unwrap();
+    let t = text(c).await;
+    assert!(
+        t.contains("Dit bericht is ingetrokken") && !t.contains(read.2),
+        "{t}"
+    );
+    assert_eq!(audit_events(b.dir(), "portal_revoked").len(), 1);
+
     // The code limits, shared: wrong codes alternately on B and A. A node counting on
     // its own would allow twice as many of each.
     let codes = (FAILS_TO_LOCK as u64).div_ceil(TRIES_PER_CODE as u64);
@@ -479,7 +535,13 @@ async fn scenario(
         audit_events(a.dir(), "portal_locked").len() + audit_events(b.dir(), "portal_locked").len();
     assert_eq!(locked, 1, "one lock");
     // The sender was told once, by the node that locked.
-    assert_eq!(a.mails(SENDER).len() + b.mails(SENDER).len(), 1);
+    let locks = |n: &Node| {
+        n.mails(SENDER)
+            .iter()
+            .filter(|m| m.contains("geblokkeerd"))
+            .count()
+    };
+    assert_eq!(locks(a) + locks(b), 1);
 
     // Expiry in the periodic passes: by now (after the resend wait) each node had at
     // least one pass since the message became due (bounded: two intervals). The node
@@ -578,9 +640,49 @@ async fn scenario(
         assert_eq!(a.mails(rcpt).len(), 1, "{rcpt}");
         assert!(b.mails(rcpt).is_empty(), "{rcpt} notified by B too");
     }
+    // Every periodic pass of both nodes since: the withdrawal is still on record once.
+    assert_eq!(
+        audit_events(a.dir(), "portal_revoked").len()
+            + audit_events(b.dir(), "portal_revoked").len(),
+        1
+    );
+    // One receipt per message, each from the node that took it in.
+    assert_eq!(
+        a.mails(SENDER).iter().filter(|m| m.contains("/r/")).count(),
+        5
+    );
+    assert!(b.mails(SENDER).iter().all(|m| !m.contains("/r/")));
+    assert!(
+        a.mails(SENDER)
+            .iter()
+            .all(|m| !m.contains("Antwoord via B"))
+    );
     for n in [&*a, &*b] {
         let (ok, out) = audit_verify(n.dir());
         assert!(ok, "node {}: {out}", n.name);
+    }
+}
+
+/// The revoke link in the receipt `node` sent the sender for the message to `rcpt`
+/// (waits at most 20 s: it follows the notification).
+fn receipt_link(node: &Node, rcpt: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let prefix = format!("{}/r/", node.base());
+    loop {
+        let found = node
+            .mails(SENDER)
+            .into_iter()
+            .filter(|m| m.contains(&format!("  {rcpt}\n")))
+            .find_map(|m| {
+                m.lines()
+                    .find(|l| l.starts_with(&prefix))
+                    .map(|l| l.trim().to_string())
+            });
+        if let Some(link) = found {
+            return link;
+        }
+        assert!(Instant::now() < deadline, "no receipt for {rcpt}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -105,3 +105,37 @@ fn lmtp_intake_on_postgresql() {
     assert!(ok, "{out}");
     assert_eq!(audit_events(dir.path(), "portal_stored").len(), 3);
 }
+
+/// Several nodes starting at the same moment on an empty database all start: the schema
+/// is created under an advisory lock (PostgreSQL's `CREATE … IF NOT EXISTS` fails in one
+/// of two concurrent sessions otherwise).
+#[test]
+fn nodes_starting_at_once_on_an_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = Pg::start(dir.path()) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = Arc::new(MasterKey::from_bytes(&[1; 32]));
+    let opened: Vec<_> = rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (url, key) = (pg.url(), key.clone());
+                tokio::spawn(async move { Store::open(&StoreLocation::Postgres(url), key).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (i, o) in opened.iter().enumerate() {
+        assert!(o.is_ok(), "node {i}: {:?}", o.as_ref().err());
+    }
+    pg.down();
+}

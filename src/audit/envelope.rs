@@ -197,6 +197,58 @@ fn objects(e: &Event) -> Vec<Object<'_>> {
         Event::PortalExpired { message, .. } | Event::PortalShredded { message } => {
             vec![o("portal_message", message)]
         }
+        Event::PortalRevoked {
+            message,
+            message_id,
+            sender,
+            ..
+        } => {
+            let mut v = vec![o("portal_message", message)];
+            v.extend(message_id.as_deref().map(mid));
+            v.push(o("sender", sender));
+            v
+        }
+        Event::PortalReceiptSent { message, sender }
+        | Event::PortalReceiptFailed {
+            message, sender, ..
+        } => vec![o("portal_message", message), o("sender", sender)],
+        Event::PortalReplied {
+            message,
+            recipient,
+            to,
+            reply_message_id,
+            ..
+        } => vec![
+            o("portal_message", message),
+            o("message_id", reply_message_id),
+            o("sender", recipient),
+            o("recipient", to),
+        ],
+        Event::PortalNumberGiven {
+            message, recipient, ..
+        } => vec![o("portal_message", message), o("recipient", recipient)],
+        Event::PortalOpenedNotice {
+            message,
+            recipient,
+            sender,
+            ..
+        }
+        | Event::PortalNumberAsked {
+            message,
+            recipient,
+            sender,
+            ..
+        }
+        | Event::PortalNotDelivered {
+            message,
+            recipient,
+            sender,
+            ..
+        } => vec![
+            o("portal_message", message),
+            o("recipient", recipient),
+            o("sender", sender),
+        ],
         Event::PortalLocked {
             message,
             recipient,

@@ -246,6 +246,76 @@ pub enum Event {
     PortalShredded {
         message: String,
     },
+    /// Portal: the message was withdrawn (revoked): its key destroyed and its data
+    /// deleted at `revoked_at` (unix seconds). `by` is `link` (the sender's revoke link,
+    /// from `client_address`) or `administrator` (`portal revoke`, recorded by the first
+    /// portal pass after it).
+    PortalRevoked {
+        message: String,
+        message_id: Option<String>,
+        sender: String,
+        recipient_count: i64,
+        by: String,
+        client_address: Option<String>,
+        revoked_at: i64,
+    },
+    /// Portal: the sender got the receipt (delivered to the portal; the revoke link).
+    PortalReceiptSent {
+        message: String,
+        sender: String,
+    },
+    /// Portal: submitting the receipt failed; it is retried while the message lives.
+    PortalReceiptFailed {
+        message: String,
+        sender: String,
+        attempts: i64,
+        error: String,
+    },
+    /// Portal: the recipient's reply (text and `attachments` files) was submitted to the
+    /// message's sender `to`; `sha256`/`size` of the mail as submitted.
+    PortalReplied {
+        message: String,
+        recipient: String,
+        to: String,
+        reply_message_id: String,
+        attachments: usize,
+        size: u64,
+        sha256: String,
+        client_address: String,
+    },
+    /// Portal: a recipient had no number; the sender was asked for it with a one-time
+    /// link (`sent` false: submitting failed, retried).
+    PortalNumberAsked {
+        message: String,
+        recipient: String,
+        sender: String,
+        sent: bool,
+        error: Option<String>,
+    },
+    /// Portal: the sender gave a waiting recipient's number through the link.
+    PortalNumberGiven {
+        message: String,
+        recipient: String,
+        saved_to_address_book: bool,
+        client_address: String,
+    },
+    /// Portal: no number within `[portal] number_wait`; the sender was told the message
+    /// was not delivered to this recipient (`notice_sent`).
+    PortalNotDelivered {
+        message: String,
+        recipient: String,
+        sender: String,
+        notice_sent: bool,
+    },
+    /// Portal: the sender was told that a recipient opened the message for the first
+    /// time (`[portal] notify_opened`); `sent` false: submitting it failed (`error`).
+    PortalOpenedNotice {
+        message: String,
+        recipient: String,
+        sender: String,
+        sent: bool,
+        error: Option<String>,
+    },
     // Portal web side (`nta7516-milter portal`): `message` is the portal's id of the stored
     // message, `recipient` its envelope recipient, `client_address` the browser's address.
     /// A one-time code went out by SMS.
@@ -348,6 +418,14 @@ impl Event {
             Event::PortalNotifyFailed { .. } => "portal_notify_failed",
             Event::PortalExpired { .. } => "portal_expired",
             Event::PortalShredded { .. } => "portal_shredded",
+            Event::PortalRevoked { .. } => "portal_revoked",
+            Event::PortalReceiptSent { .. } => "portal_receipt_sent",
+            Event::PortalReceiptFailed { .. } => "portal_receipt_failed",
+            Event::PortalOpenedNotice { .. } => "portal_opened_notice",
+            Event::PortalReplied { .. } => "portal_replied",
+            Event::PortalNumberAsked { .. } => "portal_number_asked",
+            Event::PortalNumberGiven { .. } => "portal_number_given",
+            Event::PortalNotDelivered { .. } => "portal_not_delivered",
             Event::PortalCodeSent { .. } => "portal_code_sent",
             Event::PortalCodeNotSent { .. } => "portal_code_not_sent",
             Event::PortalCodeFailed { .. } => "portal_code_failed",
@@ -364,7 +442,9 @@ impl Event {
     pub fn action(&self) -> &'static str {
         match self {
             Event::MessageReceived { .. } | Event::PortalStored { .. } => "C",
-            Event::PortalExpired { .. } | Event::PortalShredded { .. } => "D",
+            Event::PortalExpired { .. }
+            | Event::PortalShredded { .. }
+            | Event::PortalRevoked { .. } => "D",
             Event::ConfigLoaded { .. } => "R",
             Event::FooterAdded { .. }
             | Event::FooterSkipped { .. }
@@ -387,7 +467,13 @@ impl Event {
             | Event::PortalNotified { .. }
             | Event::PortalNotifyFailed { .. }
             | Event::PortalLockNotified { .. }
-            | Event::PortalLockNoticeFailed { .. } => "E",
+            | Event::PortalLockNoticeFailed { .. }
+            | Event::PortalReceiptSent { .. }
+            | Event::PortalReceiptFailed { .. }
+            | Event::PortalOpenedNotice { .. } => "E",
+            Event::PortalReplied { .. } => "C",
+            Event::PortalNumberAsked { .. } | Event::PortalNotDelivered { .. } => "E",
+            Event::PortalNumberGiven { .. } => "U",
             Event::PortalCodeSent { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. }
@@ -413,6 +499,10 @@ impl Event {
             | Event::AuditLogRecovered { .. }
             | Event::PortalNotifyFailed { .. }
             | Event::PortalLockNoticeFailed { .. }
+            | Event::PortalReceiptFailed { .. }
+            | Event::PortalOpenedNotice { sent: false, .. }
+            | Event::PortalNumberAsked { sent: false, .. }
+            | Event::PortalNotDelivered { .. }
             | Event::PortalCodeNotSent { .. }
             | Event::PortalCodeFailed { .. } => 4,
             Event::PortalIntakeRefused { reply, .. } if reply.starts_with('4') => 4,

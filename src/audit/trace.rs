@@ -122,6 +122,32 @@ pub(super) fn emit(event: &Event, id: &str, seq: Option<u64>) {
             message: str, sha256: str, recipient_count: val,
         }
         info PortalShredded "audit: portal message data deleted" { message: str }
+        info PortalRevoked "audit: portal message withdrawn, key destroyed" {
+            message: str, message_id: opt, sender: str, recipient_count: val, by: str,
+            client_address: opt, revoked_at: val,
+        }
+        info PortalReceiptSent "audit: portal receipt sent to the sender" {
+            message: str, sender: str,
+        }
+        warn PortalReceiptFailed "audit: portal receipt not sent; retried" {
+            message: str, sender: str, attempts: val, error: str,
+        }
+        info PortalReplied "audit: portal reply sent to the sender" {
+            message: str, recipient: str, to: str, reply_message_id: str, attachments: val,
+            size: val, sha256: str, client_address: str,
+        }
+        info PortalNumberAsked "audit: portal asked the sender for a number" {
+            message: str, recipient: str, sender: str, sent: val, error: opt,
+        }
+        info PortalNumberGiven "audit: portal number given by the sender" {
+            message: str, recipient: str, saved_to_address_book: val, client_address: str,
+        }
+        warn PortalNotDelivered "audit: portal message not delivered (no number)" {
+            message: str, recipient: str, sender: str, notice_sent: val,
+        }
+        info PortalOpenedNotice "audit: portal first-opened notice to the sender" {
+            message: str, recipient: str, sender: str, sent: val, error: opt,
+        }
         info PortalCodeSent "audit: portal code sent" {
             message: str, recipient: str, phone: str, provider_reference: str,
             client_address: str,

@@ -15,6 +15,8 @@ mod explain;
 mod filter;
 mod keygen;
 mod portal;
+mod portal_admin;
+mod portal_contacts;
 mod record;
 mod selfcheck;
 mod serve;

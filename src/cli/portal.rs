@@ -1,5 +1,6 @@
-//! `portal`: run the eDelivery portal (`portal`), or create its master key
-//! (`portal keygen`). Thin: the work is in `crate::portal::run`.
+//! `portal`: run the eDelivery portal (`portal`), create its master key (`portal
+//! keygen`), list or withdraw stored messages (`portal list`, `portal revoke`, in
+//! `portal_admin.rs`), keep the address book (`portal contacts`, `portal_contacts.rs`). Thin: the work is in `crate::portal`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,11 +31,40 @@ pub enum PortalCommand {
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
+    /// List the stored messages (metadata only), newest first.
+    List,
+    /// The address book: a mobile number per recipient address (mail to a known
+    /// recipient needs no number in it).
+    #[command(subcommand)]
+    Contacts(super::portal_contacts::ContactsCommand),
+    /// Withdraw a stored message: its key is destroyed at once and its link says
+    /// "withdrawn". Exit 0 withdrawn (or already gone), 1 no such message, 2 error.
+    Revoke {
+        /// The portal's id (32 hex digits, as in `portal list`) or the Message-ID.
+        #[arg(value_name = "ID|MESSAGE-ID")]
+        message: String,
+    },
 }
 
 pub fn run(args: Args) -> ExitCode {
     match args.command {
         Some(PortalCommand::Keygen { out }) => keygen(out, &args.config),
+        Some(PortalCommand::List) => {
+            let config = args.config.config.clone();
+            super::run_async(async move { super::portal_admin::list(config.as_deref()).await })
+        }
+        Some(PortalCommand::Contacts(cmd)) => {
+            let config = args.config.config.clone();
+            super::run_async(
+                async move { super::portal_contacts::run(cmd, config.as_deref()).await },
+            )
+        }
+        Some(PortalCommand::Revoke { message }) => {
+            let config = args.config.config.clone();
+            super::run_async(async move {
+                super::portal_admin::revoke(&message, config.as_deref()).await
+            })
+        }
         None => super::run_serve(serve(args.config)),
     }
 }

@@ -8,6 +8,9 @@ use super::socket::SocketSpec;
 
 /// Default retention of a stored message: 30 days, after which its key is destroyed.
 pub const DEFAULT_RETENTION: &str = "30d";
+/// How long mail for a recipient without a number waits for the sender to give it
+/// (`number_wait`; `"off"`: such mail is refused with 550 5.7.0 at once).
+pub const DEFAULT_NUMBER_WAIT: &str = "3d";
 /// The MTA's `sendmail` command that submits the portal's own mail.
 pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
 /// Largest message the LMTP intake accepts (`max_message_size`), above Postfix's default
@@ -52,6 +55,11 @@ pub struct PortalConfig {
     pub mail_key: PathBuf,
     /// `[portal.branding]`: logo, colours, notification text, accessibility contact.
     pub branding: Branding,
+    /// Tell the sender by mail when a recipient first opens the message
+    /// (`notify_opened`, default false).
+    pub notify_opened: bool,
+    /// `number_wait`: `None` ("off") refuses mail without a number (550 5.7.0).
+    pub number_wait: Option<Duration>,
     pub sms: SmsConfig,
 }
 

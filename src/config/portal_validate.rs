@@ -102,6 +102,18 @@ pub(crate) fn portal(
         .from
         .as_ref()
         .and_then(|v| parse(r, "portal.from", v, |s| from_address(s, domains)));
+    let number_wait = parse(r, "portal.number_wait", &raw.number_wait, |s| {
+        if s == "off" {
+            return Ok(None);
+        }
+        let d = parse_duration(s)?;
+        if d < MIN_RETENTION {
+            return Err(format!(
+                "{s:?} is too short; at least \"1h\", or \"off\" (default \"3d\")"
+            ));
+        }
+        Ok(Some(d))
+    });
     let sendmail = parse(r, "portal.sendmail", &raw.sendmail, path);
     let organisation = match &raw.organisation {
         Some(v) => parse(r, "portal.organisation", v, organisation),
@@ -175,6 +187,8 @@ pub(crate) fn portal(
         audit_file: audit_file?,
         mail_key: mail_key?,
         branding: branding?,
+        notify_opened: raw.notify_opened,
+        number_wait: number_wait?,
         sms: sms?,
     }))
 }

@@ -249,6 +249,8 @@ pub(crate) struct RawPortal {
     pub audit_file: Option<Str>,
     pub mail_key: Str,
     pub branding: Option<Spanned<RawPortalBranding>>,
+    pub notify_opened: bool,
+    pub number_wait: Str,
     pub sms: Option<Spanned<RawPortalSms>>,
 }
 
@@ -268,6 +270,8 @@ impl Default for RawPortal {
             audit_file: None,
             mail_key: unspanned(super::portal::DEFAULT_MAIL_KEY.into()),
             branding: None,
+            notify_opened: false,
+            number_wait: unspanned(super::portal::DEFAULT_NUMBER_WAIT.into()),
             sms: None,
         }
     }

@@ -100,6 +100,9 @@ pub enum RouteKey {
     Pass,
     /// A recipient domain, routed by its DNS verdict.
     Domain(DomainName),
+    /// The portal's own address (`[portal] from`): a sender's reply to the portal's
+    /// request for a number goes to the portal over LMTP (`OK nta-portal:<lmtp>`).
+    PortalAddress(String),
     /// An address literal or a domain nobody can deliver to: decided without DNS
     /// (`policy::address_literal`, `policy::invalid_domain`). Never `NOTFOUND`: Postfix
     /// would deliver such an address the ordinary way (for a literal, in clear to that
@@ -111,6 +114,15 @@ pub enum RouteKey {
 pub fn route_key(config: &Config, key: &str) -> RouteKey {
     match address_parts(key) {
         AddressDomain::NotAnAddress => RouteKey::Pass,
+        AddressDomain::Domain(_)
+            if config
+                .portal
+                .as_ref()
+                .is_some_and(|p| key.trim().eq_ignore_ascii_case(&p.from)) =>
+        {
+            let lmtp = config.portal.as_ref().map(|p| &p.lmtp);
+            RouteKey::PortalAddress(lmtp.map(lmtp_next_hop).unwrap_or_default())
+        }
         AddressDomain::Domain(d) if config.is_own_domain(&d) => RouteKey::Pass,
         AddressDomain::Domain(d) => RouteKey::Domain(d),
         AddressDomain::Literal(ip) => RouteKey::Decided {
@@ -422,6 +434,8 @@ pub(crate) mod tests {
             audit_file: None,
             mail_key: "/etc/nta7516-milter/portal-mail.key".into(),
             branding: Branding::plain("portaal@zkh.nl"),
+            notify_opened: false,
+            number_wait: Some(std::time::Duration::from_secs(3 * 86_400)),
             sms: SmsConfig {
                 provider: SmsProvider::Webhook,
                 url: "https://sms.zkh.nl/send".into(),
@@ -441,6 +455,28 @@ pub(crate) mod tests {
         assert_eq!(hop("inet:127.0.0.1:7524"), "inet:[127.0.0.1]:7524");
         assert_eq!(hop("inet:[::1]:7524"), "inet:[::1]:7524");
         assert_eq!(hop("inet:portal.zkh.nl:7524"), "inet:portal.zkh.nl:7524");
+    }
+
+    #[test]
+    fn the_portals_own_address_routes_to_the_portal() {
+        let mut c = config("");
+        // No portal: an own-domain address like any other.
+        assert_eq!(route_key(&c, "portaal@zkh.nl"), RouteKey::Pass);
+        c.portal = Some(portal("inet:127.0.0.1:7524"));
+        assert_eq!(c.portal.as_ref().unwrap().from, "portaal@zkh.nl");
+        for key in ["portaal@zkh.nl", "Portaal@ZKH.nl"] {
+            assert_eq!(
+                route_key(&c, key),
+                RouteKey::PortalAddress("inet:[127.0.0.1]:7524".into()),
+                "{key}"
+            );
+        }
+        // Only that address: the rest of the own domain is the MTA's.
+        assert_eq!(route_key(&c, "arts@zkh.nl"), RouteKey::Pass);
+        assert_eq!(
+            route_key(&c, "portaal@zkh.nl.evil"),
+            RouteKey::Domain(dn("zkh.nl.evil"))
+        );
     }
 
     #[test]

@@ -205,6 +205,9 @@ async fn route(g: &Generation, key: &str) -> (Reply, Option<Event>) {
     let (decision, decided);
     let (shown, verdict) = match reply::route_key(&g.config, key) {
         RouteKey::Pass => return (Reply::NotFound, None),
+        // Not a routing decision (an own address, no DNS): the MTA's ordinary lookup
+        // result, like `Pass`, but to the portal.
+        RouteKey::PortalAddress(hop) => return (Reply::Ok(format!("nta-portal:{hop}")), None),
         RouteKey::Domain(domain) => {
             decision = g.engine.decide(&domain).await;
             (domain.to_string(), &decision.verdict)

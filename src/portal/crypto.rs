@@ -290,6 +290,12 @@ impl Dek {
         Ok(Dek(random()?))
     }
 
+    /// A key derived from the master key ([`MasterKey::subkey`]) for data that belongs to
+    /// no one message (the address book): it lives as long as the master key.
+    pub(crate) fn derived(key: [u8; KEY_LEN]) -> Dek {
+        Dek(key)
+    }
+
     fn key(&self) -> LessSafeKey {
         // A 32-byte key is always valid for AES-256-GCM.
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("32-byte AES-256 key"))

@@ -15,6 +15,11 @@
 //!   one-time codes, their limits, and sessions (the web side's tables).
 //! - `web`: the pages behind the link (code, message, downloads).
 //! - `lock_notice`: the mail that tells the sender when a recipient got locked out.
+//! - `receipt`: the sender's receipt with the revoke link, the withdrawal behind it, the
+//!   optional first-opened notice.
+//! - `reply`: a recipient's reply through the page, to the original sender.
+//! - `number`: a recipient without a number: the sender is asked, or told it was not
+//!   delivered.
 //! - `lmtp`, `intake`: the LMTP server and what happens to one arriving message.
 //! - `retention`: the periodic job (expiry, notification retries, stale intakes).
 //! - `run`: the `portal` subcommand's top level.
@@ -25,7 +30,10 @@ pub mod lmtp;
 pub mod lock_notice;
 pub mod notice;
 pub mod notice_text;
+pub mod number;
 pub mod phone;
+pub mod receipt;
+pub mod reply;
 pub mod retention;
 pub mod run;
 pub mod sms;

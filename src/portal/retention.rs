@@ -41,6 +41,11 @@ pub struct Pass {
     pub expired: usize,
     pub notified: usize,
     pub swept: u64,
+    /// Receipts sent (retries) and withdrawals audited by this node.
+    pub receipts: usize,
+    pub revocations: usize,
+    /// Waits for a number given up (the sender told).
+    pub not_delivered: usize,
 }
 
 /// One pass of node `node` at time `at` (unix seconds).
@@ -64,6 +69,11 @@ pub async fn pass(intake: &Intake, node: &str, at: i64) -> Pass {
         done.expired = expire(intake, at).await;
     }
     done.notified = retry_notices(intake, at).await;
+    // Every node: each receipt and each withdrawal is claimed before it is handled.
+    done.receipts = intake.senders.retry_receipts(at).await;
+    done.revocations = intake.senders.audit_revocations().await;
+    done.receipts += intake.senders.retry_asks(at).await;
+    done.not_delivered = intake.senders.give_up_overdue(at).await;
     if leader {
         match store.sweep_incoming(at - STALE_INCOMING).await {
             Ok(n) => done.swept = n,
@@ -154,11 +164,20 @@ pub async fn run(intake: Arc<Intake>, node: String, mut shutdown: watch::Receive
             tracing::info!(%node, leader = done.leader, "portal expiry lease");
             was_leader = done.leader;
         }
-        if (done.expired, done.notified, done.swept) != (0, 0, 0) {
+        if (
+            done.expired,
+            done.notified,
+            done.swept,
+            done.receipts,
+            done.revocations,
+        ) != (0, 0, 0, 0, 0)
+        {
             tracing::info!(
                 expired = done.expired,
                 notified = done.notified,
                 swept = done.swept,
+                receipts = done.receipts,
+                revocations = done.revocations,
                 "portal periodic job"
             );
         }
@@ -194,21 +213,33 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
+        let auditor = Arc::new(Auditor::open(Some(&dir.join(audit))).unwrap());
+        let notifier = Notifier {
+            sendmail: "/nonexistent/sendmail".into(),
+            from: "portaal@zkh.example".into(),
+            organisation: "zkh.example".into(),
+            mark: crate::message::portal_mark::MarkKey::from_bytes(&[7; 32]).unwrap(),
+            timeout: Duration::from_secs(5),
+            text: Default::default(),
+        };
+        let senders = Arc::new(crate::portal::receipt::SenderMail {
+            store: store.clone(),
+            notifier: notifier.clone(),
+            auditor: auditor.clone(),
+            public_url: "https://p.example".into(),
+            own_domains: vec!["zkh.example".into()],
+            number_wait: Some(Duration::from_secs(3600)),
+        });
         Arc::new(Intake {
             store,
-            auditor: Arc::new(Auditor::open(Some(&dir.join(audit))).unwrap()),
-            notifier: Notifier {
-                sendmail: "/nonexistent/sendmail".into(),
-                from: "portaal@zkh.example".into(),
-                organisation: "zkh.example".into(),
-                mark: crate::message::portal_mark::MarkKey::from_bytes(&[7; 32]).unwrap(),
-                timeout: Duration::from_secs(5),
-                text: Default::default(),
-            },
+            auditor,
+            notifier,
+            senders,
             public_url: "https://p.example".into(),
             retention: Duration::from_secs(3600),
             max_message_size: 1 << 20,
             own_sender: "portaal@zkh.example".into(),
+            number_wait: Some(Duration::from_secs(3600)),
         })
     }
 
@@ -322,7 +353,10 @@ pub(crate) mod tests {
                 leader: true,
                 expired: 0,
                 notified: 0,
-                swept: 0
+                swept: 0,
+                receipts: 0,
+                revocations: 0,
+                not_delivered: 0,
             }
         );
         // The claim lapsed (the intake died before sending): retried (and fails: no

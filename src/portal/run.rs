@@ -43,6 +43,8 @@ pub enum RunError {
 /// errors are reported before readiness).
 pub struct Portal {
     config: PortalConfig,
+    /// `[outbound] networks`: where the revoke link works from.
+    internal: Vec<ipnet::IpNet>,
     intake: Arc<Intake>,
     lmtp: crate::server::listen::Bound,
     web: crate::portal::web::WebListener,
@@ -62,17 +64,28 @@ impl Portal {
                 error,
             })?;
         let notifier = Notifier::new(&portal)?;
+        let senders = Arc::new(crate::portal::receipt::SenderMail {
+            store: store.clone(),
+            notifier: notifier.clone(),
+            auditor: auditor.clone(),
+            public_url: portal.public_url.clone(),
+            own_domains: config.domains.own.iter().map(|d| d.to_string()).collect(),
+            number_wait: portal.number_wait,
+        });
         let intake = Arc::new(Intake {
             store,
             auditor,
             notifier,
+            senders,
             public_url: portal.public_url.clone(),
             retention: portal.retention,
             max_message_size: portal.max_message_size,
             own_sender: portal.from.clone(),
+            number_wait: portal.number_wait,
         });
         Ok(Portal {
             config: portal,
+            internal: config.outbound.networks.clone(),
             intake,
             lmtp,
             web,
@@ -94,7 +107,13 @@ impl Portal {
             node,
             shutdown.clone(),
         ));
-        start_web(&self.config, &self.intake, self.web, shutdown.clone());
+        start_web(
+            &self.config,
+            &self.intake,
+            self.internal.clone(),
+            self.web,
+            shutdown.clone(),
+        );
         crate::portal::lmtp::serve(self.lmtp, self.intake.clone(), host, shutdown).await;
         let _ = periodic.await;
         self.intake.store.close().await;
@@ -108,6 +127,7 @@ impl Portal {
 fn start_web(
     config: &PortalConfig,
     intake: &Arc<Intake>,
+    internal: Vec<ipnet::IpNet>,
     listener: crate::portal::web::WebListener,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -128,6 +148,13 @@ fn start_web(
             notifier: intake.notifier.clone(),
             auditor: intake.auditor.clone(),
         })),
+        opened: config
+            .notify_opened
+            .then(|| intake.senders.clone() as Arc<dyn web::OpenedAlert>),
+        revoke: Some(intake.senders.clone()),
+        replies: Some(intake.senders.clone()),
+        numbers: Some(intake.senders.clone()),
+        internal,
         secret: intake.store.key().subkey(b"web"),
         organisation: config.organisation.clone(),
         public_url: config.public_url.clone(),

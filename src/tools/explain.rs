@@ -30,6 +30,8 @@ pub enum Subject {
     Recipient(DomainName),
     /// An address literal or an invalid domain: decided without DNS.
     Decided { shown: String, verdict: Verdict },
+    /// `[portal] from`: to the portal over LMTP (a reply to its request for a number).
+    PortalAddress,
 }
 
 /// One socketmap request and the reply text the server gives.
@@ -80,6 +82,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<Explanation, Stri
     let subject = match reply::route_key(config, &address) {
         RouteKey::Domain(d) => Subject::Recipient(d),
         RouteKey::Decided { shown, verdict } => Subject::Decided { shown, verdict },
+        RouteKey::PortalAddress(_) => Subject::PortalAddress,
         RouteKey::Pass => match address_domain(&address) {
             Some(d) => {
                 let entry = config
@@ -119,7 +122,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<Explanation, Stri
                 tls_keys.push(d.to_string());
             }
         }
-        Subject::NotAnAddress | Subject::Decided { .. } => {}
+        Subject::NotAnAddress | Subject::Decided { .. } | Subject::PortalAddress => {}
     }
     let mut tls = Vec::new();
     for key in tls_keys {
@@ -203,6 +206,9 @@ pub fn decided_by(config: &Config, subject: &Subject, verdict: Option<&Verdict>)
         (Subject::NotAnAddress, _) => out.push(
             "the key is not an address with a domain: the map server answers NOTFOUND and Postfix uses its next transport_maps table or default_transport".into(),
         ),
+        (Subject::PortalAddress, _) => out.push(format!(
+            "[portal] from ({file}): the portal's own address; the sender's reply to its request for a number goes to the portal over LMTP (nta-portal)"
+        )),
         (Subject::OwnDomain { entry, .. }, _) => out.push(format!(
             "[domains] own contains \"{entry}\" ({file}): mail to own domains is never routed by NTA 7516 status; NOTFOUND leaves it to Postfix's normal routing"
         )),
@@ -254,6 +260,7 @@ pub fn render_text(e: &Explanation) -> String {
     let domain_line = match &e.subject {
         Subject::NotAnAddress => "none: not an address with a domain".to_string(),
         Subject::OwnDomain { domain, .. } => format!("{domain} (own domain)"),
+        Subject::PortalAddress => "the portal's own address ([portal] from)".to_string(),
         Subject::Recipient(d) => format!("{d} (recipient domain, routed by its NTA 7516 status)"),
         Subject::Decided { shown, .. } => format!(
             "{} (decided without DNS)",

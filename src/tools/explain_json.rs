@@ -21,6 +21,7 @@ fn subject(s: &Subject) -> Value {
         }
         Subject::Recipient(d) => json!({ "kind": "recipient", "domain": d.as_str() }),
         Subject::Decided { shown, .. } => json!({ "kind": "decided_without_dns", "domain": shown }),
+        Subject::PortalAddress => json!({ "kind": "portal_address" }),
     }
 }
 

@@ -12,7 +12,7 @@
 # Cases: a message with an attachment and a [sms:] subject tag is stored (250 from the portal, status=sent) and
 # audited with its size and digest, never its subject; a tag at the end of the subject
 # (another number form) is stored too; a message without a number is returned to the sender
-# with the portal's 550 5.7.0 text; the portal stopped -> deferred (the mail stays queued)
+# with the portal's 550 5.7.0 text (number_wait = "off"); the portal stopped -> deferred (the mail stays queued)
 # and delivered after it is back; SIGTERM stops it cleanly; its audit chain verifies.
 # No `set -e`: a failed assertion is recorded and the next case still runs.
 set -uo pipefail
@@ -51,6 +51,8 @@ key_file = "$PORTAL_DIR/portal.key"
 from = "portaal@sender.lab.test"
 audit_file = "$PORTAL_DIR/portal-audit.log"
 mail_key = "$PORTAL_DIR/portal-mail.key"
+# mail without a number bounces here (the option); waiting for it is 33-portal-browser's
+number_wait = "off"
 # no submission here: notifications stay pending (their own case files test them)
 sendmail = "/nonexistent/sendmail"
 

@@ -464,7 +464,9 @@ pf_sendmail() {
 }
 
 # pf_find NAME TOKEN [RCPT] : the first such file (exit 1 if none)
-pf_find() { pf_files "$@" | head -n 1 | grep .; }
+# (sed reads to the end: with several matches, head would end pf_files with SIGPIPE,
+# which pipefail turns into a failure)
+pf_find() { pf_files "$@" | sed -n 1p | grep .; }
 
 # pf_wait_mail NAME TOKEN [RCPT] : wait (max 15 s) until NAME delivered TOKEN; sets PF_FILE
 # shellcheck disable=SC2034 # PF_FILE is read by the case files

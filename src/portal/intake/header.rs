@@ -29,6 +29,32 @@ pub struct Facts {
     /// A number was given but is not a usable mobile number: why.
     pub bad_phone: Option<String>,
     pub message_id: Option<String>,
+    /// The message ids of `In-Reply-To` and `References` (without angle brackets, at most
+    /// [`MAX_REFERENCES`]): an answer to a reply the portal sent finds its thread by them.
+    pub references: Vec<String>,
+    /// The Subject as written (unfolded), for a sender's reply that gives a number.
+    pub subject: Option<String>,
+}
+
+/// Message ids kept from `In-Reply-To` and `References` (a long thread's oldest are
+/// dropped; the reply being answered is in `In-Reply-To`).
+pub const MAX_REFERENCES: usize = 32;
+
+/// The `<id>` message ids in a field value (RFC 5322 `msg-id`), bounded.
+fn msg_ids(v: &str, out: &mut Vec<String>) {
+    for part in v.split('<').skip(1) {
+        if out.len() >= MAX_REFERENCES {
+            return;
+        }
+        if let Some((id, _)) = part.split_once('>')
+            && !id.is_empty()
+            && id.len() <= MAX_MESSAGE_ID
+            && !id.contains(char::is_whitespace)
+            && !out.iter().any(|o| o == id)
+        {
+            out.push(id.to_string());
+        }
+    }
 }
 
 /// One header field: byte range in the block, with its continuation lines.
@@ -110,6 +136,14 @@ pub fn analyse(block: &[u8]) -> (Vec<u8>, Facts) {
             }
         }
     }
+    if let Some(f) = fields.iter().find(|f| name_is(block, f, "Subject")) {
+        facts.subject = Some(value(block, f));
+    }
+    for name in ["In-Reply-To", "References"] {
+        if let Some(f) = fields.iter().find(|f| name_is(block, f, name)) {
+            msg_ids(&value(block, f), &mut facts.references);
+        }
+    }
     if let Some(f) = fields.iter().find(|f| name_is(block, f, PHONE_HEADER)) {
         match Phone::parse(&value(block, f)) {
             Ok(p) => facts.phone = Some((p, PhoneSource::Header)),
@@ -170,6 +204,13 @@ X-NTA7516-Phone: +31 6 87654321\r\nMessage-ID: <m1@zkh>\r\n\r\n"
         let (p, src) = f.phone.unwrap();
         assert_eq!((p.e164(), src), ("+31687654321", PhoneSource::Header));
         assert_eq!(f.message_id.as_deref(), Some("<m1@zkh>"));
+        let (_, f) = analyse(
+            b"In-Reply-To: <r1@portal>\r\nReferences: <a@x> <b@y>\r\n <r1@portal> <bad id>\r\n\r\n",
+        );
+        assert_eq!(f.references, ["r1@portal", "a@x", "b@y"]);
+        let many: String = (0..100).map(|i| format!("<{i}@x> ")).collect();
+        let (_, f) = analyse(format!("References: {many}\r\n\r\n").as_bytes());
+        assert_eq!(f.references.len(), MAX_REFERENCES);
     }
 
     #[test]

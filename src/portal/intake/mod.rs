@@ -3,11 +3,14 @@
 //!
 //! Every failure maps to one reply per recipient (RFC 2033 §4.2): 451 4.3.0 when storing
 //! or the key fails (the MTA keeps the mail and retries; nothing half-stored is ever
-//! visible), 552 5.3.4 over the size limit, 550 5.7.0 without a usable mobile number (the
-//! MTA returns the mail to the sender with our text: the message is never stored without a
-//! second factor).
+//! visible), 552 5.3.4 over the size limit, 550 5.7.0 when a number was given but is not
+//! a mobile number, or when there is none and waiting for it is off or nobody can be asked
+//! (the MTA returns the mail to the sender with our text). Without a number otherwise the
+//! recipient is stored waiting: unreadable (no second factor) until the sender gives one
+//! (`portal::number`).
 
 pub mod header;
+mod number_reply;
 
 use std::io;
 use std::sync::Arc;
@@ -18,7 +21,8 @@ use tokio::io::AsyncBufRead;
 use crate::audit::{Auditor, Event};
 use crate::portal::lmtp::data::{DotReader, Piece};
 use crate::portal::notice::{Notice, Notifier};
-use crate::portal::store::{NewRecipient, Store, StoredRecipient};
+use crate::portal::phone::Phone;
+use crate::portal::store::{NewRecipient, Store, StoreError, StoredRecipient};
 
 /// Reply when the message cannot be stored now (store down, disk full, key unreadable).
 pub const REPLY_TEMPORARY: &str = "451 4.3.0 Bericht tijdelijk niet op te slaan, later opnieuw / Message cannot be stored now, try again later";
@@ -45,6 +49,10 @@ pub struct Intake {
     /// `[portal] from`: mail with this envelope sender is the portal's own and is never
     /// taken in (a loop guard, whatever the routing says).
     pub own_sender: String,
+    /// The sender's receipt (and, for the periodic pass, retries and withdrawals).
+    pub senders: Arc<crate::portal::receipt::SenderMail>,
+    /// `[portal] number_wait`: `None` refuses mail without a number (550 5.7.0).
+    pub number_wait: Option<Duration>,
 }
 
 /// The envelope of one LMTP transaction.
@@ -118,16 +126,33 @@ impl Intake {
             }
         }
         let (head, facts) = header::analyse(&head);
-        let Some((phone, source)) = facts.phone else {
-            let reason = facts
-                .bad_phone
-                .unwrap_or_else(|| "no X-NTA7516-Phone header and no [sms:] subject tag".into());
-            return Err(Failure::Refuse(REPLY_NO_PHONE, reason));
-        };
+        if self.for_portal_address(env) {
+            let replies = self.number_reply(env, &facts).await?;
+            data.drain().await.map_err(Failure::Io)?;
+            return Ok(replies);
+        }
         let store_err = |e: crate::portal::store::StoreError| {
             tracing::error!(error = %e, "portal store failed");
             Failure::Refuse(REPLY_TEMPORARY, format!("store: {e}"))
         };
+        let (phones, source) = self.phones(env, &facts).await.map_err(store_err)?;
+        // Without a number for some recipient the message waits for the sender to give
+        // it; it bounces when the number given is wrong, when waiting is off, or when
+        // there is nobody to ask (the null sender).
+        if phones.iter().any(|(p, _)| p.is_none())
+            && (facts.bad_phone.is_some()
+                || self.number_wait.is_none()
+                || crate::portal::store::receipt_address(&env.sender).is_none())
+        {
+            return Err(Failure::Refuse(
+                REPLY_NO_PHONE,
+                facts.bad_phone.clone().unwrap_or_else(|| {
+                    "no X-NTA7516-Phone header, no [sms:] subject tag, not an answer to a \
+                     reply sent through the portal, not in the address book"
+                        .into()
+                }),
+            ));
+        }
         let mut incoming = self
             .store
             .begin(&env.sender, facts.message_id.as_deref(), self.retention)
@@ -166,15 +191,21 @@ impl Intake {
         let size = incoming.size();
         let sha256 = incoming.sha256_so_far();
         let message = incoming.message_id().to_string();
-        let recipients: Vec<NewRecipient> = env
-            .recipients
-            .iter()
-            .map(|a| NewRecipient {
-                address: a.clone(),
-                phone: phone.clone(),
-            })
-            .collect();
-        let stored = incoming.commit(&recipients).await.map_err(store_err)?;
+        let mut recipients: Vec<NewRecipient> = Vec::new();
+        let mut waiting: Vec<String> = Vec::new();
+        for (a, (phone, _)) in env.recipients.iter().zip(&phones) {
+            match phone {
+                Some(p) => recipients.push(NewRecipient {
+                    address: a.clone(),
+                    phone: p.clone(),
+                }),
+                None => waiting.push(a.clone()),
+            }
+        }
+        let stored = incoming
+            .commit_waiting(&recipients, &waiting)
+            .await
+            .map_err(store_err)?;
         let new: Vec<&StoredRecipient> = stored.iter().filter(|r| !r.duplicate).collect();
         let redelivery = new.is_empty();
         let message = if redelivery {
@@ -200,11 +231,25 @@ impl Intake {
                 "audit log unwritable".into(),
             ));
         }
-        tracing::info!(%message, recipients = stored.len(), size, redelivery, source = ?source, "portal stored a message");
+        tracing::info!(%message, recipients = stored.len(), size, redelivery, source, "portal stored a message");
+        if !redelivery && let Some(parent) = phones.iter().find_map(|(_, p)| p.as_deref()) {
+            // Only the page's "in reply to" line depends on it: not worth a 451.
+            if let Err(e) = self.store.set_parent(&message, parent).await {
+                tracing::warn!(error = %e, %message, "portal: thread not recorded");
+            }
+        }
         let notify: Vec<StoredRecipient> = new.into_iter().cloned().collect();
         if !notify.is_empty() {
             let me = self.clone();
-            tokio::spawn(async move { me.notify(notify).await });
+            let id = message.clone();
+            tokio::spawn(async move {
+                for r in notify.iter().filter(|r| r.ask_token.is_some()) {
+                    me.senders.ask_after_intake(&r.recipient_id).await;
+                }
+                me.notify(notify).await;
+                // After the recipients' notifications: the receipt says they were sent.
+                me.senders.receipt_after_intake(&id).await;
+            });
         }
         Ok(stored
             .iter()
@@ -217,13 +262,60 @@ impl Intake {
             .collect())
     }
 
+    /// The number for each recipient: the trusted header or the subject tag for all of
+    /// them; else each recipient's number from the thread, for an answer to a reply sent
+    /// through the portal (with the message it answers), or from the address book.
+    /// `None` for a recipient without one (it waits, or the message bounces).
+    async fn phones(
+        &self,
+        env: &Envelope,
+        facts: &header::Facts,
+    ) -> Result<(Vec<(Option<Phone>, Option<String>)>, &'static str), StoreError> {
+        if let Some((p, source)) = &facts.phone {
+            let source = match source {
+                header::PhoneSource::Header => "header",
+                header::PhoneSource::SubjectTag => "subject_tag",
+            };
+            return Ok((vec![(Some(p.clone()), None); env.recipients.len()], source));
+        }
+        if facts.bad_phone.is_some() {
+            // A number that was given but is wrong must be corrected, not replaced.
+            return Ok((vec![(None, None); env.recipients.len()], "bad"));
+        }
+        let mut out = Vec::with_capacity(env.recipients.len());
+        let mut source = "thread";
+        for a in &env.recipients {
+            let thread = if facts.references.is_empty() {
+                None
+            } else {
+                self.store.thread_for(&facts.references, a).await?
+            };
+            match thread {
+                Some(m) => out.push((Some(m.phone), Some(m.parent))),
+                None => match self.store.contact(a).await? {
+                    Some(p) => {
+                        source = "address_book";
+                        out.push((Some(p), None));
+                    }
+                    None => {
+                        source = "waiting";
+                        out.push((None, None));
+                    }
+                },
+            }
+        }
+        Ok((out, source))
+    }
+
     /// Sends each new recipient's notification; a failure leaves it pending for the
     /// periodic retry (the token stays sealed in the store until then). Each is claimed
     /// first (it was stored claimed by this node): should this node have been slower than
     /// the claim, another node's retry has it and this one does not send it again.
     async fn notify(&self, recipients: Vec<StoredRecipient>) {
         for r in recipients {
-            let Some(token) = &r.token else { continue };
+            let (Some(token), Some(phone)) = (&r.token, &r.phone) else {
+                continue;
+            };
             match self
                 .store
                 .claim_notice(&r.recipient_id, r.notify_next, crate::portal::store::now())
@@ -237,15 +329,8 @@ impl Intake {
                     continue;
                 }
             }
-            self.notify_one(
-                &r.message_id,
-                &r.recipient_id,
-                &r.address,
-                token,
-                &r.phone,
-                0,
-            )
-            .await;
+            self.notify_one(&r.message_id, &r.recipient_id, &r.address, token, phone, 0)
+                .await;
         }
     }
 

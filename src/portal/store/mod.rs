@@ -6,12 +6,17 @@
 //!
 //! Read side (used by the web front-end): [`Store::recipient_by_token_hash`],
 //! [`Store::recipient`], [`Store::read_message`], [`Store::chunks`], [`Store::pool`].
-//! Write side (the LMTP intake, retention): `write.rs`.
+//! Write side (the LMTP intake, retention): `write.rs`; withdrawal, receipts and the
+//! administrator's listing: `revoke.rs`.
 
 pub mod auth;
 mod claim;
+mod contacts;
 mod read;
+mod revoke;
 pub(crate) mod schema;
+mod thread;
+pub mod waiting;
 mod write;
 
 use std::sync::Arc;
@@ -24,8 +29,11 @@ use crate::config::portal::StoreLocation;
 use crate::portal::crypto::{CryptoError, MasterKey};
 
 pub use claim::NOTIFY_CLAIM;
+pub use contacts::Contact;
 pub use read::ChunkReader;
+pub use revoke::{MessageSummary, PendingReceipt, Revocation, Revoke, receipt_address};
 pub use schema::Backend;
+pub use thread::{MAX_REPLIES_PER_RECIPIENT, ThreadMatch};
 pub use write::{Incoming, NewRecipient, PendingNotice, StoredRecipient};
 
 /// Connections per process: the intake holds one per message in flight, the web side a
@@ -35,6 +43,9 @@ pub const MAX_CONNECTIONS: u32 = 8;
 /// intake gives up with 451.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// The PostgreSQL advisory lock key of the schema creation (a constant no other
+/// application on the database is likely to use).
+pub const MIGRATION_LOCK: i64 = 0x4e54_4100_7516;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,8 +64,10 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageState {
     Live,
-    /// Retention passed (or revoked): the key is destroyed, nothing can be read.
+    /// Retention passed: the key is destroyed, nothing can be read.
     Expired,
+    /// Withdrawn by the sender or the administrator: the key is destroyed.
+    Withdrawn,
 }
 
 /// One recipient of one stored message, as the web side needs it.
@@ -150,12 +163,39 @@ impl Store {
         Ok(store)
     }
 
+    /// Creates what is missing. On PostgreSQL under an advisory lock: two nodes starting
+    /// at once would otherwise run `CREATE … IF NOT EXISTS` concurrently, which PostgreSQL
+    /// does not make safe (one of them fails on a unique index of its catalogue, and that
+    /// node does not start). SQLite serialises the statements by its write lock.
     async fn migrate(&self) -> Result<(), StoreError> {
-        for sql in schema::SCHEMA.iter().chain(auth::SCHEMA) {
-            let stmt = schema::ddl(self.backend, sql);
-            self.pool.execute(sqlx::AssertSqlSafe(stmt)).await?;
+        let mut conn = self.pool.acquire().await?;
+        let pg = self.backend == Backend::Postgres;
+        if pg {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
         }
-        Ok(())
+        let mut result = Ok(());
+        for sql in schema::SCHEMA
+            .iter()
+            .chain(auth::SCHEMA)
+            .chain(waiting::SCHEMA)
+        {
+            let stmt = schema::ddl(self.backend, sql);
+            if let Err(e) = conn.execute(sqlx::AssertSqlSafe(stmt)).await {
+                result = Err(e.into());
+                break;
+            }
+        }
+        if pg {
+            // Also released when the connection closes.
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await;
+        }
+        result
     }
 
     /// The pool, for the web side's own queries (`store/auth.rs`). Write `$N` placeholders

@@ -58,6 +58,7 @@ impl Store {
         let state: String = row.try_get("state")?;
         let state = match state.as_str() {
             "live" => MessageState::Live,
+            "revoked" => MessageState::Withdrawn,
             _ => MessageState::Expired,
         };
         let wrapped: Option<Vec<u8>> = row.try_get("dek_wrapped")?;

@@ -15,6 +15,18 @@
 //!   after moving it forward by a conditional `UPDATE` (see `claim.rs`).
 //! - `portal_leases`: one row per job that only one node may run at a time (the expiry
 //!   pass): who holds it and until when (see `claim.rs`).
+//! - `portal_receipts`: one row per stored message with a sender to tell: whether the
+//!   receipt (with the revoke link) is still to be sent (`pending`, `next_at` doubling as
+//!   the claim, like `notify_next`), and whether the first-opened notice went out.
+//! - `portal_replies`: the `Message-ID` of every reply a recipient sent through the page,
+//!   with its message and recipient: an answer to that reply (its `In-Reply-To`) is taken
+//!   in for the same recipient with the same number, and `portal_threads` records that it
+//!   answers that message.
+//! - `portal_contacts`: the address book, a mobile number per recipient address (sealed
+//!   with a key derived from the master key).
+//! - `portal_revocations`: who withdrew a message and when; `audited` turns 1 once one
+//!   node wrote the `portal_revoked` event (`portal revoke` runs outside the portal
+//!   process and cannot append to its hash-chained log itself).
 //!
 //! Changes stay additive (new tables, new indexes): every statement here runs at every
 //! start against a database an older version created.
@@ -60,6 +72,39 @@ pub(crate) const SCHEMA: &[&str] = &[
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
         held_until BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS portal_receipts (
+        message_id TEXT PRIMARY KEY,
+        sender TEXT NOT NULL,
+        pending BIGINT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_at BIGINT NOT NULL DEFAULT 0,
+        opened BIGINT NOT NULL DEFAULT 0
+    )",
+    "CREATE INDEX IF NOT EXISTS portal_receipts_pending ON portal_receipts (pending, next_at)",
+    "CREATE TABLE IF NOT EXISTS portal_replies (
+        reply_message_id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        recipient_id TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS portal_replies_recipient ON portal_replies (recipient_id)",
+    "CREATE TABLE IF NOT EXISTS portal_threads (
+        message_id TEXT PRIMARY KEY,
+        parent TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS portal_contacts (
+        address TEXT PRIMARY KEY,
+        phone_enc BLOB NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS portal_revocations (
+        message_id TEXT PRIMARY KEY,
+        revoked_by TEXT NOT NULL,
+        client_address TEXT,
+        revoked_at BIGINT NOT NULL,
+        audited BIGINT NOT NULL DEFAULT 0
     )",
 ];
 

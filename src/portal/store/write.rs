@@ -50,11 +50,14 @@ pub struct StoredRecipient {
     /// (`duplicate`), whose first copy has its own token and notification.
     pub token: Option<String>,
     pub duplicate: bool,
-    pub phone: Phone,
+    /// `None`: waiting for the number (no notification until the sender gives it).
+    pub phone: Option<Phone>,
     /// Until when the storing node holds the claim on the notification (it is stored
     /// claimed, so no other node's retry sends it meanwhile); what
     /// [`Store::claim_notice`] compares against. 0 for a duplicate.
     pub notify_next: i64,
+    /// The one-time token of the sender's link to give the number (waiting recipients).
+    pub ask_token: Option<String>,
 }
 
 /// A notification still to be sent (its token kept sealed until then).
@@ -80,6 +83,8 @@ pub struct Incoming {
     buf: Vec<u8>,
     sha: digest::Context,
     size: u64,
+    /// The envelope sender: the receipt goes there (`portal_receipts`).
+    sender: String,
 }
 
 impl Store {
@@ -119,6 +124,7 @@ impl Store {
             buf: Vec::with_capacity(CHUNK_SIZE + 1),
             sha: digest::Context::new(&digest::SHA256),
             size: 0,
+            sender: sender.to_string(),
         })
     }
 
@@ -236,7 +242,7 @@ impl Store {
         Ok(done > 0)
     }
 
-    async fn delete_data(&self, message_id: &str) -> Result<(), StoreError> {
+    pub(super) async fn delete_data(&self, message_id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM portal_chunks WHERE message_id = $1")
             .bind(message_id.to_string())
@@ -328,8 +334,19 @@ impl Incoming {
     /// A recipient whose (content, address) was stored before comes back `duplicate` and
     /// is not stored again; when all are duplicates the new copy is dropped.
     pub async fn commit(
+        self,
+        recipients: &[NewRecipient],
+    ) -> Result<Vec<StoredRecipient>, StoreError> {
+        self.commit_waiting(recipients, &[]).await
+    }
+
+    /// [`Incoming::commit`], and `waiting` recipients without a number: stored without one
+    /// and without a notification, each with a one-time link for the sender to give the
+    /// number (`store::waiting`); the receipt waits until every number is there.
+    pub async fn commit_waiting(
         mut self,
         recipients: &[NewRecipient],
+        waiting: &[String],
     ) -> Result<Vec<StoredRecipient>, StoreError> {
         let tail = std::mem::take(&mut self.buf);
         self.put_chunk(&tail, true).await?;
@@ -339,8 +356,12 @@ impl Incoming {
         let claimed_until = created.saturating_add(super::claim::NOTIFY_CLAIM);
         let mut tx = self.store.pool.begin().await?;
         let mut out = Vec::new();
-        for rcpt in recipients {
-            let address = rcpt.address.to_ascii_lowercase();
+        let all = recipients
+            .iter()
+            .map(|r| (r.address.clone(), Some(r.phone.clone())))
+            .chain(waiting.iter().map(|a| (a.clone(), None)));
+        for (rcpt_address, rcpt_phone) in all {
+            let address = rcpt_address.to_ascii_lowercase();
             let dedup = self
                 .store
                 .key
@@ -348,36 +369,59 @@ impl Incoming {
             let rid = hex_id(&crypto::random_bytes::<16>()?);
             let token_bytes = crypto::random_bytes::<32>()?;
             let token = data_encoding::BASE64URL_NOPAD.encode(&token_bytes);
-            let phone_enc = self
-                .dek
-                .seal_item(&phone_context(&rid), rcpt.phone.e164().as_bytes())?;
+            let phone_enc = match &rcpt_phone {
+                Some(p) => Some(
+                    self.dek
+                        .seal_item(&phone_context(&rid), p.e164().as_bytes())?,
+                ),
+                None => None,
+            };
             let sealed = self.dek.seal_item(&token_context(&rid), token.as_bytes())?;
             let inserted = sqlx::query(
                 "INSERT INTO portal_recipients (id, message_id, address, phone_enc, token_hash, \
                  token_sealed, notify_pending, notify_attempts, notify_next, dedup, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 1, 0, $9, $7, $8) ON CONFLICT (dedup) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $10, 0, $9, $7, $8) ON CONFLICT (dedup) DO NOTHING",
             )
             .bind(rid.clone())
             .bind(self.id_hex.clone())
-            .bind(rcpt.address.clone())
+            .bind(rcpt_address.clone())
             .bind(phone_enc)
             .bind(super::token_hash(&token).to_vec())
             .bind(sealed)
             .bind(dedup.to_vec())
             .bind(created)
             .bind(claimed_until)
+            .bind(i64::from(rcpt_phone.is_some()))
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if inserted == 1 {
+                let ask_token = if rcpt_phone.is_none() {
+                    Some(
+                        super::waiting::insert(
+                            &mut tx,
+                            &self.dek,
+                            &rid,
+                            &self.id_hex,
+                            &rcpt_address,
+                            &self.sender,
+                            created,
+                            claimed_until,
+                        )
+                        .await?,
+                    )
+                } else {
+                    None
+                };
                 out.push(StoredRecipient {
-                    address: rcpt.address.clone(),
+                    address: rcpt_address.clone(),
                     recipient_id: rid,
                     message_id: self.id_hex.clone(),
                     token: Some(token),
                     duplicate: false,
-                    phone: rcpt.phone.clone(),
+                    phone: rcpt_phone.clone(),
                     notify_next: claimed_until,
+                    ask_token,
                 });
             } else {
                 let row =
@@ -386,13 +430,14 @@ impl Incoming {
                         .fetch_one(&mut *tx)
                         .await?;
                 out.push(StoredRecipient {
-                    address: rcpt.address.clone(),
+                    address: rcpt_address.clone(),
                     recipient_id: row.try_get("id")?,
                     message_id: row.try_get("message_id")?,
                     token: None,
                     duplicate: true,
-                    phone: rcpt.phone.clone(),
+                    phone: rcpt_phone.clone(),
                     notify_next: 0,
+                    ask_token: None,
                 });
             }
         }
@@ -407,6 +452,20 @@ impl Incoming {
             .bind(self.id_hex.clone())
             .execute(&mut *tx)
             .await?;
+            // The sender's receipt, claimed by this node like the notifications.
+            if let Some(sender) = super::revoke::receipt_address(&self.sender) {
+                sqlx::query(
+                    "INSERT INTO portal_receipts (message_id, sender, pending, next_at) \
+                     VALUES ($1, $2, $4, $3) ON CONFLICT (message_id) DO NOTHING",
+                )
+                .bind(self.id_hex.clone())
+                .bind(sender)
+                .bind(claimed_until)
+                // Waiting for a number: the receipt goes once the last number is given.
+                .bind(i64::from(!out.iter().any(|r| r.ask_token.is_some())))
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
         } else {
             // A redelivery for every recipient: the earlier copy stands.

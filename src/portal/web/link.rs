@@ -131,6 +131,16 @@ pub(super) async fn resolve(
         {
             Ok(r)
         }
+        Ok(Some(r)) if r.state == MessageState::Withdrawn => {
+            let t = super::revoke::text(lang);
+            Err(super::routes::notice_page(
+                state,
+                lang,
+                axum::http::StatusCode::GONE,
+                t.withdrawn_title,
+                t.withdrawn_text,
+            ))
+        }
         Ok(Some(_)) => {
             let t = lang.text();
             Err(super::routes::notice_page(

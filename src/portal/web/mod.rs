@@ -18,7 +18,10 @@ mod guard;
 pub mod i18n;
 pub mod keys;
 mod link;
+pub mod number;
 pub mod pdf;
+pub mod reply;
+pub mod revoke;
 mod routes;
 pub mod sanitize;
 pub mod session;
@@ -56,8 +59,10 @@ pub const MAX_REQUEST_BODY: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageState {
     Live,
-    /// Expired or withdrawn: its key is destroyed or about to be.
+    /// Expired: its key is destroyed or about to be.
     Gone,
+    /// Withdrawn by the sender or the administrator: its key is destroyed.
+    Withdrawn,
 }
 
 /// One recipient of one stored message, as the web side needs it.
@@ -123,6 +128,79 @@ pub trait LockAlert: Send + Sync {
     fn recipient_locked<'a>(&'a self, recipient: &'a Recipient) -> BoxFuture<'a, ()>;
 }
 
+/// Tells the sender that a recipient opened the message for the first time
+/// (`[portal] notify_opened`); called after every successful code, sends at most once.
+pub trait OpenedAlert: Send + Sync {
+    fn recipient_opened<'a>(&'a self, recipient: &'a Recipient) -> BoxFuture<'a, ()>;
+}
+
+/// One file of a reply, as the browser sent it (name and type untrusted).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// Why a reply was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The sender is not an address in the own domains: no reply through the portal.
+    NotPossible,
+    /// [`crate::portal::store::MAX_REPLIES_PER_RECIPIENT`] reached.
+    TooMany,
+    /// Store or `sendmail` unavailable: try again later.
+    Temporary,
+}
+
+/// Sends a recipient's reply to the message's sender ([`reply`]).
+pub trait ReplySender: Send + Sync {
+    /// Whether the message's sender can get a reply (the form is shown only then).
+    fn can_reply(&self, r: &Recipient) -> bool;
+    fn reply<'a>(
+        &'a self,
+        r: &'a Recipient,
+        raw: &'a [u8],
+        text: &'a str,
+        files: &'a [Upload],
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<(), ReplyError>>;
+    /// When the message this one answers arrived (an answer to a reply), if it does.
+    fn answers<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Option<i64>>;
+}
+
+/// The sender's one-time link to give a waiting recipient's number (`/n/<token>`, see
+/// [`number`]).
+pub trait NumberEntry: Send + Sync {
+    fn by_link<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::portal::store::waiting::Waiting>, SourceError>>;
+    /// Stores the number (once), optionally in the address book too, and audits it.
+    fn give<'a>(
+        &'a self,
+        w: &'a crate::portal::store::waiting::Waiting,
+        phone: &'a Phone,
+        remember: bool,
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<crate::portal::store::waiting::Given, SourceError>>;
+}
+
+/// The revoke link's side of the store (`/r/<token>`, see [`revoke`]).
+pub trait Withdraw: Send + Sync {
+    /// The message a revoke link token names, or `None` for a token that is not one.
+    fn by_link<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::portal::store::MessageSummary>, SourceError>>;
+    /// Withdraws it (key destroyed at once) and audits that, from `client`.
+    fn withdraw<'a>(
+        &'a self,
+        message_id: &'a str,
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<crate::portal::store::Revoke, SourceError>>;
+}
+
 /// What [`WebState::new`] needs.
 pub struct WebDeps {
     pub messages: Arc<dyn MessageSource>,
@@ -132,6 +210,16 @@ pub struct WebDeps {
     pub auditor: Arc<Auditor>,
     /// `None`: the lock is only audited.
     pub alerts: Option<Arc<dyn LockAlert>>,
+    /// `None`: no first-opened notice (`[portal] notify_opened = false`).
+    pub opened: Option<Arc<dyn OpenedAlert>>,
+    /// `None`: no revoke links (`/r/…` answers 404).
+    pub revoke: Option<Arc<dyn Withdraw>>,
+    /// `None`: no reply form.
+    pub replies: Option<Arc<dyn ReplySender>>,
+    /// `None`: no number links (`/n/…` answers 404).
+    pub numbers: Option<Arc<dyn NumberEntry>>,
+    /// `[outbound] networks`: where the revoke link works from.
+    pub internal: Vec<ipnet::IpNet>,
     /// From [`derive_secret`] over the master key.
     pub secret: [u8; 32],
     /// Shown on every page and in the SMS.
@@ -148,6 +236,11 @@ pub struct WebState {
     sms: Arc<dyn CodeSender>,
     auditor: Arc<Auditor>,
     alerts: Option<Arc<dyn LockAlert>>,
+    opened: Option<Arc<dyn OpenedAlert>>,
+    revoke: Option<Arc<dyn Withdraw>>,
+    replies: Option<Arc<dyn ReplySender>>,
+    numbers: Option<Arc<dyn NumberEntry>>,
+    internal: Vec<ipnet::IpNet>,
     keys: keys::Keys,
     organisation: String,
     origin: String,
@@ -172,6 +265,11 @@ impl WebState {
             sms: d.sms,
             auditor: d.auditor,
             alerts: d.alerts,
+            opened: d.opened,
+            revoke: d.revoke,
+            replies: d.replies,
+            numbers: d.numbers,
+            internal: d.internal,
             keys: keys::Keys::new(&d.secret),
             organisation: d.organisation,
             origin: session::origin_of(&d.public_url),

@@ -32,6 +32,9 @@ pub(super) fn routes() -> Router<Arc<WebState>> {
         .route("/m/{token}/pdf", get(files::pdf_download))
         .route("/m/{token}/eml", get(files::eml))
         .merge(super::brand::routes())
+        .merge(super::revoke::routes())
+        .merge(super::reply::routes())
+        .merge(super::number::routes())
         .fallback(fallback)
 }
 
@@ -239,7 +242,16 @@ async fn message_page(
     } else {
         v.subject.clone()
     };
+    let (reply, answers) = match &state.replies {
+        Some(s) => (
+            s.can_reply(r).then(|| super::reply::text(lang)),
+            s.answers(&r.message_id).await.map(super::revoke::utc),
+        ),
+        None => (None, None),
+    };
     let page = MessagePage {
+        reply,
+        answers,
         c: common(state, lang, &subject, &here(token)),
         csrf: state.keys.csrf_token(&session_binding(sid)),
         from: v.from,
@@ -381,6 +393,11 @@ async fn code(link: Link, Form(f): Form<CodeForm>) -> Reply {
                 recipient: r.address.clone(),
                 client_address: ip.0.to_string(),
             });
+            // In the background: the recipient's page does not wait for sendmail.
+            if let Some(opened) = state.opened.clone() {
+                let r = r.clone();
+                tokio::spawn(async move { opened.recipient_opened(&r).await });
+            }
             let mut resp = Redirect::to(&here(token)).into_response();
             resp.headers_mut()
                 .append(header::SET_COOKIE, session::session_cookie(&sid));

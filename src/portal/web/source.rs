@@ -7,6 +7,7 @@ fn recipient(r: RecipientRecord) -> Recipient {
     // No number means the key is gone (expired): nothing can be unlocked any more.
     let state = match (r.state, &r.phone) {
         (store::MessageState::Live, Some(_)) => MessageState::Live,
+        (store::MessageState::Withdrawn, _) => MessageState::Withdrawn,
         _ => MessageState::Gone,
     };
     Recipient {

@@ -45,6 +45,10 @@ pub struct MessagePage {
     pub html: bool,
     pub text: String,
     pub attachments: Vec<AttachmentRow>,
+    /// The reply form's texts, when the sender can get a reply.
+    pub reply: Option<&'static super::reply::ReplyText>,
+    /// This message answers the recipient's reply to one that arrived then (a date).
+    pub answers: Option<String>,
 }
 
 #[derive(Template)]
