@@ -16,7 +16,7 @@ use toml::de::{DeTable, DeValue, Deserializer};
 use super::error::Report;
 use super::raw::{
     RawAudit, RawConfig, RawDkim, RawDns, RawDomains, RawFooter, RawInbound, RawOutbound,
-    RawPolicy, RawPortal, RawPortalSms, RawSenderRule, RawServer,
+    RawPolicy, RawPortal, RawPortalBranding, RawPortalSms, RawSenderRule, RawServer,
 };
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -73,7 +73,8 @@ fn check_policy(value: &mut Value<'_>, report: &mut Report<'_>) -> bool {
     keep
 }
 
-/// `[portal]` holds the table `[portal.sms]`, checked on its own like `[[policy.senders]]`.
+/// `[portal]` holds the tables `[portal.sms]` and `[portal.branding]`, each checked on its
+/// own like `[[policy.senders]]`.
 fn check_portal(value: &mut Value<'_>, report: &mut Report<'_>) -> bool {
     if !expect_table(value, "portal", report) {
         return false;
@@ -83,11 +84,17 @@ fn check_portal(value: &mut Value<'_>, report: &mut Report<'_>) -> bool {
         return false;
     };
     let sms = table.remove_entry("sms");
+    let branding = table.remove_entry("branding");
     let keep = try_entries::<RawPortal>(table, "portal", &span, report);
     if let Some((key, mut sms)) = sms
         && check_table::<RawPortalSms>(&mut sms, "portal.sms", report)
     {
         table.insert(key, sms);
+    }
+    if let Some((key, mut branding)) = branding
+        && check_table::<RawPortalBranding>(&mut branding, "portal.branding", report)
+    {
+        table.insert(key, branding);
     }
     keep
 }

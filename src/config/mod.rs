@@ -15,6 +15,7 @@ mod error;
 mod inbound;
 mod policy;
 pub mod portal;
+mod portal_branding;
 mod portal_validate;
 mod raw;
 mod relay;

@@ -53,12 +53,103 @@ pub struct PortalConfig {
     /// Secret file (at least 32 bytes) shared with the milter for the mark on the portal's
     /// own mail (`mail_key`).
     pub mail_key: PathBuf,
+    /// `[portal.branding]`: logo, colours, notification text, accessibility contact.
+    pub branding: Branding,
     /// Tell the sender by mail when a recipient first opens the message
     /// (`notify_opened`, default false).
     pub notify_opened: bool,
     /// `number_wait`: `None` ("off") refuses mail without a number (550 5.7.0).
     pub number_wait: Option<Duration>,
     pub sms: SmsConfig,
+}
+
+/// The default colours, the pages' own (both at least 4.5:1 on white).
+pub const DEFAULT_PRIMARY_COLOUR: Colour = Colour([0x0b, 0x3d, 0x91]);
+pub const DEFAULT_ACCENT_COLOUR: Colour = Colour([0xb3, 0x59, 0x00]);
+
+/// `[portal.branding]`, validated; every key optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branding {
+    /// Shown in the header of every page instead of the name (its alt text is the name).
+    pub logo: Option<Logo>,
+    /// Links, buttons (white text on it), the secondary button's text.
+    pub primary: Colour,
+    /// The keyboard focus outline and the line under the header.
+    pub accent: Colour,
+    /// Overrides of the notification's Dutch and English parts (`None`: the built-in text).
+    pub notification_nl: Option<NoticeTemplate>,
+    pub notification_en: Option<NoticeTemplate>,
+    /// Where the accessibility statement sends problems (default: `[portal] from`).
+    pub accessibility_contact: String,
+}
+
+impl Branding {
+    /// What an empty `[portal.branding]` gives: no logo, the default colours and texts.
+    pub fn plain(accessibility_contact: &str) -> Branding {
+        Branding {
+            logo: None,
+            primary: DEFAULT_PRIMARY_COLOUR,
+            accent: DEFAULT_ACCENT_COLOUR,
+            notification_nl: None,
+            notification_en: None,
+            accessibility_contact: accessibility_contact.to_string(),
+        }
+    }
+}
+
+/// A logo read and type-checked at load (its bytes are served as they are).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Logo {
+    pub kind: LogoKind,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Logo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Logo({:?}, {} bytes)", self.kind, self.bytes.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoKind {
+    Png,
+    Svg,
+}
+
+impl LogoKind {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            LogoKind::Png => "image/png",
+            LogoKind::Svg => "image/svg+xml",
+        }
+    }
+}
+
+/// An sRGB colour, written `#rrggbb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colour(pub [u8; 3]);
+
+impl std::fmt::Display for Colour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [r, g, b] = self.0;
+        write!(f, "#{r:02x}{g:02x}{b:02x}")
+    }
+}
+
+/// A notification text with its placeholders parsed (so that a value put in, e.g. an
+/// organisation name with braces, is never read as a placeholder again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeTemplate(pub Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    /// `{organisation}`
+    Organisation,
+    /// `{link}`: the one link of the notification.
+    Link,
+    /// `{phone}`: the masked number the code goes to.
+    Phone,
 }
 
 /// `store = "sqlite:PATH"` or a `postgres://` URL.

@@ -158,6 +158,7 @@ pub(crate) fn portal(
         );
     }
     let mail_key = parse(r, "portal.mail_key", &raw.mail_key, path);
+    let branding = super::portal_branding::branding(raw.branding.as_ref(), from.as_deref(), r);
     let sms = match &raw.sms {
         Some(s) => sms(s, r),
         None => {
@@ -185,6 +186,7 @@ pub(crate) fn portal(
         max_message_size: max_message_size?,
         audit_file: audit_file?,
         mail_key: mail_key?,
+        branding: branding?,
         notify_opened: raw.notify_opened,
         number_wait: number_wait?,
         sms: sms?,

@@ -248,6 +248,7 @@ pub(crate) struct RawPortal {
     pub max_message_size: Option<Spanned<i64>>,
     pub audit_file: Option<Str>,
     pub mail_key: Str,
+    pub branding: Option<Spanned<RawPortalBranding>>,
     pub notify_opened: bool,
     pub number_wait: Str,
     pub sms: Option<Spanned<RawPortalSms>>,
@@ -268,6 +269,7 @@ impl Default for RawPortal {
             max_message_size: None,
             audit_file: None,
             mail_key: unspanned(super::portal::DEFAULT_MAIL_KEY.into()),
+            branding: None,
             notify_opened: false,
             number_wait: unspanned(super::portal::DEFAULT_NUMBER_WAIT.into()),
             sms: None,
@@ -283,4 +285,16 @@ pub(crate) struct RawPortalSms {
     pub url: Option<Str>,
     pub token_file: Option<Str>,
     pub sender: Option<Str>,
+}
+
+/// `[portal.branding]`: every key optional (the built-in look and texts).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPortalBranding {
+    pub logo: Option<Str>,
+    pub primary_colour: Option<Str>,
+    pub accent_colour: Option<Str>,
+    pub notification_nl: Option<Str>,
+    pub notification_en: Option<Str>,
+    pub accessibility_contact: Option<Str>,
 }

@@ -433,6 +433,7 @@ pub(crate) mod tests {
             max_message_size: 25 * 1024 * 1024,
             audit_file: None,
             mail_key: "/etc/nta7516-milter/portal-mail.key".into(),
+            branding: Branding::plain("portaal@zkh.nl"),
             notify_opened: false,
             number_wait: Some(std::time::Duration::from_secs(3 * 86_400)),
             sms: SmsConfig {

@@ -151,6 +151,7 @@ mod tests {
                 organisation: "Ziekenhuis Noord".into(),
                 mark: MarkKey::from_bytes(&[3; 32]).unwrap(),
                 timeout: Duration::from_secs(10),
+                text: Default::default(),
             },
             auditor: Arc::new(Auditor::open(Some(audit)).unwrap()),
         }

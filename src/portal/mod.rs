@@ -29,6 +29,7 @@ pub mod intake;
 pub mod lmtp;
 pub mod lock_notice;
 pub mod notice;
+pub mod notice_text;
 pub mod number;
 pub mod phone;
 pub mod receipt;

@@ -5,7 +5,8 @@
 //! and the web side; the body is built in this module.
 //!
 //! What the mail says: that the organisation sent a secure message, the one link, that a
-//! code will come by SMS to the masked number, Dutch then English. Never the subject, the
+//! code will come by SMS to the masked number, Dutch then English (the texts are in
+//! `notice_text`, where the organisation's own replace them). Never the subject, the
 //! body, attachment names or the sender's address: the notification leaves over ordinary
 //! SMTP to a domain that is not an NTA 7516 party. It carries the portal mark
 //! (`message::portal_mark`) so that the milter lets it out by the standard route instead
@@ -19,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::portal::PortalConfig;
 use crate::message::portal_mark::{HEADER_PORTAL_MARK, MarkKey, Marked};
+use crate::portal::notice_text::{NoticeText, Values};
 use crate::portal::phone::Phone;
 
 /// How long one `sendmail` run may take: Postfix's sendmail only writes the maildrop
@@ -61,6 +63,8 @@ pub struct Notifier {
     /// The secret of `[portal] mail_key`.
     pub mark: MarkKey,
     pub timeout: Duration,
+    /// The body's texts (`[portal.branding] notification_nl` / `notification_en`).
+    pub text: NoticeText,
 }
 
 /// The built mail and what the mark covers.
@@ -83,6 +87,10 @@ impl Notifier {
             organisation: portal.organisation.clone(),
             mark,
             timeout: SENDMAIL_TIMEOUT,
+            text: NoticeText {
+                nl: portal.branding.notification_nl.clone(),
+                en: portal.branding.notification_en.clone(),
+            },
         })
     }
 
@@ -154,7 +162,11 @@ impl Notifier {
     /// The notification for `notice`, with the given Message-ID and Date, marked.
     pub fn build(&self, notice: &Notice, message_id: &str, date: &str) -> Built {
         let org = one_line(&self.organisation);
-        let body = body_text(&org, &notice.link, &notice.phone);
+        let body = self.text.body(&Values {
+            organisation: &org,
+            link: &notice.link,
+            phone: &notice.phone.masked(),
+        });
         let subject = format!("Beveiligd bericht van {org} / Secure message from {org}");
         self.compose(&notice.recipient, &subject, body, message_id, date)
     }
@@ -205,31 +217,6 @@ impl Notifier {
             body,
         }
     }
-}
-
-/// The text/plain body: Dutch, then English; the link once, on its own line.
-fn body_text(org: &str, link: &str, phone: &Phone) -> String {
-    let masked = phone.masked();
-    format!(
-        "Beste ontvanger,\n\
-         \n\
-         {org} heeft u een beveiligd bericht gestuurd. U leest het via deze link:\n\
-         \n\
-         {link}\n\
-         \n\
-         Op de pagina vraagt u een code aan. Die ontvangt u per sms op {masked}.\n\
-         Deze e-mail bevat zelf geen inhoud van het bericht. Antwoorden op deze e-mail\n\
-         wordt niet gelezen.\n\
-         \n\
-         ---\n\
-         \n\
-         Dear recipient,\n\
-         \n\
-         {org} has sent you a secure message. Read it through the link above. On that\n\
-         page you ask for a code, which you receive by text message at {masked}.\n\
-         This e-mail does not contain the message itself. Replies to this e-mail are not\n\
-         read.\n"
-    )
 }
 
 /// The organisation's name on one line, without control characters, bounded.
@@ -322,6 +309,7 @@ mod tests {
             organisation: organisation.into(),
             mark: MarkKey::from_bytes(&[3; 32]).unwrap(),
             timeout: Duration::from_secs(10),
+            text: NoticeText::default(),
         }
     }
 

@@ -220,6 +220,7 @@ pub(crate) mod tests {
             organisation: "zkh.example".into(),
             mark: crate::message::portal_mark::MarkKey::from_bytes(&[7; 32]).unwrap(),
             timeout: Duration::from_secs(5),
+            text: Default::default(),
         };
         let senders = Arc::new(crate::portal::receipt::SenderMail {
             store: store.clone(),

@@ -158,6 +158,7 @@ fn start_web(
         secret: intake.store.key().subkey(b"web"),
         organisation: config.organisation.clone(),
         public_url: config.public_url.clone(),
+        branding: config.branding.clone(),
     });
     let listen = config.listen.clone();
     tokio::spawn(async move {

@@ -148,6 +148,15 @@ pub fn code_in(text: &str) -> String {
 /// chromedriver on a free port and a headless Chromium session that downloads into
 /// `downloads` without asking; its log and profile live in `dir`.
 pub async fn start_browser(dir: &Path, downloads: &Path) -> (Kill, Client) {
+    start_browser_with(dir, downloads, "nl,en").await
+}
+
+/// [`start_browser`] with the browser's `Accept-Language` list (e.g. `"en"`).
+pub async fn start_browser_with(
+    dir: &Path,
+    downloads: &Path,
+    accept_languages: &str,
+) -> (Kill, Client) {
     let cd_port = free_port();
     let cd_log = dir.join("chromedriver.log");
     let f = std::fs::File::create(&cd_log).unwrap();
@@ -168,11 +177,12 @@ pub async fn start_browser(dir: &Path, downloads: &Path) -> (Kill, Client) {
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                      "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync",
+                     format!("--accept-lang={accept_languages}"),
                      format!("--user-data-dir={}", profile.display())],
             "prefs": {
                 "download.default_directory": downloads.display().to_string(),
                 "download.prompt_for_download": false,
-                "intl.accept_languages": "nl,en",
+                "intl.accept_languages": accept_languages,
                 "profile.default_content_setting_values.automatic_downloads": 1
             }
         }

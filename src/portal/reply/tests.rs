@@ -26,6 +26,7 @@ async fn senders(dir: &std::path::Path) -> SenderMail {
             organisation: "Ziekenhuis".into(),
             mark: MarkKey::from_bytes(&[7; 32]).unwrap(),
             timeout: Duration::from_secs(5),
+            text: Default::default(),
         },
         auditor: Arc::new(Auditor::open(Some(&dir.join("audit.log"))).unwrap()),
         public_url: "https://p.example".into(),

@@ -35,8 +35,12 @@ pub fn secure_headers(h: &mut HeaderMap) {
         header::STRICT_TRANSPORT_SECURITY,
         "max-age=31536000; includeSubDomains",
     );
-    set(h, header::CACHE_CONTROL, "no-store");
-    set(h, header::PRAGMA, "no-cache");
+    // Only the logo sets its own (it is public and versioned by its URL); everything
+    // else is personal and never stored.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+        set(h, header::PRAGMA, "no-cache");
+    }
     set(
         h,
         HeaderName::from_static("x-robots-tag"),
@@ -150,8 +154,15 @@ mod tests {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(BODY_CSP),
         );
+        b.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=60"),
+        );
         secure_headers(&mut b);
         assert_eq!(b.get("content-security-policy").unwrap(), BODY_CSP);
+        assert_eq!(b.get("cache-control").unwrap(), "max-age=60");
+        assert!(b.get("pragma").is_none());
+        assert_eq!(b.get("x-content-type-options").unwrap(), "nosniff");
     }
 
     #[test]

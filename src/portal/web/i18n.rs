@@ -75,6 +75,8 @@ pub struct Text {
     pub lang: &'static str,
     pub skip: &'static str,
     pub language: &'static str,
+    /// The footer's link to the accessibility statement (its title too).
+    pub accessibility: &'static str,
     pub secure_message_from: &'static str,
     pub explain: &'static str,
     pub send_code: &'static str,
@@ -131,6 +133,21 @@ impl Text {
         }
     }
 
+    /// A file size in words people know: bytes below 1 kB, else kB or MB (Dutch with a
+    /// decimal comma).
+    pub fn size(&self, bytes: usize) -> String {
+        let (value, unit) = match bytes {
+            b if b < 1000 => return format!("{b} {}", self.bytes),
+            b if b < 1_000_000 => (b.div_ceil(1000).to_string(), "kB"),
+            b => {
+                let tenths = b.div_ceil(100_000);
+                let sep = if self.lang == "nl" { "," } else { "." };
+                (format!("{}{sep}{}", tenths / 10, tenths % 10), "MB")
+            }
+        };
+        format!("{value} {unit}")
+    }
+
     pub fn wait_minutes(&self, s: i64) -> String {
         let m = (s + 59) / 60;
         if self.lang == "nl" {
@@ -145,8 +162,9 @@ pub static NL: Text = Text {
     lang: "nl",
     skip: "Naar de inhoud",
     language: "Taal",
+    accessibility: "Toegankelijkheidsverklaring",
     secure_message_from: "Beveiligd bericht van",
-    explain: "Om het bericht te lezen, vraagt u een code aan. U krijgt de code per sms op het nummer",
+    explain: "U heeft een code nodig om het bericht te lezen. U krijgt de code per sms op het nummer",
     send_code: "Stuur mij een code",
     send_new_code: "Stuur een nieuwe code",
     code_sent: "De code is verstuurd naar",
@@ -154,16 +172,16 @@ pub static NL: Text = Text {
     code_hint: "6 cijfers, 10 minuten geldig",
     confirm: "Bevestigen",
     no_code: "Deze code is verlopen of al gebruikt. Vraag een nieuwe code aan.",
-    locked: "Te veel onjuiste codes. U kunt het over een uur opnieuw proberen. De afzender is op de hoogte gebracht.",
-    try_later: "Het versturen van de code is niet gelukt. Probeer het later opnieuw.",
+    locked: "Te veel onjuiste codes. Probeer het over een uur opnieuw. De afzender heeft hierover een e-mail gekregen.",
+    try_later: "Er ging iets mis. Probeer het later opnieuw.",
     gone_title: "Dit bericht is niet meer beschikbaar",
-    gone_text: "De link is verlopen of ingetrokken. Neem contact op met de afzender als u het bericht nog nodig heeft.",
+    gone_text: "De link is verlopen. Heeft u het bericht nog nodig? Neem dan contact op met de afzender.",
     unknown_title: "Link niet gevonden",
-    unknown_text: "Controleer of u de volledige link uit de e-mail heeft gebruikt.",
+    unknown_text: "Klopt de link? Gebruik de hele link uit de e-mail.",
     refused_title: "Verzoek geweigerd",
-    refused_text: "Dit verzoek kon niet worden gecontroleerd. Open de link uit de e-mail opnieuw.",
-    busy_title: "Te veel verzoeken",
-    busy_text: "Wacht even en probeer het daarna opnieuw.",
+    refused_text: "Wij konden niet controleren of dit verzoek van u komt. Open de link uit de e-mail opnieuw.",
+    busy_title: "Even wachten",
+    busy_text: "U deed veel verzoeken in korte tijd. Wacht een minuut en probeer het dan opnieuw.",
     from: "Van",
     date: "Datum",
     subject: "Onderwerp",
@@ -185,8 +203,9 @@ pub static EN: Text = Text {
     lang: "en",
     skip: "Skip to content",
     language: "Language",
+    accessibility: "Accessibility statement",
     secure_message_from: "Secure message from",
-    explain: "To read the message, request a code. The code is sent by text message to the number",
+    explain: "You need a code to read the message. You get the code by text message at the number",
     send_code: "Send me a code",
     send_new_code: "Send a new code",
     code_sent: "The code was sent to",
@@ -194,16 +213,16 @@ pub static EN: Text = Text {
     code_hint: "6 digits, valid for 10 minutes",
     confirm: "Confirm",
     no_code: "This code has expired or was already used. Please request a new code.",
-    locked: "Too many wrong codes. You can try again in an hour. The sender has been informed.",
-    try_later: "The code could not be sent. Please try again later.",
+    locked: "Too many wrong codes. Please try again in an hour. The sender has been told by e-mail.",
+    try_later: "Something went wrong. Please try again later.",
     gone_title: "This message is no longer available",
-    gone_text: "The link has expired or was withdrawn. Please contact the sender if you still need the message.",
+    gone_text: "The link has expired. Do you still need the message? Please contact the sender.",
     unknown_title: "Link not found",
-    unknown_text: "Please check that you used the complete link from the e-mail.",
+    unknown_text: "Is the link right? Use the whole link from the e-mail.",
     refused_title: "Request refused",
-    refused_text: "This request could not be verified. Please open the link from the e-mail again.",
-    busy_title: "Too many requests",
-    busy_text: "Please wait a moment and try again.",
+    refused_text: "We could not check that this request came from you. Please open the link from the e-mail again.",
+    busy_title: "Please wait",
+    busy_text: "You made many requests in a short time. Wait a minute, then try again.",
     from: "From",
     date: "Date",
     subject: "Subject",
@@ -253,5 +272,10 @@ mod tests {
         assert!(NL.wrong_code(3).contains("nog 3 keer"));
         assert!(EN.wrong_code(1).contains("1 try left"));
         assert!(EN.wait_minutes(61).contains("2 minutes"));
+        assert_eq!(NL.size(999), "999 bytes");
+        assert_eq!(NL.size(1000), "1 kB");
+        assert_eq!(EN.size(14_001), "15 kB");
+        assert_eq!(NL.size(2_345_678), "2,4 MB");
+        assert_eq!(EN.size(1_000_000), "1.0 MB");
     }
 }

@@ -12,6 +12,7 @@
 //! every request passes a per-address rate limit. Links carry the token in the path and
 //! nothing else; no secret, code or content is logged.
 
+mod brand;
 mod files;
 mod guard;
 pub mod i18n;
@@ -25,6 +26,8 @@ mod routes;
 pub mod sanitize;
 pub mod session;
 mod source;
+mod statement;
+mod switch;
 mod templates;
 pub mod view;
 
@@ -223,6 +226,8 @@ pub struct WebDeps {
     pub organisation: String,
     /// `public_url` (its origin is what POSTs must come from).
     pub public_url: String,
+    /// `[portal.branding]`: logo, colours, the accessibility statement's contact.
+    pub branding: crate::config::portal::Branding,
 }
 
 pub struct WebState {
@@ -240,6 +245,7 @@ pub struct WebState {
     organisation: String,
     origin: String,
     limiter: guard::RateLimiter,
+    brand: brand::Brand,
 }
 
 impl std::fmt::Debug for WebState {
@@ -268,6 +274,7 @@ impl WebState {
             organisation: d.organisation,
             origin: session::origin_of(&d.public_url),
             limiter: guard::RateLimiter::default(),
+            brand: brand::Brand::new(&d.branding),
         })
     }
 }
@@ -325,20 +332,47 @@ async fn front_door(
     let ip = client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
     let post = req.method() == axum::http::Method::POST;
-    let mut resp = if state.limiter.allow(ip, post, std::time::Instant::now()) {
-        next.run(req).await
-    } else {
-        let lang = i18n::Lang::choose(None, req.headers());
-        routes::notice_page(
-            &state,
-            lang,
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            lang.text().busy_title,
-            lang.text().busy_text,
-        )
-    };
+    let target = switch::target(req.uri().path());
+    let lang = i18n::Lang::choose(None, req.headers());
+    let mut resp = switch::scope(target, async {
+        if state.limiter.allow(ip, post, std::time::Instant::now()) {
+            as_page(&state, lang, next.run(req).await)
+        } else {
+            routes::notice_page(
+                &state,
+                lang,
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                lang.text().busy_title,
+                lang.text().busy_text,
+            )
+        }
+    })
+    .await;
     guard::secure_headers(resp.headers_mut());
     resp
+}
+
+/// axum's own refusals (405 for a GET on a form's address, 400 for a path or form it
+/// cannot read, 413, 415) are plain text: they become the notice page (same status), so
+/// that every page a browser can land on has the language switch and the footer.
+fn as_page(state: &WebState, lang: i18n::Lang, resp: Response) -> Response {
+    let status = resp.status();
+    let is_html = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !status.is_client_error() || is_html {
+        return resp;
+    }
+    let t = lang.text();
+    let (title, text) = match status {
+        axum::http::StatusCode::NOT_FOUND | axum::http::StatusCode::METHOD_NOT_ALLOWED => {
+            (t.unknown_title, t.unknown_text)
+        }
+        _ => (t.error_title, t.refused_text),
+    };
+    routes::notice_page(state, lang, status, title, text)
 }
 
 /// The application (for tests that drive it in process).

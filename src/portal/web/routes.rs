@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<WebState>> {
         .route("/m/{token}/part/{n}", get(files::part))
         .route("/m/{token}/pdf", get(files::pdf_download))
         .route("/m/{token}/eml", get(files::eml))
+        .merge(super::brand::routes())
         .merge(super::revoke::routes())
         .merge(super::reply::routes())
         .merge(super::number::routes())
@@ -84,6 +85,7 @@ pub(super) fn common(state: &WebState, lang: Lang, title: &str, here: &str) -> C
         org: state.organisation.clone(),
         title: title.to_string(),
         here: here.to_string(),
+        logo: state.brand.logo_url.clone(),
     }
 }
 
@@ -95,7 +97,7 @@ pub(super) fn notice_page(
     text: &str,
 ) -> Response {
     let page = Notice {
-        c: common(state, lang, title, "/"),
+        c: common(state, lang, title, &super::switch::current()),
         text: text.to_string(),
     };
     html(status, page.render())
@@ -142,8 +144,10 @@ async fn css() -> Response {
         .into_response()
 }
 
-async fn fallback(State(state): St, headers: HeaderMap) -> Response {
-    unknown(&state, Lang::choose(None, &headers))
+/// Any other path: "link not found"; its language switch (to `/`) lands here too.
+async fn fallback(State(state): St, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let resp = unknown(&state, Lang::choose(q.lang.as_deref(), &headers));
+    with_lang_cookie(resp, &q)
 }
 
 pub(super) fn here(token: &str) -> String {

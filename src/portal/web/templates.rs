@@ -12,6 +12,8 @@ pub struct Common {
     pub title: String,
     /// The page's own path, for the language switch.
     pub here: String,
+    /// `[portal.branding] logo`: its URL, shown instead of the name (alt: the name).
+    pub logo: Option<String>,
 }
 
 #[derive(Template)]
