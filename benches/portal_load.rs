@@ -30,7 +30,7 @@ mod portal_support;
 use nta7516_milter::config::portal::StoreLocation;
 use nta7516_milter::portal::crypto::MasterKey;
 use nta7516_milter::portal::store::Store;
-use portal_browser_support::{code_in, sms_stub, store_one};
+use portal_browser_support::{code_in, http_as_sent as http, sms_stub, store_one};
 use portal_support::Portal;
 
 const MB: usize = 1024 * 1024;
@@ -128,30 +128,6 @@ fn memory(dir: &Path) {
     );
     assert_eq!(stored, n, "{replies:?}");
     p.stop();
-}
-
-/// One HTTP/1.1 request (with `Connection: close`): the response head as sent (cookie
-/// values keep their case) and the body.
-async fn http(port: u16, request: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(
-        request
-            .replace("HOST", &format!("127.0.0.1:{port}"))
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_string(), body.to_string())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -341,6 +341,12 @@ pub use pg::Pg;
 
 /// One HTTP/1.1 request straight at the portal; the response head (lower-cased) and body.
 pub async fn http(port: u16, request: &str) -> (String, String) {
+    let (head, body) = http_as_sent(port, request).await;
+    (head.to_ascii_lowercase(), body)
+}
+
+/// [`http`] with the head as the portal sent it (cookie values keep their case).
+pub async fn http_as_sent(port: u16, request: &str) -> (String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -359,7 +365,7 @@ pub async fn http(port: u16, request: &str) -> (String, String) {
         .unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_ascii_lowercase(), body.to_string())
+    (head.to_string(), body.to_string())
 }
 
 /// The fake SMS webhook on a loopback port: every request's JSON body, in order.

@@ -69,18 +69,35 @@ impl Store {
         seen: i64,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.claim_row(
             "UPDATE portal_recipients SET notify_next = $3 \
              WHERE id = $1 AND notify_pending = 1 AND notify_next = $2",
+            recipient_id,
+            seen,
+            at,
         )
-        .bind(recipient_id.to_string())
-        .bind(seen)
-        // Strictly after `seen`, so that a second claim on the same reading never
-        // matches (two claims within the same second).
-        .bind(at.saturating_add(NOTIFY_CLAIM).max(seen.saturating_add(1)))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .await
+    }
+
+    /// The compare-and-set of every per-mail claim (notification, receipt, number
+    /// request): `sql` moves row `$1`'s "next" time from `$2` (`seen`, as read) to `$3`
+    /// while it is pending. True for exactly one caller.
+    pub(super) async fn claim_row(
+        &self,
+        sql: &'static str,
+        id: &str,
+        seen: i64,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql)
+            .bind(id.to_string())
+            .bind(seen)
+            // Strictly after `seen`, so that a second claim on the same reading never
+            // matches (two claims within the same second).
+            .bind(at.saturating_add(NOTIFY_CLAIM).max(seen.saturating_add(1)))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(done == 1)
     }
 }

@@ -313,20 +313,14 @@ impl Store {
     /// Claims the receipt of `id` read with `next_at == seen` (as
     /// [`Store::claim_notice`]): true, this node sends it now.
     pub async fn claim_receipt(&self, id: &str, seen: i64, at: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.claim_row(
             "UPDATE portal_receipts SET next_at = $3 \
              WHERE message_id = $1 AND pending = 1 AND next_at = $2",
+            id,
+            seen,
+            at,
         )
-        .bind(id.to_string())
-        .bind(seen)
-        .bind(
-            at.saturating_add(super::NOTIFY_CLAIM)
-                .max(seen.saturating_add(1)),
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        .await
     }
 
     pub async fn receipt_sent(&self, id: &str) -> Result<(), StoreError> {

@@ -197,20 +197,14 @@ impl Store {
 
     /// Claims an ask read with `ask_next == seen` (as [`Store::claim_notice`]).
     pub async fn claim_ask(&self, rid: &str, seen: i64, at: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.claim_row(
             "UPDATE portal_waiting SET ask_next = $3 \
              WHERE recipient_id = $1 AND ask_pending = 1 AND ask_next = $2",
+            rid,
+            seen,
+            at,
         )
-        .bind(rid.to_string())
-        .bind(seen)
-        .bind(
-            at.saturating_add(super::NOTIFY_CLAIM)
-                .max(seen.saturating_add(1)),
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        .await
     }
 
     /// The ask went out as `message_id` (without angle brackets; a reply to it can give

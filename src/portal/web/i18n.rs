@@ -61,6 +61,15 @@ impl Lang {
         best.map_or(Lang::Nl, |(_, l)| l)
     }
 
+    /// The Dutch or the English one of a pair of text tables (the pages' own tables:
+    /// revoke, reply, number).
+    pub fn pick<T>(self, nl: &'static T, en: &'static T) -> &'static T {
+        match self {
+            Lang::Nl => nl,
+            Lang::En => en,
+        }
+    }
+
     pub fn text(self) -> &'static Text {
         match self {
             Lang::Nl => &NL,

@@ -15,7 +15,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::i18n::Lang;
-use super::revoke::internal;
+use super::revoke::outside;
 use super::routes::{St, common, html, notice_page, refused, try_later, unknown};
 use super::{ClientIp, WebState, session};
 use crate::portal::phone::Phone;
@@ -65,10 +65,7 @@ pub static EN: NumberText = NumberText {
 };
 
 pub fn text(lang: Lang) -> &'static NumberText {
-    match lang {
-        Lang::Nl => &NL,
-        Lang::En => &EN,
-    }
+    lang.pick(&NL, &EN)
 }
 
 #[derive(Template)]
@@ -111,14 +108,8 @@ async fn checked(
         return Err(unknown(state, lang));
     };
     let n = text(lang);
-    if !internal(&state.internal, ip) {
-        return Err(notice_page(
-            state,
-            lang,
-            StatusCode::FORBIDDEN,
-            n.title,
-            n.outside_text,
-        ));
+    if let Some(refusal) = outside(state, ip, lang, n.title, n.outside_text) {
+        return Err(refusal);
     }
     match numbers.by_link(token).await {
         Ok(Some(w)) if w.state == 0 => Ok(w),

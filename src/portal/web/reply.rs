@@ -96,10 +96,7 @@ pub static EN: ReplyText = ReplyText {
 };
 
 pub fn text(lang: Lang) -> &'static ReplyText {
-    match lang {
-        Lang::Nl => &NL,
-        Lang::En => &EN,
-    }
+    lang.pick(&NL, &EN)
 }
 
 /// Why a reply form was refused before sending.

@@ -84,10 +84,7 @@ pub static EN: RevokeText = RevokeText {
 };
 
 pub fn text(lang: Lang) -> &'static RevokeText {
-    match lang {
-        Lang::Nl => &NL,
-        Lang::En => &EN,
-    }
+    lang.pick(&NL, &EN)
 }
 
 #[derive(Template)]
@@ -118,6 +115,19 @@ pub(super) fn internal(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(&ip))
 }
 
+/// The sender's pages (`/r/`, `/n/`) answer only the organisation's own clients; the
+/// page for anyone else: 403 with `title` and `text` (what to do instead).
+pub(super) fn outside(
+    state: &WebState,
+    ip: IpAddr,
+    lang: Lang,
+    title: &str,
+    text: &str,
+) -> Option<Response> {
+    (!internal(&state.internal, ip))
+        .then(|| notice_page(state, lang, StatusCode::FORBIDDEN, title, text))
+}
+
 fn binding(id: &str) -> String {
     format!("revoke:{id}")
 }
@@ -136,15 +146,9 @@ async fn checked(
     let Some(revoke) = &state.revoke else {
         return Err(unknown(state, lang));
     };
-    if !internal(&state.internal, ip) {
-        let r = text(lang);
-        return Err(notice_page(
-            state,
-            lang,
-            StatusCode::FORBIDDEN,
-            r.outside_title,
-            r.outside_text,
-        ));
+    let r = text(lang);
+    if let Some(refusal) = outside(state, ip, lang, r.outside_title, r.outside_text) {
+        return Err(refusal);
     }
     match revoke.by_link(token).await {
         Ok(Some(m)) => Ok(m),
