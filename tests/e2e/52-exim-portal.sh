@@ -95,6 +95,14 @@ queued_from() {
     ex_logline "^[0-9-]+ [0-9:]+ [0-9A-Za-z-]+ <= $1 " | tail -n 1 | awk '{ print $3 }'
 }
 
+# queued_for RCPT : the id of the newest queued message for RCPT (exim -bp; the portal
+# also submits a receipt to the sender right after the notification)
+queued_for() {
+    ex_exim -bp 2>/dev/null |
+        awk -v r="$1" '$3 ~ /^[0-9A-Za-z]+-[0-9A-Za-z]+-[0-9A-Za-z]+$/ { id = $3 } $1 == r { print id }' |
+        tail -n 1
+}
+
 # --- secure mail with X-NTA7516-Phone and an attachment -> the portal -------------------------
 t=$(pf_token)
 r="p$(pf_token)@notlsa.lab.test"
@@ -114,7 +122,9 @@ pf_assert_count "portal: the message itself never reached the domain's MX" 0 pfc
 n=""
 wait_for "the portal submitted its notification to Exim" 50 0.2 \
     sh -c "grep -Eq ' <= $PORTAL_FROM U=root P=local ' '$(ex_log)'" || true
-n=$(queued_from "$PORTAL_FROM")
+is_queued_for() { [ -n "$(queued_for "$1")" ]; }
+wait_for "the notification is queued for $r" 50 0.2 is_queued_for "$r" || true
+n=$(queued_for "$r")
 if assert_match "notification: taken in locally from the portal (P=local)" '.' "$n"; then
     ex_deliver "$n"
     ex_assert_log "notification: delivered by nta7516_standard (the portal's own mail)" \
