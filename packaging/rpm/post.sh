@@ -6,6 +6,18 @@ if getent group postfix >/dev/null; then
     usermod -a -G postfix nta7516-milter || :
 fi
 install -d -m 0750 -o nta7516-milter -g nta7516-milter /var/lib/nta7516-milter /var/log/nta7516-milter
+# The portal: in group postdrop (Postfix's sendmail under NoNewPrivileges), its secrets
+# made once and never overwritten, root-only (the unit hands them over).
+if getent group postdrop >/dev/null; then
+    usermod -a -G postdrop nta7516-portal || :
+fi
+[ -e /etc/nta7516-milter/portal.key ] ||
+    /usr/sbin/nta7516-milter portal keygen --out /etc/nta7516-milter/portal.key >/dev/null || :
+if [ ! -e /etc/nta7516-milter/portal-mail.key ]; then
+    (umask 077 && head -c 32 /dev/urandom >/etc/nta7516-milter/portal-mail.key)
+    chown root:nta7516-milter /etc/nta7516-milter/portal-mail.key
+    chmod 0640 /etc/nta7516-milter/portal-mail.key
+fi
 [ -d /etc/nta7516-milter/dkim ] || install -d -m 0750 -o root -g nta7516-milter /etc/nta7516-milter/dkim
 if [ -d /var/spool/postfix ] && getent group postfix >/dev/null; then
     install -d -m 0750 -o nta7516-milter -g postfix /var/spool/postfix/nta7516-milter

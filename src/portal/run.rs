@@ -3,6 +3,7 @@
 //!
 //! The web side (`crate::portal::web`) is started here too: see [`start_web`].
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -52,7 +53,15 @@ pub struct Portal {
 
 impl Portal {
     pub async fn start(config: &Config) -> Result<Portal, RunError> {
-        let portal = config.portal.clone().ok_or(RunError::NotConfigured)?;
+        let mut portal = config.portal.clone().ok_or(RunError::NotConfigured)?;
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        for file in [
+            &mut portal.key_file,
+            &mut portal.mail_key,
+            &mut portal.sms.token_file,
+        ] {
+            *file = credential(dir.as_deref(), file);
+        }
         let key = Arc::new(MasterKey::load(&portal.key_file)?);
         let auditor = Arc::new(Auditor::open(portal.audit_file.as_deref())?);
         let store = Store::open(&portal.store, key).await?;
@@ -171,6 +180,21 @@ fn start_web(
     });
 }
 
+/// A secret the service manager handed over (`LoadCredential=`, systemd.exec(5)): with
+/// `$CREDENTIALS_DIRECTORY` set and a credential there named like `path`'s file name,
+/// that credential; else `path` itself. The packaged unit passes the root-only key files
+/// this way, so the web-facing process never reads /etc/nta7516-milter itself.
+pub fn credential(dir: Option<&Path>, path: &Path) -> PathBuf {
+    if let (Some(dir), Some(name)) = (dir, path.file_name()) {
+        let c = dir.join(name);
+        if c.is_file() {
+            tracing::info!(file = %path.display(), credential = %c.display(), "portal: using the credential the service manager passed");
+            return c;
+        }
+    }
+    path.to_path_buf()
+}
+
 /// This process's name as lease holder: unique even for two nodes on one host or a
 /// restart with the same pid (a random part), readable in `portal_leases` (the host).
 fn node_name(host: &str) -> String {
@@ -186,4 +210,26 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_replace_only_files_that_are_there() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("portal.key"), b"k").unwrap();
+        let key = Path::new("/etc/nta7516-milter/portal.key");
+        let mail = Path::new("/etc/nta7516-milter/portal-mail.key");
+        assert_eq!(
+            credential(Some(dir.path()), key),
+            dir.path().join("portal.key")
+        );
+        assert_eq!(credential(Some(dir.path()), mail), mail);
+        assert_eq!(credential(None, key), key);
+        // A directory of that name is not a credential.
+        std::fs::create_dir(dir.path().join("portal-mail.key")).unwrap();
+        assert_eq!(credential(Some(dir.path()), mail), mail);
+    }
 }

@@ -16,6 +16,9 @@
 #            the installed logrotate file (forced rotation), SIGHUP, SIGTERM, and
 #            `audit verify` over the rotated and the new file
 #   upgrade  reinstall over a locally modified conffile: kept, group and mode restored
+#   portal   the portal's user (in group postdrop), its master and mail keys made once
+#            (modes; unchanged by a reinstall and kept by purge, which says so), its unit
+#            installed and not enabled: systemd-analyze verify and security, settings
 #   remove   dpkg -r keeps the conffile; dpkg --purge removes binary, unit, config, state
 #            and socket directories, and KEEPS /var/log/nta7516-milter and the user (NEN 7513)
 #
@@ -66,6 +69,13 @@ cleanup() {
     if dpkg-query -W -f='${Status}' nta7516-milter 2>/dev/null | grep -q 'installed\|config-files'; then
         dpkg_ --purge nta7516-milter >/dev/null
     fi
+    # purge keeps the portal's keys (as the test checks): this test made them
+    rm -f /etc/nta7516-milter/portal.key /etc/nta7516-milter/portal-mail.key
+    rmdir /etc/nta7516-milter 2>/dev/null
+    if getent passwd nta7516-portal >/dev/null && [ -f "$PKG/created-portal-user" ]; then
+        deluser --quiet --system nta7516-portal >/dev/null 2>&1
+        getent group nta7516-portal >/dev/null && delgroup --quiet --system nta7516-portal >/dev/null 2>&1
+    fi
     [ -f "$MARKER" ] && rm -rf "$LOGDIR"
     if getent passwd "$USER_NAME" >/dev/null && [ -f "$PKG/created-user" ]; then
         deluser --quiet --system "$USER_NAME" >/dev/null 2>&1
@@ -84,7 +94,7 @@ assert_eq "packaged config: listeners stay on the loopback defaults" \
     'milter = "inet:127.0.0.1:7516"|map = "inet:127.0.0.1:7517"' \
     "$(grep -E '^(milter|map) = ' "$E2E_REPO/packaging/config.toml" | paste -sd '|')"
 
-for page in nta7516-milter.8 nta7516-milter.toml.5; do
+for page in nta7516-milter.8 nta7516-milter.toml.5 nta7516-portal.8; do
     warnings=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$E2E_REPO/packaging/man/$page" 2>&1)
     assert_eq "man page $page: no groff warnings (groff -man -ww)" "" "$warnings"
 done
@@ -189,6 +199,10 @@ if [ -e "$LOGDIR" ]; then
     fi
 fi
 getent passwd "$USER_NAME" >/dev/null || touch "$PKG/created-user"
+getent passwd nta7516-portal >/dev/null || touch "$PKG/created-portal-user"
+for k in portal.key portal-mail.key; do
+    [ -e "/etc/nta7516-milter/$k" ] && e2e_fail "/etc/nta7516-milter/$k exists before the test: the key tests below are not meaningful"
+done
 
 out=$(dpkg_ -i "$deb" 2>&1) && rc=0 || rc=$?
 assert_eq "dpkg -i succeeds without systemd as PID 1" 0 "$rc" "$(printf '%s\n' "$out" | tail -n 15)"
@@ -233,6 +247,40 @@ assert_eq "log directory $LOGDIR nta7516-milter:nta7516-milter 0750" "$USER_NAME
 assert_eq "state directory /var/lib/nta7516-milter 0750" "$USER_NAME:$USER_NAME 750" "$(stat_of /var/lib/nta7516-milter)"
 assert_eq "DKIM key directory /etc/nta7516-milter/dkim root:nta7516-milter 0750" "root:$USER_NAME 750" \
     "$(stat_of /etc/nta7516-milter/dkim)"
+
+# the portal: its user, its keys (made once), its unit (installed, not enabled)
+assert_match "portal: system user nta7516-portal (no login shell, home /var/lib/nta7516-portal)" \
+    '^nta7516-portal:x:[0-9]+:[0-9]+:[^:]*:/var/lib/nta7516-portal:/usr/sbin/nologin$' "$(getent passwd nta7516-portal || true)"
+if getent group postdrop >/dev/null; then
+    assert_match "portal: nta7516-portal is in group postdrop (Postfix's sendmail under NoNewPrivileges)" \
+        '(^| )postdrop( |$)' "$(id -Gn nta7516-portal 2>&1)"
+fi
+assert_eq "portal: master key made, root:root 0600, 32 bytes or more" "root:root 600 ok" \
+    "$(stat_of /etc/nta7516-milter/portal.key) $(test "$(stat -c %s /etc/nta7516-milter/portal.key)" -ge 32 && echo ok)"
+assert_eq "portal: mail key made, root:nta7516-milter 0640, 32 bytes" "root:$USER_NAME 640 32" \
+    "$(stat_of /etc/nta7516-milter/portal-mail.key) $(stat -c %s /etc/nta7516-milter/portal-mail.key)"
+key_sum=$(sha256sum /etc/nta7516-milter/portal.key /etc/nta7516-milter/portal-mail.key)
+assert_eq "portal: unit /lib/systemd/system/nta7516-portal.service 0644, not enabled" "root:root 644 no" \
+    "$(stat_of /lib/systemd/system/nta7516-portal.service) $(test -e /etc/systemd/system/multi-user.target.wants/nta7516-portal.service && echo yes || echo no)"
+assert_true "portal: man page nta7516-portal(8) installed" gzip -t /usr/share/man/man8/nta7516-portal.8.gz
+verify=$(systemd-analyze verify /lib/systemd/system/nta7516-portal.service 2>&1) && rc=0 || rc=$?
+own=$(printf '%s\n' "$verify" | grep 'nta7516-portal' || true)
+assert_eq "portal: systemd-analyze verify: no complaint about the unit itself (exit $rc)" "" "$own" "$verify"
+security=$(systemd-analyze security --offline=true /lib/systemd/system/nta7516-portal.service 2>&1 || true)
+level=$(printf '%s\n' "$security" | sed -n 's/.*Overall exposure level for nta7516-portal.service: \([0-9.]*\).*/\1/p')
+assert_true "portal: systemd-analyze security: exposure ${level:-?} <= 2.0" \
+    awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
+gaps=""
+for setting in Type=notify User=nta7516-portal ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
+    NoNewPrivileges=yes CapabilityBoundingSet= AmbientCapabilities= StateDirectory=nta7516-portal \
+    LogsDirectory=nta7516-portal SystemCallFilter=@system-service MemoryDenyWriteExecute=yes \
+    LoadCredential=portal.key:/etc/nta7516-milter/portal.key \
+    LoadCredential=config.toml:/etc/nta7516-milter/config.toml \
+    'ExecStart=/usr/sbin/nta7516-milter portal --config %d/config.toml' \
+    'ReadWritePaths=-/var/spool/postfix/maildrop -/var/spool/postfix/public'; do
+    grep -qxF -- "$setting" /lib/systemd/system/nta7516-portal.service || gaps="$gaps [$setting]"
+done
+assert_eq "portal: unit has every required hardening, credential and exec setting" "" "$gaps"
 
 # the unit
 verify=$(systemd-analyze verify /lib/systemd/system/nta7516-milter.service 2>&1) && rc=0 || rc=$?
@@ -343,6 +391,8 @@ assert_eq "reinstall (upgrade path of postinst) succeeds" 0 "$rc" "$(printf '%s\
 assert_true "reinstall keeps the locally modified conffile" grep -q 'local change by the e2e test' /etc/nta7516-milter/config.toml
 assert_eq "reinstall restores root:nta7516-milter 0640 on the config" "root:$USER_NAME 640" \
     "$(stat_of /etc/nta7516-milter/config.toml)"
+assert_eq "reinstall never overwrites the portal's keys" "$key_sum" \
+    "$(sha256sum /etc/nta7516-milter/portal.key /etc/nta7516-milter/portal-mail.key)"
 
 # ---------------------------------------------------------------------------------------
 # Remove and purge
@@ -357,8 +407,8 @@ assert_eq "dpkg --purge succeeds" 0 "$rc" "$out"
 assert_eq "purge: package gone from dpkg's database" "" \
     "$(dpkg-query -W -f='${Status}' nta7516-milter 2>/dev/null || true)"
 left=""
-for p in /usr/sbin/nta7516-milter /lib/systemd/system/nta7516-milter.service /etc/nta7516-milter \
-    /etc/logrotate.d/nta7516-milter /usr/lib/tmpfiles.d/nta7516-milter.conf /var/lib/nta7516-milter \
+for p in /usr/sbin/nta7516-milter /lib/systemd/system/nta7516-milter.service /etc/nta7516-milter/config.toml \
+    /etc/nta7516-milter/dkim /lib/systemd/system/nta7516-portal.service /etc/logrotate.d/nta7516-milter /usr/lib/tmpfiles.d/nta7516-milter.conf /var/lib/nta7516-milter \
     "$SPOOL" /usr/share/doc/nta7516-milter /usr/share/man/man8/nta7516-milter.8.gz; do
     [ -e "$p" ] && left="$left $p"
 done
@@ -367,3 +417,9 @@ assert_true "purge KEEPS the audit logs in $LOGDIR (NEN 7513: five years)" \
     sh -c "[ -d '$LOGDIR' ] && ls '$LOGDIR' | grep -q '^audit.log'"
 assert_true "purge keeps the user owning them (no uid reuse)" getent passwd "$USER_NAME"
 assert_match "purge says that it kept the audit logs" 'kept /var/log/nta7516-milter' "$out"
+assert_eq "purge KEEPS the portal's keys, unchanged, and nothing else in /etc/nta7516-milter" \
+    "$key_sum|portal-mail.key portal.key" \
+    "$(sha256sum /etc/nta7516-milter/portal.key /etc/nta7516-milter/portal-mail.key 2>&1)|$(ls /etc/nta7516-milter 2>&1 | sort | tr '\n' ' ' | sed 's/ $//')"
+assert_match "purge says that it kept the portal's key (and how to remove it)" \
+    'kept /etc/nta7516-milter/portal.key .*remove it yourself' "$out"
+assert_true "purge keeps the portal's user" getent passwd nta7516-portal

@@ -43,6 +43,7 @@ assert_match "cargo-generate-rpm built nta7516-milter-${VERSION}-1.<arch>.rpm fr
 expected="/etc/logrotate.d/nta7516-milter
 /etc/nta7516-milter/config.toml
 /usr/lib/systemd/system/nta7516-milter.service
+/usr/lib/systemd/system/nta7516-portal.service
 /usr/lib/tmpfiles.d/nta7516-milter.conf
 /usr/sbin/nta7516-milter
 /usr/share/doc/nta7516-milter/CHANGELOG.md
@@ -52,7 +53,8 @@ expected="/etc/logrotate.d/nta7516-milter
 /usr/share/doc/nta7516-milter/portal/README.md
 $(cd "$E2E_REPO" && for f in exim/* postfix/*; do printf '/usr/share/doc/nta7516-milter/%s\n' "$f"; done)
 /usr/share/man/man5/nta7516-milter.toml.5
-/usr/share/man/man8/nta7516-milter.8"
+/usr/share/man/man8/nta7516-milter.8
+/usr/share/man/man8/nta7516-portal.8"
 files=$(rpm -qlp "$rpmfile" 2>&1 | sort)
 assert_eq "rpm -qlp: the expected file list" "$(printf '%s\n' "$expected" | sort)" "$files" \
     "$(diff <(printf '%s\n' "$expected" | sort) <(printf '%s\n' "$files") || true)"
@@ -129,6 +131,10 @@ assert_eq "%post: /var/lib/nta7516-milter nta7516-milter 0750" "nta7516-milter:n
 assert_eq "%post: /etc/nta7516-milter/dkim root:nta7516-milter 0750" "root:nta7516-milter 750" "$(stat_of /etc/nta7516-milter/dkim)"
 assert_eq "%post: no postfix group, so no socket directory" "absent" \
     "$([ -e "$ROOT/var/spool/postfix/nta7516-milter" ] && echo present || echo absent)"
+assert_match "%pre created the portal's user nta7516-portal" '^nta7516-portal:x:[0-9]+:[0-9]+:' "$(in_root getent passwd nta7516-portal)"
+assert_eq "%post made the portal's keys: master root:root 0600, mail root:nta7516-milter 0640" \
+    "root:root 600|root:nta7516-milter 640" \
+    "$(stat_of /etc/nta7516-milter/portal.key)|$(stat_of /etc/nta7516-milter/portal-mail.key)"
 assert_eq "the installed binary runs in the root" "nta7516-milter $VERSION" "$(in_root /usr/sbin/nta7516-milter --version 2>&1)"
 assert_true "the installed config passes check-config, as the daemon user" \
     in_root setpriv --reuid nta7516-milter --regid nta7516-milter --init-groups \
@@ -139,4 +145,5 @@ out=$(rpm --root "$ROOT" -e nta7516-milter 2>&1) && rc=0 || rc=$?
 assert_eq "rpm --root -e: erased, scriptlets succeeded" "0" "$rc"
 assert_eq "after erase: the binary is gone" absent "$([ -e "$ROOT/usr/sbin/nta7516-milter" ] && echo present || echo absent)"
 assert_eq "after erase: the audit log is kept" "audit line" "$(cat "$ROOT/var/log/nta7516-milter/audit.log" 2>&1)"
+assert_true "after erase: the portal's master key is kept" test -s "$ROOT/etc/nta7516-milter/portal.key"
 rm -rf "$ROOT"
