@@ -273,6 +273,27 @@ impl Store {
         .bind(RECEIPT_BATCH)
         .fetch_all(&self.pool)
         .await?;
+        self.receipt_rows(rows).await
+    }
+
+    /// The receipt of `id` as stored at intake (claimed by the storing node until
+    /// `next_at`), if one is to be sent.
+    pub async fn receipt(&self, id: &str) -> Result<Option<PendingReceipt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.message_id, t.sender, t.attempts, t.next_at FROM portal_receipts t \
+             WHERE t.message_id = $1 AND t.pending = 1",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self.receipt_rows(rows).await?.into_iter().next())
+    }
+
+    /// Receipt rows with their messages (a row whose message is gone is left out).
+    async fn receipt_rows(
+        &self,
+        rows: Vec<sqlx::any::AnyRow>,
+    ) -> Result<Vec<PendingReceipt>, StoreError> {
         let mut out = Vec::new();
         for row in rows {
             let id: String = row.try_get("message_id")?;
@@ -287,27 +308,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// The receipt of `id` as stored at intake (claimed by the storing node until
-    /// `next_at`), if one is to be sent.
-    pub async fn receipt(&self, id: &str) -> Result<Option<PendingReceipt>, StoreError> {
-        let row = sqlx::query(
-            "SELECT sender, attempts, next_at FROM portal_receipts \
-             WHERE message_id = $1 AND pending = 1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        let (Some(row), Some(message)) = (row, self.summary(id).await?) else {
-            return Ok(None);
-        };
-        Ok(Some(PendingReceipt {
-            message,
-            sender: row.try_get("sender")?,
-            attempts: row.try_get("attempts")?,
-            next_at: row.try_get("next_at")?,
-        }))
     }
 
     /// Claims the receipt of `id` read with `next_at == seen` (as
