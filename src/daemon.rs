@@ -73,6 +73,21 @@ pub async fn run_with_metrics(
         l.report_accepting(counters.accepting_flag(f));
         counters.set_running(f, true);
     }
+    // The start's own lines before either front-end serves: the trail must show the
+    // start (and which configuration) before the first decision made under it.
+    {
+        let g = shared.current();
+        g.auditor.record(Event::ConfigLoaded {
+            source: source_name(&g),
+            generation: g.number,
+        });
+        g.auditor.record(Event::Startup {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            milter: g.config.server.milter.to_string(),
+            map: g.config.server.map.to_string(),
+        });
+        tracing::info!(generation = g.number, "nta7516-milter started");
+    }
     let (exporter_stop, exporter_rx) = watch::channel(false);
     let exporter = metrics.map(|l| tokio::spawn(exporter(l, shared.clone(), exporter_rx)));
     // The front-ends stop on this one: on the caller's shutdown, or when the other
@@ -88,19 +103,6 @@ pub async fn run_with_metrics(
         shared.clone(),
         stop_rx,
     ));
-    {
-        let g = shared.current();
-        g.auditor.record(Event::ConfigLoaded {
-            source: source_name(&g),
-            generation: g.number,
-        });
-        g.auditor.record(Event::Startup {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            milter: g.config.server.milter.to_string(),
-            map: g.config.server.map.to_string(),
-        });
-        tracing::info!(generation = g.number, "nta7516-milter started");
-    }
     let mut reload_open = true;
     let failure: Option<String> = loop {
         tokio::select! {
