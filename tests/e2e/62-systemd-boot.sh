@@ -12,6 +12,14 @@
 #   restart  SIGKILL of the main process: systemd restarts it (Restart=on-failure)
 #   security `systemd-analyze security` of the running unit, as packaging/README.md says
 #   stop     `systemctl stop` ends it cleanly (the audit log records the shutdown)
+#   portal   nta7516-portal.service with a [portal] section: started by hand (the package
+#            does not enable it), Type=notify, its own user, config and keys as
+#            credentials only; a message over LMTP is stored in its StateDirectory, audited
+#            in its LogsDirectory, and its notification and receipt reach the root's
+#            Postfix queue through the real sendmail/postdrop inside the sandbox; a page
+#            answers; `systemd-analyze security`; stop; its audit chain verifies
+# The root has Postfix (Debian's, not started by the milter's tests: the portal's sendmail
+# is what needs it).
 # Set NTA_E2E_BOOT_ROOT to a directory with such a root to skip the debootstrap (~1 min).
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -43,7 +51,7 @@ in_box() { timeout 60 nsenter -t "$INIT_PID" -a "$@"; }
 # --- the root and the package ----------------------------------------------------------
 if [ ! -x "$ROOT/sbin/init" ]; then
     t=$SECONDS
-    if ! out=$(timeout 900 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser,procps \
+    if ! out=$(timeout 900 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser,procps,postfix \
         bookworm "$ROOT" http://deb.debian.org/debian 2>&1); then
         e2e_fail "debootstrap of a Debian 12 root failed" "$(printf '%s\n' "$out" | tail -n 15)"
         exit 1
@@ -142,3 +150,100 @@ assert_eq "stopped: inactive" inactive "$(in_box systemctl is-active nta7516-mil
 assert_match "stop: the audit log records the shutdown" '"event_type":"shutdown"' \
     "$(in_box cat /var/log/nta7516-milter/audit.log 2>&1)"
 assert_true "audit verify inside the container" in_box /usr/sbin/nta7516-milter audit verify /var/log/nta7516-milter/audit.log
+
+# --- the portal's unit ------------------------------------------------------------------
+assert_eq "portal: the package does not enable nta7516-portal" disabled "$(in_box systemctl is-enabled nta7516-portal 2>&1)"
+assert_true "portal: postinst put its user in group postdrop" sh -c "timeout 20 nsenter -t $INIT_PID -a id -nG nta7516-portal | grep -qw postdrop"
+# the [portal] section and what the package leaves to the administrator: an own domain
+# with its DKIM key, the SMS gateway's token
+in_box /usr/sbin/nta7516-milter dkim-keygen --domain zkh.example --selector box >/dev/null 2>&1
+in_box sh -c 'umask 077 && printf "box-token\n" >/etc/nta7516-milter/sms.token'
+in_box sed -i 's/^own = \[\]/own = ["zkh.example"]/' /etc/nta7516-milter/config.toml
+in_box sh -c 'cat >>/etc/nta7516-milter/config.toml' <<'EOT'
+
+[[dkim]]
+domain = "zkh.example"
+selector = "box"
+key = "/etc/nta7516-milter/dkim/zkh.example.box.pem"
+
+[portal]
+listen = "inet:127.0.0.1:7580"
+public_url = "http://127.0.0.1:7580"
+lmtp = "inet:127.0.0.1:7524"
+store = "sqlite:/var/lib/nta7516-portal/portal.db"
+key_file = "/etc/nta7516-milter/portal.key"
+from = "portaal@zkh.example"
+mail_key = "/etc/nta7516-milter/portal-mail.key"
+audit_file = "/var/log/nta7516-portal/audit.log"
+
+[portal.sms]
+provider = "webhook"
+url = "http://127.0.0.1:9/sms"
+token_file = "/etc/nta7516-milter/sms.token"
+EOT
+assert_true "portal: check-config accepts the configuration" in_box /usr/sbin/nta7516-milter check-config /etc/nta7516-milter/config.toml
+assert_true "portal: the service user cannot read the master key itself (root only)" \
+    sh -c "! timeout 20 nsenter -t $INIT_PID -a runuser -u nta7516-portal -- cat /etc/nta7516-milter/portal.key >/dev/null 2>&1"
+assert_true "portal: systemctl start nta7516-portal" in_box systemctl start nta7516-portal
+portal_active() { [ "$(in_box systemctl is-active nta7516-portal 2>&1)" = active ]; }
+if wait_for "the portal unit is active" 60 0.5 portal_active; then
+    e2e_pass "portal: the unit reached active (Type=notify: READY=1 sent)"
+else
+    e2e_fail "portal: the unit did not become active" "$(in_box journalctl -u nta7516-portal --no-pager -n 25 2>&1)"
+    exit 1
+fi
+ppid=$(in_box systemctl show -P MainPID nta7516-portal)
+assert_eq "portal: runs as its own user" nta7516-portal "$(in_box stat -c %U "/proc/$ppid")"
+assert_match "portal: its configuration comes from the credentials directory" \
+    'portal --config /run/credentials/nta7516-portal.service/config.toml' "$(in_box cat "/proc/$ppid/cmdline" | tr '\0' ' ')"
+
+# one message over LMTP (RFC 2033) from the container's loopback (the host's python3 in
+# the container's network namespace only), with the number as a subject tag
+lmtp=$(timeout 60 nsenter -t "$INIT_PID" -n python3 -c '
+import smtplib
+s = smtplib.LMTP("127.0.0.1", 7524, timeout=20)
+msg = (b"From: Dokter <arts@zkh.example>\r\nTo: <patient@patient.example>\r\n"
+       b"Subject: [sms:+31612345678] uitslag\r\nMessage-ID: <box-1@zkh.example>\r\n"
+       b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\r\nDe uitslag is goed.\r\n")
+s.ehlo("box.test")  # LMTP: sends LHLO
+s.mail("arts@zkh.example")
+s.rcpt("patient@patient.example")
+code, resp = s.data(msg)
+print(code, resp.decode())
+s.quit()
+' 2>&1)
+assert_match "portal: LMTP stores the message (250)" '^250 2\.0\.0 ' "$lmtp"
+assert_eq "portal: the store is in its StateDirectory, owned by its user" nta7516-portal \
+    "$(in_box stat -c %U /var/lib/nta7516-portal/portal.db 2>&1)"
+stored() { in_box grep -q '"event_type":"portal_stored"' /var/log/nta7516-portal/audit.log; }
+wait_for "portal_stored in the portal's audit log" 40 0.5 stored &&
+    e2e_pass "portal: portal_stored in /var/log/nta7516-portal/audit.log (its LogsDirectory)" ||
+    e2e_fail "portal: no portal_stored event" "$(in_box journalctl -u nta7516-portal --no-pager -n 20 2>&1)"
+# the notification and the receipt: through /usr/sbin/sendmail (postdrop, group postdrop
+# under NoNewPrivileges) into Postfix's queue, where they wait (the box has no network)
+notified() { in_box grep -q '"event_type":"portal_receipt_sent"' /var/log/nta7516-portal/audit.log; }
+if wait_for "the portal's notification and receipt are handed to sendmail" 60 0.5 notified; then
+    e2e_pass "portal: notification and receipt handed to sendmail inside the sandbox"
+else
+    e2e_fail "portal: no portal_receipt_sent event" "$(in_box grep -E 'notif|receipt' /var/log/nta7516-portal/audit.log 2>&1 | tail -n 4)
+$(in_box journalctl -u nta7516-portal --no-pager -n 20 2>&1)"
+fi
+queued() { in_box postqueue -j 2>/dev/null | grep -c '"sender": *"portaal@zkh.example"' | grep -qx 2; }
+if wait_for "two messages from portaal@zkh.example in Postfix's queue" 60 0.5 queued; then
+    e2e_pass "portal: Postfix queued the notification (to the patient) and the receipt (to the sender)"
+else
+    e2e_fail "portal: the portal's mail is not in Postfix's queue" "$(in_box postqueue -j 2>&1 | head -n 5)"
+fi
+assert_match "portal: the notification goes to the recipient" '"address": *"patient@patient.example"' "$(in_box postqueue -j 2>&1)"
+page=$(timeout 30 nsenter -t "$INIT_PID" -n python3 -c '
+import urllib.request
+r = urllib.request.urlopen("http://127.0.0.1:7580/toegankelijkheid", timeout=10)
+print(r.status)' 2>&1)
+assert_eq "portal: the web side answers (accessibility statement)" 200 "$page"
+security=$(in_box systemd-analyze security --no-pager nta7516-portal.service 2>&1)
+level=$(printf '%s\n' "$security" | sed -n 's/.*Overall exposure level for nta7516-portal.service: \([0-9.]*\).*/\1/p')
+assert_true "portal: systemd-analyze security of the running unit: ${level:-?} <= 2.0 (packaging/README.md)" \
+    awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
+assert_true "portal: systemctl stop" in_box systemctl stop nta7516-portal
+assert_eq "portal: stopped: inactive" inactive "$(in_box systemctl is-active nta7516-portal 2>&1)"
+assert_true "portal: its audit chain verifies" in_box /usr/sbin/nta7516-milter audit verify /var/log/nta7516-portal/audit.log
