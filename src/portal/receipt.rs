@@ -19,7 +19,9 @@ use std::sync::Arc;
 use crate::audit::{Auditor, Event};
 use crate::portal::crypto::MasterKey;
 use crate::portal::notice::{Built, Notifier, date_now, message_id, one_line};
-use crate::portal::store::{MessageSummary, PendingReceipt, Revoke, Store, StoreError};
+use crate::portal::store::{
+    MessageSummary, PendingReceipt, Revoke, Store, StoreError, still_own_claim,
+};
 use crate::portal::web::{BoxFuture, OpenedAlert, Recipient, SourceError, Withdraw};
 
 /// Label of the revoke link's MAC under the master key.
@@ -206,9 +208,13 @@ impl SenderMail {
     }
 
     /// The receipt of a message this node just stored (claimed at intake).
-    pub async fn receipt_after_intake(&self, id: &str) {
+    pub async fn receipt_after_intake(&self, id: &str, claimed_until: i64) {
         let now = crate::portal::store::now();
         match self.store.receipt(id).await {
+            // Still the claim the intake stored (see `still_own_claim`).
+            Ok(Some(p)) if p.next_at == claimed_until && still_own_claim(claimed_until, now) => {
+                self.send_receipt(&p).await;
+            }
             Ok(Some(p)) => match self.store.claim_receipt(id, p.next_at, now).await {
                 Ok(true) => self.send_receipt(&p).await,
                 Ok(false) => {}

@@ -340,9 +340,13 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let i = intake(dir.path()).await;
         let id = store_one(&i, "x").await;
-        // A stale intake left by a crash.
+        // A stale intake left by a crash, after its first chunk (before that, nothing
+        // of it is in the store).
         let mut stale = i.store.begin("", None, i.retention).await.unwrap();
-        stale.write(b"half").await.unwrap();
+        stale
+            .write(&vec![b'h'; crate::portal::crypto::CHUNK_SIZE + 1])
+            .await
+            .unwrap();
         drop(stale);
 
         // Now: nothing expires; the notification is still the storing intake's claim.

@@ -22,7 +22,7 @@ use crate::audit::{Auditor, Event};
 use crate::portal::lmtp::data::{DotReader, Piece};
 use crate::portal::notice::{Notice, Notifier};
 use crate::portal::phone::Phone;
-use crate::portal::store::{NewRecipient, Store, StoreError, StoredRecipient};
+use crate::portal::store::{NewRecipient, Store, StoreError, StoredRecipient, still_own_claim};
 
 /// Reply when the message cannot be stored now (store down, disk full, key unreadable).
 pub const REPLY_TEMPORARY: &str = "451 4.3.0 Bericht tijdelijk niet op te slaan, later opnieuw / Message cannot be stored now, try again later";
@@ -239,6 +239,8 @@ impl Intake {
             }
         }
         let notify: Vec<StoredRecipient> = new.into_iter().cloned().collect();
+        // The claim the commit stored on the notifications and the receipt alike.
+        let claimed_until = notify.first().map_or(0, |r| r.notify_next);
         if !notify.is_empty() {
             let me = self.clone();
             let id = message.clone();
@@ -248,7 +250,7 @@ impl Intake {
                 }
                 me.notify(notify).await;
                 // After the recipients' notifications: the receipt says they were sent.
-                me.senders.receipt_after_intake(&id).await;
+                me.senders.receipt_after_intake(&id, claimed_until).await;
             });
         }
         Ok(stored
@@ -308,25 +310,29 @@ impl Intake {
     }
 
     /// Sends each new recipient's notification; a failure leaves it pending for the
-    /// periodic retry (the token stays sealed in the store until then). Each is claimed
-    /// first (it was stored claimed by this node): should this node have been slower than
-    /// the claim, another node's retry has it and this one does not send it again.
+    /// periodic retry (the token stays sealed in the store until then). It was stored
+    /// claimed by this node: sent on that claim while it has time left
+    /// ([`still_own_claim`]); claimed again only when this node was slow, so that if
+    /// another node's retry has it meanwhile, this one does not send it again.
     async fn notify(&self, recipients: Vec<StoredRecipient>) {
         for r in recipients {
             let (Some(token), Some(phone)) = (&r.token, &r.phone) else {
                 continue;
             };
-            match self
-                .store
-                .claim_notice(&r.recipient_id, r.notify_next, crate::portal::store::now())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    // Left to the periodic retry once the stored claim lapses.
-                    tracing::warn!(error = %e, "cannot claim a notification; retried later");
-                    continue;
+            let at = crate::portal::store::now();
+            if !still_own_claim(r.notify_next, at) {
+                match self
+                    .store
+                    .claim_notice(&r.recipient_id, r.notify_next, at)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        // Left to the periodic retry once the stored claim lapses.
+                        tracing::warn!(error = %e, "cannot claim a notification; retried later");
+                        continue;
+                    }
                 }
             }
             self.notify_one(&r.message_id, &r.recipient_id, &r.address, token, phone, 0)

@@ -28,7 +28,7 @@ use sqlx::{AnyPool, Executor};
 use crate::config::portal::StoreLocation;
 use crate::portal::crypto::{CryptoError, MasterKey};
 
-pub use claim::NOTIFY_CLAIM;
+pub use claim::{NOTIFY_CLAIM, still_own_claim};
 pub use contacts::Contact;
 pub use read::ChunkReader;
 pub use revoke::{MessageSummary, PendingReceipt, Revocation, Revoke, receipt_address};

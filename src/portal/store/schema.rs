@@ -4,15 +4,16 @@
 //!
 //! - `messages`: one row per stored message; `dek_wrapped` is the message key wrapped by
 //!   the master key (`kek_id` names it); NULL once expired (crypto-shredded). `state` is
-//!   `incoming` while chunks are written (invisible, swept if the intake dies), `live`,
-//!   or `expired`.
+//!   `incoming` while chunks are written (invisible, swept if the intake dies; a message of
+//!   one chunk skips it: its row is written `live` in the commit), `live`, or `expired`.
 //! - `chunks`: the encrypted message in 64 KiB chunks, in the database so that one
 //!   transaction is the durable commit.
 //! - `recipients`: one row per recipient; `token_hash` = SHA-256 of the link token;
 //!   `phone_enc` and `token_sealed` are encrypted with the message key; `dedup` is a keyed
 //!   digest of content + recipient, unique, so a redelivery stores nothing twice.
 //!   `notify_next` is also the claim of a node on the notification: a node sends only
-//!   after moving it forward by a conditional `UPDATE` (see `claim.rs`).
+//!   after moving it forward by a conditional `UPDATE`, or on the claim it stored with
+//!   the message while half of it is left (see `claim.rs`).
 //! - `portal_leases`: one row per job that only one node may run at a time (the expiry
 //!   pass): who holds it and until when (see `claim.rs`).
 //! - `portal_receipts`: one row per stored message with a sender to tell: whether the

@@ -225,3 +225,41 @@ fn backoff_grows_and_is_capped() {
     assert_eq!(write::notify_backoff(10), 3600);
     assert_eq!(write::notify_backoff(1000), 3600);
 }
+
+#[tokio::test]
+async fn a_message_of_one_chunk_reaches_the_store_only_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 9).await;
+    // Small: nothing before the commit (one transaction, one fsync), nothing after an
+    // abort.
+    let mut small = s
+        .begin("arts@zkh.example", None, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    small.write(&body(CHUNK_SIZE)).await.unwrap();
+    assert_eq!(count(&s, "portal_messages").await, 0);
+    assert_eq!(count(&s, "portal_chunks").await, 0);
+    small.abort().await;
+    let mut small = s
+        .begin("arts@zkh.example", None, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    small.write(&body(CHUNK_SIZE)).await.unwrap();
+    let id = small.message_id().to_string();
+    small.commit(&[rcpt("p@example.org")]).await.unwrap();
+    assert_eq!(count(&s, "portal_messages").await, 1);
+    let m = s.read_message(&id).await.unwrap();
+    assert_eq!(m, body(CHUNK_SIZE));
+    // Larger: the `incoming` row comes with the first full chunk (so the sweep finds
+    // an abandoned intake), and an abort removes both.
+    let mut big = s
+        .begin("arts@zkh.example", None, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    big.write(&body(CHUNK_SIZE + 1)).await.unwrap();
+    assert_eq!(count(&s, "portal_messages").await, 2);
+    assert_eq!(count(&s, "portal_chunks").await, 2);
+    big.abort().await;
+    assert_eq!(count(&s, "portal_messages").await, 1);
+    assert_eq!(count(&s, "portal_chunks").await, 1);
+}

@@ -3,9 +3,10 @@
 //! then the notifications' bookkeeping and retention.
 //!
 //! Durability: the 250 of LMTP is given only after [`Incoming::commit`] returned, and that
-//! is one transaction (SQLite `synchronous=FULL`, PostgreSQL's default `fsync`). A crash
-//! before it leaves an `incoming` row that [`Store::sweep_incoming`] removes; nothing of it
-//! was ever visible.
+//! is one transaction (SQLite `synchronous=FULL`, PostgreSQL's default `fsync`); for a
+//! message of one chunk it is the only write. A crash before it leaves nothing, or (after a
+//! first full chunk) an `incoming` row that [`Store::sweep_incoming`] removes; nothing of
+//! it was ever visible.
 
 use std::time::Duration;
 
@@ -85,10 +86,66 @@ pub struct Incoming {
     size: u64,
     /// The envelope sender: the receipt goes there (`portal_receipts`).
     sender: String,
+    /// The `incoming` row, written with the first full chunk (a message of one chunk,
+    /// most of them, is written whole in the commit's one transaction: one fsync, not
+    /// three). `None` once written.
+    row: Option<IncomingRow>,
+}
+
+/// What `portal_messages` gets for a message being received.
+struct IncomingRow {
+    header_message_id: Option<String>,
+    created: i64,
+    expires: i64,
+    kek_id: String,
+    wrapped: Vec<u8>,
+}
+
+impl IncomingRow {
+    async fn insert<'c, E>(&self, ex: E, id: &str, sender: &str) -> Result<(), StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        sqlx::query(
+            "INSERT INTO portal_messages (id, state, sender, header_message_id, created_at, \
+             expires_at, kek_id, dek_wrapped) VALUES ($1, 'incoming', $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.to_string())
+        .bind(sender.to_string())
+        .bind(self.header_message_id.clone())
+        .bind(self.created)
+        .bind(self.expires)
+        .bind(self.kek_id.clone())
+        .bind(self.wrapped.clone())
+        .execute(ex)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_chunk<'c, E>(
+    ex: E,
+    id: &str,
+    idx: u64,
+    last: bool,
+    sealed: Vec<u8>,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("INSERT INTO portal_chunks (message_id, idx, last, data) VALUES ($1, $2, $3, $4)")
+        .bind(id.to_string())
+        .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+        .bind(i64::from(last))
+        .bind(sealed)
+        .execute(ex)
+        .await?;
+    Ok(())
 }
 
 impl Store {
-    /// Starts a message: a fresh key, wrapped and recorded in an `incoming` row.
+    /// Starts a message: a fresh key, wrapped; its `incoming` row is written with the
+    /// first full chunk or at the commit, whichever comes first.
     pub async fn begin(
         &self,
         sender: &str,
@@ -102,19 +159,6 @@ impl Store {
         let created = now();
         let expires =
             created.saturating_add(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
-        sqlx::query(
-            "INSERT INTO portal_messages (id, state, sender, header_message_id, created_at, \
-             expires_at, kek_id, dek_wrapped) VALUES ($1, 'incoming', $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id_hex.clone())
-        .bind(sender.to_string())
-        .bind(header_message_id.map(str::to_string))
-        .bind(created)
-        .bind(expires)
-        .bind(self.key.id().to_string())
-        .bind(wrapped)
-        .execute(&self.pool)
-        .await?;
         Ok(Incoming {
             store: self.clone(),
             id,
@@ -125,6 +169,13 @@ impl Store {
             sha: digest::Context::new(&digest::SHA256),
             size: 0,
             sender: sender.to_string(),
+            row: Some(IncomingRow {
+                header_message_id: header_message_id.map(str::to_string),
+                created,
+                expires,
+                kek_id: self.key.id().to_string(),
+                wrapped,
+            }),
         })
     }
 
@@ -310,22 +361,21 @@ impl Incoming {
         while self.buf.len() > CHUNK_SIZE {
             let rest = self.buf.split_off(CHUNK_SIZE);
             let chunk = std::mem::replace(&mut self.buf, rest);
-            self.put_chunk(&chunk, false).await?;
+            self.put_chunk(&chunk).await?;
         }
         Ok(())
     }
 
-    async fn put_chunk(&mut self, plain: &[u8], last: bool) -> Result<(), StoreError> {
-        let sealed = self.dek.seal_chunk(&self.id, self.next, last, plain)?;
-        sqlx::query(
-            "INSERT INTO portal_chunks (message_id, idx, last, data) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(self.id_hex.clone())
-        .bind(i64::try_from(self.next).unwrap_or(i64::MAX))
-        .bind(i64::from(last))
-        .bind(sealed)
-        .execute(&self.store.pool)
-        .await?;
+    /// A full chunk that is not the last: on its own (a message of many chunks is never
+    /// held whole), after the `incoming` row that the sweep of abandoned intakes finds.
+    async fn put_chunk(&mut self, plain: &[u8]) -> Result<(), StoreError> {
+        if let Some(row) = &self.row {
+            row.insert(&self.store.pool, &self.id_hex, &self.sender)
+                .await?;
+            self.row = None;
+        }
+        let sealed = self.dek.seal_chunk(&self.id, self.next, false, plain)?;
+        insert_chunk(&self.store.pool, &self.id_hex, self.next, false, sealed).await?;
         self.next += 1;
         Ok(())
     }
@@ -349,12 +399,18 @@ impl Incoming {
         waiting: &[String],
     ) -> Result<Vec<StoredRecipient>, StoreError> {
         let tail = std::mem::take(&mut self.buf);
-        self.put_chunk(&tail, true).await?;
+        let sealed = self.dek.seal_chunk(&self.id, self.next, true, &tail)?;
         let sha = std::mem::replace(&mut self.sha, digest::Context::new(&digest::SHA256)).finish();
         let sha_hex = hex_id(sha.as_ref());
         let created = now();
         let claimed_until = created.saturating_add(super::claim::NOTIFY_CLAIM);
         let mut tx = self.store.pool.begin().await?;
+        let row_was_written = self.row.is_none();
+        if let Some(row) = self.row.take() {
+            row.insert(&mut *tx, &self.id_hex, &self.sender).await?;
+        }
+        insert_chunk(&mut *tx, &self.id_hex, self.next, true, sealed).await?;
+        self.next += 1;
         let mut out = Vec::new();
         let all = recipients
             .iter()
@@ -470,7 +526,9 @@ impl Incoming {
         } else {
             // A redelivery for every recipient: the earlier copy stands.
             tx.rollback().await?;
-            self.store.drop_incoming(&self.id_hex).await?;
+            if row_was_written {
+                self.store.drop_incoming(&self.id_hex).await?;
+            }
         }
         Ok(out)
     }
@@ -478,6 +536,9 @@ impl Incoming {
     /// Abandons the message (size limit, client gone, store error): best-effort removal
     /// now; what remains is swept later, and was never visible.
     pub async fn abort(self) {
+        if self.row.is_some() {
+            return; // nothing of it was written
+        }
         let _ = self.store.drop_incoming(&self.id_hex).await;
     }
 
