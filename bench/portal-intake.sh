@@ -90,29 +90,11 @@ has_variant() { [[ " ${VARIANTS[*]} " == *" $1 "* ]]; }
 # Packages (only missing ones installed)
 BENCH_PKGS=(iproute2 procps util-linux coreutils openssl postfix postfix-pcre dovecot-core
     dovecot-lmtpd postgresql python3 jq)
-bench_install() {
-    local p missing=() try
-    for p in "${BENCH_PKGS[@]}"; do
-        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ "${#missing[@]}" -gt 0 ] || return 0
-    blog "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    printf '%s\n' "${E2E_DEBCONF[@]}" | debconf-set-selections >/dev/null 2>&1 || true
-    for try in 1 2 3; do
-        if timeout 600 apt-get update -q >/dev/null 2>&1 &&
-            timeout 900 apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep $((try * 5))
-    done
-    e2e_die "could not install: ${missing[*]}"
-}
 
-# CPU accounting (bench/lib-cpu.sh): one child cgroup per component
+# CPU accounting (bench/lib-bench.sh): one child cgroup per component
 CG_GROUPS=(postfix dovecot portal pg load)
-# shellcheck source-path=SCRIPTDIR source=lib-cpu.sh
-. "$BENCH_DIR/lib-cpu.sh"
+# shellcheck source-path=SCRIPTDIR source=lib-bench.sh
+. "$BENCH_DIR/lib-bench.sh"
 
 bench_cleanup() {
     local rc=$?

@@ -48,6 +48,18 @@ trap cleanup EXIT
 # in_box CMD... : run CMD inside the booted container (all its namespaces)
 in_box() { timeout 60 nsenter -t "$INIT_PID" -a "$@"; }
 
+# unit_secure_stop UNIT LABEL : `systemd-analyze security` of the running UNIT (at most
+# 2.0, as packaging/README.md says), then `systemctl stop` leaves it inactive
+unit_secure_stop() {
+    local security level
+    security=$(in_box systemd-analyze security --no-pager "$1.service" 2>&1)
+    level=$(printf '%s\n' "$security" | sed -n "s/.*Overall exposure level for $1.service: \([0-9.]*\).*/\1/p")
+    assert_true "${2}systemd-analyze security of the running unit: ${level:-?} <= 2.0 (packaging/README.md)" \
+        awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
+    assert_true "${2}systemctl stop" in_box systemctl stop "$1"
+    assert_eq "${2}stopped: inactive" inactive "$(in_box systemctl is-active "$1" 2>&1)"
+}
+
 # --- the root and the package ----------------------------------------------------------
 if [ ! -x "$ROOT/sbin/init" ]; then
     t=$SECONDS
@@ -138,15 +150,8 @@ else
 fi
 assert_eq "SIGKILL: NRestarts = 1" 1 "$(in_box systemctl show -P NRestarts nta7516-milter)"
 
-# --- security --------------------------------------------------------------------------
-security=$(in_box systemd-analyze security --no-pager nta7516-milter.service 2>&1)
-level=$(printf '%s\n' "$security" | sed -n 's/.*Overall exposure level for nta7516-milter.service: \([0-9.]*\).*/\1/p')
-assert_true "systemd-analyze security of the running unit: ${level:-?} <= 2.0 (packaging/README.md)" \
-    awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
-
-# --- stop ------------------------------------------------------------------------------
-assert_true "systemctl stop" in_box systemctl stop nta7516-milter
-assert_eq "stopped: inactive" inactive "$(in_box systemctl is-active nta7516-milter 2>&1)"
+# --- security and stop -----------------------------------------------------------------
+unit_secure_stop nta7516-milter ""
 assert_match "stop: the audit log records the shutdown" '"event_type":"shutdown"' \
     "$(in_box cat /var/log/nta7516-milter/audit.log 2>&1)"
 assert_true "audit verify inside the container" in_box /usr/sbin/nta7516-milter audit verify /var/log/nta7516-milter/audit.log
@@ -240,10 +245,5 @@ import urllib.request
 r = urllib.request.urlopen("http://127.0.0.1:7580/toegankelijkheid", timeout=10)
 print(r.status)' 2>&1)
 assert_eq "portal: the web side answers (accessibility statement)" 200 "$page"
-security=$(in_box systemd-analyze security --no-pager nta7516-portal.service 2>&1)
-level=$(printf '%s\n' "$security" | sed -n 's/.*Overall exposure level for nta7516-portal.service: \([0-9.]*\).*/\1/p')
-assert_true "portal: systemd-analyze security of the running unit: ${level:-?} <= 2.0 (packaging/README.md)" \
-    awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
-assert_true "portal: systemctl stop" in_box systemctl stop nta7516-portal
-assert_eq "portal: stopped: inactive" inactive "$(in_box systemctl is-active nta7516-portal 2>&1)"
+unit_secure_stop nta7516-portal "portal: "
 assert_true "portal: its audit chain verifies" in_box /usr/sbin/nta7516-milter audit verify /var/log/nta7516-portal/audit.log

@@ -1,8 +1,31 @@
 # shellcheck shell=bash
-# bench/lib-cpu.sh: CPU accounting for the bench scripts (sourced, not run).
+# bench/lib-bench.sh: what the bench scripts share (sourced, not run, after
+# tests/e2e/lib.sh): installing their packages and CPU accounting.
 #
-# The caller sets CG_GROUPS (one child cgroup per component it measures) and defines
-# blog (its log line), then calls cg_setup once and cg_teardown in its EXIT trap.
+# The caller sets BENCH_PKGS (Debian packages it needs) and CG_GROUPS (one child cgroup
+# per component it measures) and defines blog (its log line); it calls bench_install,
+# cg_setup once, and cg_teardown in its EXIT trap.
+
+# bench_install : apt-get install the BENCH_PKGS that are missing (three tries)
+bench_install() {
+    local p missing=() try
+    for p in "${BENCH_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    blog "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    printf '%s\n' "${E2E_DEBCONF[@]}" | debconf-set-selections >/dev/null 2>&1 || true
+    for try in 1 2 3; do
+        if timeout 600 apt-get update -q >/dev/null 2>&1 &&
+            timeout 900 apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep $((try * 5))
+    done
+    e2e_die "could not install: ${missing[*]}"
+}
+
 
 # CPU accounting: a cpuacct cgroup (v1 here; v2 "cpu.stat" also handled) for the whole run
 # with one child per component. Optional: without a writable cgroup hierarchy the CPU
