@@ -16,8 +16,11 @@
 #     portal-pg      pg.bench.test      -> `nta7516-milter portal`, PostgreSQL 15 store
 #                    (Debian 12, fsync on, the server's defaults), encrypted, audited
 # Every message carries a number tag in its subject ([sms:+31612345678]) so the portal stores
-# it at once. The portal's notification and receipt (sent after the 250) go to a sendmail
-# that discards them: delivering them is Postfix's work, not intake.
+# it at once. The portal's notification and receipt (sent after the 250) are discarded:
+# delivering them is Postfix's work, not intake. BENCH_PORTAL_SUBMIT=sendmail (default):
+# each goes to a sendmail stub (sh + cat > /dev/null), one program run per mail, as with
+# [portal] sendmail; =smtp: [portal] submit, SMTP to an smtp-sink on 127.0.10.2:2525 over
+# the portal's kept-open connections.
 #
 # Load: smtp-source -s SESSIONS -l SIZE -m N -N (a new connection per message, a unique
 # recipient per message). Rate = N / (time from smtp-source's start until the last of the N
@@ -32,6 +35,7 @@
 #                          has, as a mail server does, not a new maildir per message)
 #     BENCH_VARIANTS="dovecot portal-sqlite portal-pg"
 #     BENCH_DOVECOT_FSYNC=optimized   Dovecot's mail_fsync
+#     BENCH_PORTAL_SUBMIT=sendmail    how the portals submit their own mail: sendmail | smtp
 #     NTA_BIN=path         use this binary instead of `cargo build --release`
 #     BENCH_KEEP=1         keep the lab directory (logs)
 #     BENCH_SUMMARY=file   also write the summary to this file
@@ -55,6 +59,12 @@ SIZE=${BENCH_SIZE:-10240}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-$N}
 DOVECOT_FSYNC=${BENCH_DOVECOT_FSYNC:-optimized}
+PORTAL_SUBMIT=${BENCH_PORTAL_SUBMIT:-sendmail}
+SINK=127.0.10.2:2525
+case "$PORTAL_SUBMIT" in
+sendmail | smtp) ;;
+*) e2e_die "BENCH_PORTAL_SUBMIT must be sendmail or smtp, not $PORTAL_SUBMIT" ;;
+esac
 read -r -a VARIANTS <<<"${BENCH_VARIANTS:-dovecot portal-sqlite portal-pg}"
 [ "${BENCH_KEEP:-0}" = 1 ] && export NTA_E2E_KEEP=1
 
@@ -215,7 +225,8 @@ pg_setup() {
 
 # portal_setup NAME STORE LMTP_PORT HTTP_PORT
 portal_setup() {
-    local d="$LAB/$1"
+    local d="$LAB/$1" SUBMIT_LINE="sendmail = \"$LAB/discard-sendmail\""
+    [ "$PORTAL_SUBMIT" = sendmail ] || SUBMIT_LINE="submit = \"inet:$SINK\""
     mkdir -p "$d"
     "$NTA_BIN" portal keygen --out "$d/portal.key" >/dev/null
     head -c 32 /dev/urandom >"$d/portal-mail.key"
@@ -236,7 +247,7 @@ key_file = "$d/portal.key"
 from = "portaal@sender.bench.test"
 audit_file = "$d/audit.log"
 mail_key = "$d/portal-mail.key"
-sendmail = "$LAB/discard-sendmail"
+$SUBMIT_LINE
 
 [[dkim]]
 domain = "sender.bench.test"
@@ -309,9 +320,9 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 summary() {
     local v rates med accept cpu
     printf '## bench/portal-intake.sh, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-    printf '%s messages of %s bytes per round, %s sessions, %s rounds, %s warm-up per variant; %s; %s; Dovecot mail_fsync = %s.\n\n' \
+    printf '%s messages of %s bytes per round, %s sessions, %s rounds, %s warm-up per variant; %s; %s; Dovecot mail_fsync = %s; the portals submit their own mail by %s.\n\n' \
         "$N" "$SIZE" "$SESSIONS" "$ROUNDS" "$WARMUP" "$(postconf -c "$BE" -h mail_version 2>/dev/null | sed 's/^/Postfix /')" \
-        "$(dovecot --version 2>/dev/null | sed 's/^/Dovecot /; s/ (.*//')" "$DOVECOT_FSYNC"
+        "$(dovecot --version 2>/dev/null | sed 's/^/Dovecot /; s/ (.*//')" "$DOVECOT_FSYNC" "$PORTAL_SUBMIT"
     printf '| Variant | Delivered msg/s (rounds) | **Delivered msg/s (median)** | Accepted msg/s (median) | CPU ms/msg: Postfix / receiver / all (mean) |\n|---|---|---|---|---|\n'
     for v in "${VARIANTS[@]}"; do
         rates=$(awk -v v="$v" -v n="$N" '$1 == v { printf "%s%.0f", s, n / $4; s = ", " }' <<<"$RESULTS")
@@ -353,6 +364,10 @@ cg_setup
 printf '#!/bin/sh\n# the portal'"'"'s notifications and receipts: discarded (not intake)\nexec cat >/dev/null\n' >"$LAB/discard-sendmail"
 chmod 755 "$LAB/discard-sendmail"
 
+if [ "$PORTAL_SUBMIT" = smtp ]; then
+    lab_bg sink smtp-sink "$SINK" 256
+    cg_move load "$(cat "$LAB/pids/sink.pid")"
+fi
 postfix_setup
 out=$("${CGX[@]}" "$(cgdir postfix)" ip netns exec "$NETNS" script -qec "postfix -c $BE start" /dev/null 2>&1) ||
     e2e_die "postfix does not start: $out"

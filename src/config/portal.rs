@@ -27,6 +27,17 @@ pub const DEFAULT_MAIL_KEY: &str = "/etc/nta7516-milter/portal-mail.key";
 /// Default SMS originator (alphanumeric, at most 11 characters).
 pub const DEFAULT_SMS_SENDER: &str = "Portaal";
 
+/// How the portal hands its own mail to the local MTA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// `sendmail = "/usr/sbin/sendmail"` (the default): one run per mail.
+    Sendmail(PathBuf),
+    /// `submit = "inet:127.0.0.1:25"`: SMTP (RFC 5321) to the MTA's listener on a loopback
+    /// address, over kept-open connections; no program is started per mail. Postfix only:
+    /// Exim honours the portal's mark on its not-SMTP path alone.
+    Smtp(std::net::SocketAddr),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalConfig {
     /// HTTP listener (behind the site's TLS reverse proxy).
@@ -41,8 +52,8 @@ pub struct PortalConfig {
     pub retention: Duration,
     /// Sender address of notifications: an address in one of `[domains] own`.
     pub from: String,
-    /// The MTA's `sendmail` command.
-    pub sendmail: PathBuf,
+    /// How the portal's own mail (notifications, receipts, replies) reaches the MTA.
+    pub submit: Submission,
     /// Organisation name shown in notifications and on the pages (`organisation`; default:
     /// the domain of `from`).
     pub organisation: String,

@@ -10,8 +10,8 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::error::Report;
 use super::portal::{
-    DEFAULT_AUDIT_FILE_NAME, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SMS_SENDER, PortalConfig, SmsConfig,
-    SmsProvider, StoreLocation,
+    DEFAULT_AUDIT_FILE_NAME, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SENDMAIL, DEFAULT_SMS_SENDER,
+    PortalConfig, SmsConfig, SmsProvider, StoreLocation, Submission,
 };
 use super::raw::{RawPortal, RawPortalSms};
 use super::sections::{AuditConfig, DomainsConfig};
@@ -114,7 +114,19 @@ pub(crate) fn portal(
         }
         Ok(Some(d))
     });
-    let sendmail = parse(r, "portal.sendmail", &raw.sendmail, path);
+    let submit = match (&raw.submit, &raw.sendmail) {
+        (Some(v), Some(_)) => {
+            r.error(
+                "portal.submit",
+                &v.span(),
+                "set either submit (SMTP to the local MTA) or sendmail, not both",
+            );
+            None
+        }
+        (Some(v), None) => parse(r, "portal.submit", v, submit_address).map(Submission::Smtp),
+        (None, Some(v)) => parse(r, "portal.sendmail", v, path).map(Submission::Sendmail),
+        (None, None) => Some(Submission::Sendmail(PathBuf::from(DEFAULT_SENDMAIL))),
+    };
     let organisation = match &raw.organisation {
         Some(v) => parse(r, "portal.organisation", v, organisation),
         None => from
@@ -181,7 +193,7 @@ pub(crate) fn portal(
         key_file: key_file?,
         retention: retention?,
         from: from?,
-        sendmail: sendmail?,
+        submit: submit?,
         organisation: organisation?,
         max_message_size: max_message_size?,
         audit_file: audit_file?,
@@ -191,6 +203,23 @@ pub(crate) fn portal(
         number_wait: number_wait?,
         sms: sms?,
     }))
+}
+
+/// `submit`: `inet:` and a loopback IP address with a port. Loopback only: the mail goes
+/// in plain SMTP without authentication, trusted by the MTA for its client address
+/// (`[outbound] networks`, Postfix's `mynetworks`).
+fn submit_address(s: &str) -> Result<std::net::SocketAddr, String> {
+    let hint = "expected \"inet:127.0.0.1:25\" (the local MTA's SMTP listener on a loopback \
+                address)";
+    match s.parse::<SocketSpec>() {
+        Ok(SocketSpec::Inet { host, port }) => match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_loopback() => Ok(std::net::SocketAddr::new(ip, port)),
+            Ok(_) => Err(format!("{s:?} is not a loopback address and port; {hint}")),
+            Err(_) => Err(format!("{s:?}: give an IP address, not a name; {hint}")),
+        },
+        Ok(SocketSpec::Unix(_)) => Err(format!("{s:?}: unix sockets are not supported; {hint}")),
+        Err(_) => Err(format!("{s:?} is not usable; {hint}")),
+    }
 }
 
 fn default_audit_file(milter_log: &std::path::Path) -> PathBuf {

@@ -230,7 +230,6 @@ impl Default for RawInbound {
 }
 
 pub(crate) const DEFAULT_PORTAL_RETENTION: &str = super::portal::DEFAULT_RETENTION;
-pub(crate) const DEFAULT_PORTAL_SENDMAIL: &str = super::portal::DEFAULT_SENDMAIL;
 
 /// `[portal]`. Required keys are `Option` (reported missing with the section's line).
 #[derive(Debug, Clone, Deserialize)]
@@ -243,7 +242,8 @@ pub(crate) struct RawPortal {
     pub key_file: Option<Str>,
     pub retention: Str,
     pub from: Option<Str>,
-    pub sendmail: Str,
+    pub sendmail: Option<Str>,
+    pub submit: Option<Str>,
     pub organisation: Option<Str>,
     pub max_message_size: Option<Spanned<i64>>,
     pub audit_file: Option<Str>,
@@ -264,7 +264,8 @@ impl Default for RawPortal {
             key_file: None,
             retention: unspanned(DEFAULT_PORTAL_RETENTION.into()),
             from: None,
-            sendmail: unspanned(DEFAULT_PORTAL_SENDMAIL.into()),
+            sendmail: None,
+            submit: None,
             organisation: None,
             max_message_size: None,
             audit_file: None,

@@ -1057,7 +1057,10 @@ fn portal_section() {
         StoreLocation::Sqlite("/var/lib/nta7516-milter/portal.db".into())
     );
     assert_eq!(p.retention, Duration::from_secs(30 * 86_400));
-    assert_eq!(p.sendmail, PathBuf::from("/usr/sbin/sendmail"));
+    assert_eq!(
+        p.submit,
+        crate::config::portal::Submission::Sendmail(PathBuf::from("/usr/sbin/sendmail"))
+    );
     assert_eq!(p.organisation, "ziekenhuis.nl");
     assert_eq!(p.max_message_size, 50 * 1024 * 1024);
     assert_eq!(
@@ -1102,6 +1105,54 @@ fn portal_section() {
     assert_eq!(no_audit.portal.unwrap().audit_file, None);
     // http on loopback (tests).
     ok(&PORTAL.replace("https://portaal.ziekenhuis.nl/", "http://127.0.0.1:7580"));
+}
+
+/// `PORTAL` with `line` after `from` (line 12).
+fn portal_with(line: &str) -> String {
+    PORTAL.replace(
+        "from = \"portaal@ziekenhuis.nl\"\n",
+        &format!("from = \"portaal@ziekenhuis.nl\"\n{line}\n"),
+    )
+}
+
+#[test]
+fn portal_submits_by_smtp_to_a_loopback_listener_or_by_sendmail() {
+    use super::portal::Submission;
+    let smtp = ok(&portal_with("submit = \"inet:127.0.0.1:25\""));
+    assert_eq!(
+        smtp.portal.unwrap().submit,
+        Submission::Smtp("127.0.0.1:25".parse().unwrap())
+    );
+    let v6 = ok(&portal_with("submit = \"inet:[::1]:587\""));
+    assert_eq!(
+        v6.portal.unwrap().submit,
+        Submission::Smtp("[::1]:587".parse().unwrap())
+    );
+    let own = ok(&portal_with("sendmail = \"/usr/local/sbin/sendmail\""));
+    assert_eq!(
+        own.portal.unwrap().submit,
+        Submission::Sendmail("/usr/local/sbin/sendmail".into())
+    );
+    for (value, why) in [
+        ("inet:192.0.2.1:25", "loopback"),
+        ("inet:localhost:25", "IP address"),
+        ("unix:/run/postfix.sock", "unix"),
+        ("inet:127.0.0.1:0", "inet:127.0.0.1:25"),
+        ("127.0.0.1:25", "inet:127.0.0.1:25"),
+    ] {
+        assert_only(
+            &portal_with(&format!("submit = \"{value}\"")),
+            "portal.submit",
+            12,
+            why,
+        );
+    }
+    assert_only(
+        &portal_with("submit = \"inet:127.0.0.1:25\"\nsendmail = \"/usr/sbin/sendmail\""),
+        "portal.submit",
+        12,
+        "not both",
+    );
 }
 
 #[test]

@@ -428,7 +428,7 @@ pub(crate) mod tests {
             key_file: "/etc/nta7516-milter/portal.key".into(),
             retention: std::time::Duration::from_secs(30 * 86_400),
             from: "portaal@zkh.nl".into(),
-            sendmail: DEFAULT_SENDMAIL.into(),
+            submit: crate::config::portal::Submission::Sendmail(DEFAULT_SENDMAIL.into()),
             organisation: "Ziekenhuis".into(),
             max_message_size: 25 * 1024 * 1024,
             audit_file: None,

@@ -146,7 +146,7 @@ mod tests {
     fn notice(sendmail: PathBuf, audit: &std::path::Path) -> LockNotice {
         LockNotice {
             notifier: Notifier {
-                sendmail,
+                submit: crate::portal::submit::Submit::Sendmail(sendmail),
                 from: "portaal@zkh.nl".into(),
                 organisation: "Ziekenhuis Noord".into(),
                 mark: MarkKey::from_bytes(&[3; 32]).unwrap(),

@@ -38,5 +38,6 @@ pub mod retention;
 pub mod run;
 pub mod sms;
 pub mod store;
+pub mod submit;
 pub mod tag;
 pub mod web;

@@ -12,26 +12,13 @@
 //! (`message::portal_mark`) so that the milter lets it out by the standard route instead
 //! of routing it back into the portal.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::portal::PortalConfig;
 use crate::message::portal_mark::{HEADER_PORTAL_MARK, MarkKey, Marked};
 use crate::portal::notice_text::{NoticeText, Values};
 use crate::portal::phone::Phone;
-
-/// How long one `sendmail` run may take: Postfix's sendmail only writes the maildrop
-/// queue, which takes milliseconds; a hung one must not hold the intake.
-pub const SENDMAIL_TIMEOUT: Duration = Duration::from_secs(60);
-/// At most this much of sendmail's error output is kept for the error text.
-const MAX_STDERR: usize = 2048;
-/// sysexits.h: the exit statuses Postfix's sendmail uses for "try again later" and for
-/// problems a later attempt cannot fix. Both are reported as [`NoticeError::Temporary`]:
-/// the intake retries and audits either way, and a message must never lose its notice.
-const EX_TEMPFAIL: i32 = 75;
+use crate::portal::submit::{SUBMIT_TIMEOUT, Submit};
 
 /// One notification for one recipient of one stored message.
 #[derive(Debug, Clone)]
@@ -56,7 +43,7 @@ pub enum NoticeError {
 /// Submits notifications through the MTA's `sendmail`.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    pub sendmail: PathBuf,
+    pub submit: Submit,
     pub from: String,
     /// Shown in the notification (`[portal] organisation`).
     pub organisation: String,
@@ -82,11 +69,14 @@ impl Notifier {
         let mark =
             MarkKey::load(&portal.mail_key).map_err(|e| NoticeError::Temporary(e.to_string()))?;
         Ok(Notifier {
-            sendmail: portal.sendmail.clone(),
+            submit: Submit::new(
+                &portal.submit,
+                portal.from.rsplit_once('@').map_or("localhost", |(_, d)| d),
+            ),
             from: portal.from.clone(),
             organisation: portal.organisation.clone(),
             mark,
-            timeout: SENDMAIL_TIMEOUT,
+            timeout: SUBMIT_TIMEOUT,
             text: NoticeText {
                 nl: portal.branding.notification_nl.clone(),
                 en: portal.branding.notification_en.clone(),
@@ -100,63 +90,13 @@ impl Notifier {
         self.submit(&notice.recipient, &built.message).await
     }
 
-    /// Submits one built mail to `recipient`. Runs `sendmail -i -f <from> -- <recipient>`
-    /// with the process environment (so `MAIL_CONFIG` selects the Postfix instance, as for
-    /// any Postfix command); bounded by `timeout`.
+    /// Submits one built mail to `recipient` ([`Submit`]: `sendmail` or SMTP), bounded by
+    /// `timeout`; every failure is temporary (retried by the caller).
     pub(crate) async fn submit(&self, recipient: &str, message: &[u8]) -> Result<(), NoticeError> {
-        let temp = NoticeError::Temporary;
-        if recipient.is_empty() || recipient.starts_with('-') || recipient.contains(['\r', '\n']) {
-            return Err(temp("the recipient address is not usable".into()));
-        }
-        let mut child = tokio::process::Command::new(&self.sendmail)
-            .arg("-i")
-            .arg("-f")
-            .arg(&self.from)
-            .arg("--")
-            .arg(recipient)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| temp(format!("cannot run {}: {e}", self.sendmail.display())))?;
-        let run = async {
-            let mut stdin = child.stdin.take().expect("stdin is piped");
-            stdin
-                .write_all(message)
-                .await
-                .map_err(|e| temp(format!("writing to sendmail: {e}")))?;
-            drop(stdin);
-            let mut stderr = Vec::new();
-            if let Some(mut err) = child.stderr.take() {
-                let _ = (&mut err)
-                    .take(MAX_STDERR as u64)
-                    .read_to_end(&mut stderr)
-                    .await;
-            }
-            let status = child
-                .wait()
-                .await
-                .map_err(|e| temp(format!("waiting for sendmail: {e}")))?;
-            if status.success() {
-                return Ok(());
-            }
-            let why = String::from_utf8_lossy(&stderr);
-            let why = crate::mta::sanitize(why.trim(), 300);
-            Err(temp(match status.code() {
-                Some(EX_TEMPFAIL) => format!("sendmail: temporary failure (exit 75): {why}"),
-                Some(c) => format!("sendmail exited with {c}: {why}"),
-                None => "sendmail was killed by a signal".into(),
-            }))
-        };
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(r) => r,
-            // kill_on_drop ends the child with the future.
-            Err(_) => Err(temp(format!(
-                "sendmail did not finish within {} s",
-                self.timeout.as_secs()
-            ))),
-        }
+        self.submit
+            .send(&self.from, recipient, message, self.timeout)
+            .await
+            .map_err(NoticeError::Temporary)
     }
 
     /// The notification for `notice`, with the given Message-ID and Date, marked.
@@ -301,10 +241,11 @@ pub(crate) fn date_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn notifier(sendmail: PathBuf, organisation: &str) -> Notifier {
         Notifier {
-            sendmail,
+            submit: crate::portal::submit::Submit::Sendmail(sendmail),
             from: "portaal@zkh.nl".into(),
             organisation: organisation.into(),
             mark: MarkKey::from_bytes(&[3; 32]).unwrap(),

@@ -215,7 +215,7 @@ pub(crate) mod tests {
         .unwrap();
         let auditor = Arc::new(Auditor::open(Some(&dir.join(audit))).unwrap());
         let notifier = Notifier {
-            sendmail: "/nonexistent/sendmail".into(),
+            submit: crate::portal::submit::Submit::Sendmail("/nonexistent/sendmail".into()),
             from: "portaal@zkh.example".into(),
             organisation: "zkh.example".into(),
             mark: crate::message::portal_mark::MarkKey::from_bytes(&[7; 32]).unwrap(),

@@ -13,7 +13,8 @@
 # X-NTA7516-Phone to a compliant domain arrives without it (smtp_header_checks) and still
 # DKIM-valid; a forged portal mark from a trusted SMTP client is not honoured (the message
 # goes to the portal, never in clear to the domain); the portal's address without a mark
-# is refused 554 5.7.1.
+# is refused 554 5.7.1; with `[portal] submit` (SMTP to pfa's listener instead of
+# sendmail) the notification is handed over by SMTP and arrives the same way, DKIM-valid.
 # No `set -e`: a failed assertion is recorded and the next case still runs.
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -136,6 +137,38 @@ rc=0
 PF_FROM="$PORTAL_FROM" pf_send int "$t" --to "$t@notlsa.lab.test" || rc=$?
 assert_eq "portal sender without a mark: refused at end of data (swaks exit 26)" 26 "$rc"
 assert_match "portal sender without a mark: 554 5.7.1" '^<\*\* 554 5\.7\.1 ' "$(cat "$PF_OUT")"
+
+# --- [portal] submit: the notification by SMTP to pfa, not by sendmail --------------------
+lab_stop nta-portal
+sed -i "s|^sendmail = \"/usr/sbin/sendmail\"\$|submit = \"inet:$PF_INT:25\"|" "$NTA_DAEMON_CONFIG"
+assert_eq "submit: the portal's configuration now submits by SMTP" 1 "$(grep -c "^submit = \"inet:$PF_INT:25\"" "$NTA_DAEMON_CONFIG")"
+assert_exit "submit: check-config accepts it" 0 "$NTA_BIN" check-config "$NTA_DAEMON_CONFIG"
+# no MAIL_CONFIG, no sendmail: only the SMTP listener can take its mail
+lab_bg nta-portal "$NTA_BIN" portal --config "$NTA_DAEMON_CONFIG"
+wait_for "the portal listens on $PF_INT:7524 again" 50 0.2 \
+    ip netns exec "$NETNS" bash -c "exec 3<>/dev/tcp/$PF_INT/7524" ||
+    e2e_die "the portal does not listen (see $LAB/log/nta-portal.out)"
+t=$(pf_token)
+r="p$(pf_token)@notlsa.lab.test"
+pf_accepted "submit: secure message with X-NTA7516-Phone to a non-compliant domain accepted" int "$t" \
+    --to "$r" --add-header "X-NTA7516-Phone: +31612345678"
+q=$PF_QID
+pf_wait_log pfa "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent" ||
+    true
+pf_assert_log "submit: the message went to the portal over LMTP" pfa \
+    "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent"
+if pf_assert_mail "submit: the domain's receiver (pfc) got the notification" pfc "$r" "$r"; then
+    f=$PF_FILE
+    assert_match "submit: handed to pfa by SMTP from the portal (EHLO sender.lab.test, $PF_INT)" \
+        "Received: from sender\.lab\.test \([^)]*\[$PF_INT\]\).*with E?SMTP" \
+        "$(tr -d '\r' <"$f" | sed -n '/^Received:/{N;N;s/\n[[:space:]]*/ /g;p}')"
+    assert_eq "submit: DKIM-valid (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    assert_eq "submit: classified standard (the portal mark, checked on the smtpd path)" standard "$(pf_hdr "$f" X-NTA7516-Classification)"
+    assert_eq "submit: the mark never leaves" 0 "$(pf_hdr "$f" X-NTA7516-Portal-Mark | grep -c . || true)"
+    assert_eq "submit: content-free" 0 "$(grep -c "$t" "$f")"
+fi
+assert_eq "submit: the notification never went back into the portal" 1 \
+    "$(grep -cE "postfix/nta-portal/lmtp\[[0-9]+\]: [0-9A-F]+: to=<$r>," "$(pf_log pfa)")"
 
 lab_stop nta-portal
 nta_policy fallback

@@ -390,7 +390,10 @@ if [ -n "$reply_mid" ] &&
     q=$PF_QID
     pf_assert_log "answer: delivered over LMTP to the portal (its number from the thread)" pfa \
         "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, .*status=sent \(250 2\.0\.0 "
-    if wait_for "the answer's notification" 75 0.2 test "$(pf_count pfc "$r" "$r")" -ge 2; then
+    # a function: wait_for must count again on every try (an argument "$(...)" is
+    # counted once, before the first)
+    answer_noticed() { [ "$(pf_count pfc "$r" "$r")" -ge 2 ]; }
+    if wait_for "the answer's notification" 75 0.2 answer_noticed; then
         f=$(pf_files pfc "$r" "$r" | xargs ls -t | head -n 1)
         answer_link=$(notice_url "$f")
     fi

@@ -21,7 +21,7 @@ async fn senders(dir: &std::path::Path) -> SenderMail {
     SenderMail {
         store,
         notifier: Notifier {
-            sendmail: "/nonexistent/sendmail".into(),
+            submit: crate::portal::submit::Submit::Sendmail("/nonexistent/sendmail".into()),
             from: "portaal@zkh.example".into(),
             organisation: "Ziekenhuis".into(),
             mark: MarkKey::from_bytes(&[7; 32]).unwrap(),

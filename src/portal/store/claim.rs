@@ -16,7 +16,7 @@
 use super::{Store, StoreError};
 
 /// How long a node owns a notification it is about to send: several times the longest
-/// `sendmail` run (`crate::portal::notice::SENDMAIL_TIMEOUT`), so a live node's attempt is
+/// submission (`crate::portal::submit::SUBMIT_TIMEOUT`), so a live node's attempt is
 /// never taken over.
 pub const NOTIFY_CLAIM: i64 = 600;
 
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn claim_outlasts_a_sendmail_run() {
         assert_eq!(NOTIFY_CLAIM, 600);
-        assert!(NOTIFY_CLAIM >= 5 * crate::portal::notice::SENDMAIL_TIMEOUT.as_secs() as i64);
+        assert!(NOTIFY_CLAIM >= 5 * crate::portal::submit::SUBMIT_TIMEOUT.as_secs() as i64);
     }
 
     #[tokio::test]
