@@ -365,8 +365,10 @@ printf '#!/bin/sh\n# the portal'"'"'s notifications and receipts: discarded (not
 chmod 755 "$LAB/discard-sendmail"
 
 if [ "$PORTAL_SUBMIT" = smtp ]; then
-    lab_bg sink smtp-sink "$SINK" 256
+    lab_bg sink smtp-sink -u nobody "$SINK" 256
     cg_move load "$(cat "$LAB/pids/sink.pid")"
+    sink_up() { ip netns exec "$NETNS" timeout 2 bash -c "exec 3<>/dev/tcp/${SINK%:*}/${SINK#*:} && head -c 3 <&3 | grep -q 220" 2>/dev/null; }
+    wait_for "smtp-sink answers on $SINK" 50 0.1 sink_up || e2e_die "smtp-sink does not answer (see $LAB/log/sink.out)"
 fi
 postfix_setup
 out=$("${CGX[@]}" "$(cgdir postfix)" ip netns exec "$NETNS" script -qec "postfix -c $BE start" /dev/null 2>&1) ||
@@ -414,8 +416,17 @@ for v in portal-sqlite portal-pg; do
         ok="does NOT verify"
         PROBLEMS+=("$v: audit verify failed: $(tail -n 2 "$LAB/log/$v-verify.out")")
     fi
-    EVIDENCE+=("- $v: $c portal_stored audit events for $TOTAL messages; the audit chain $ok")
+    # the notifications and receipts go out after the 250: give the last ones time
+    for ((i = 0; i < 300; i++)); do
+        sent_n=$(grep -c '"event_type":"portal_notified"' "$LAB/$v/audit.log" || true)
+        sent_r=$(grep -c '"event_type":"portal_receipt_sent"' "$LAB/$v/audit.log" || true)
+        [ "$sent_n" -lt "$TOTAL" ] || [ "$sent_r" -lt "$TOTAL" ] || break
+        sleep 0.1
+    done
+    EVIDENCE+=("- $v: $c portal_stored, $sent_n portal_notified and $sent_r portal_receipt_sent audit events for $TOTAL messages (submitted by $PORTAL_SUBMIT); the audit chain $ok")
     [ "$c" -eq "$TOTAL" ] || PROBLEMS+=("$v: $c portal_stored events, expected $TOTAL")
+    [ "$sent_n" -eq "$TOTAL" ] && [ "$sent_r" -eq "$TOTAL" ] ||
+        PROBLEMS+=("$v: $sent_n notifications and $sent_r receipts submitted, expected $TOTAL each")
 done
 if grep -q "status=deferred\|status=bounced" "$(pf_log bench)"; then
     PROBLEMS+=("deferrals or bounces in the Postfix log: $(grep -c 'status=deferred\|status=bounced' "$(pf_log bench)")")

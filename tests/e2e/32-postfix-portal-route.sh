@@ -75,17 +75,24 @@ urls() {
     python3 "$E2E_DIR/py/mail_urls.py" "$1"
 }
 
+# to_portal LABEL : secure mail with X-NTA7516-Phone from the trusted client to a new
+# recipient at the non-compliant domain, delivered to the portal over LMTP (nta-portal);
+# sets t (its token), r (the recipient) and q (pfa's queue id)
+to_portal() {
+    t=$(pf_token)
+    r="p$(pf_token)@notlsa.lab.test"
+    pf_accepted "$1: secure message with X-NTA7516-Phone to a non-compliant domain accepted" int "$t" \
+        --to "$r" --add-header "X-NTA7516-Phone: +31612345678"
+    q=$PF_QID
+    pf_wait_log pfa "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent" ||
+        true
+    pf_assert_log "$1: delivered over LMTP by nta-portal (the portal had the number: no 550)" pfa \
+        "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent"
+}
+
 # --- secure mail with X-NTA7516-Phone to a non-compliant domain -> portal -> notification --
 # (the recipient has its own token: the message's token t is only in its subject and body)
-t=$(pf_token)
-r="p$(pf_token)@notlsa.lab.test"
-pf_accepted "portal: secure message with X-NTA7516-Phone to a non-compliant domain accepted" int "$t" \
-    --to "$r" --add-header "X-NTA7516-Phone: +31612345678"
-q=$PF_QID
-pf_wait_log pfa "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent" ||
-    true
-pf_assert_log "portal: delivered over LMTP by nta-portal (the portal had the number: no 550)" pfa \
-    "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent"
+to_portal portal
 pf_assert_count "portal: the message itself never reached the domain's MX" 0 pfc "$t"
 if pf_assert_mail "notification: the domain's receiver (pfc) got the portal's notification" pfc "$r" "$r"; then
     f=$PF_FILE
@@ -148,15 +155,7 @@ lab_bg nta-portal "$NTA_BIN" portal --config "$NTA_DAEMON_CONFIG"
 wait_for "the portal listens on $PF_INT:7524 again" 50 0.2 \
     ip netns exec "$NETNS" bash -c "exec 3<>/dev/tcp/$PF_INT/7524" ||
     e2e_die "the portal does not listen (see $LAB/log/nta-portal.out)"
-t=$(pf_token)
-r="p$(pf_token)@notlsa.lab.test"
-pf_accepted "submit: secure message with X-NTA7516-Phone to a non-compliant domain accepted" int "$t" \
-    --to "$r" --add-header "X-NTA7516-Phone: +31612345678"
-q=$PF_QID
-pf_wait_log pfa "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent" ||
-    true
-pf_assert_log "submit: the message went to the portal over LMTP" pfa \
-    "postfix/nta-portal/lmtp\[[0-9]+\]: $q: to=<$r>, relay=[^,]*7524, .*status=sent"
+to_portal submit
 if pf_assert_mail "submit: the domain's receiver (pfc) got the notification" pfc "$r" "$r"; then
     f=$PF_FILE
     assert_match "submit: handed to pfa by SMTP from the portal (EHLO sender.lab.test, $PF_INT)" \
