@@ -175,6 +175,16 @@ impl SenderMail {
 
     /// Sends the receipt of `p` (claimed by the caller) and records the outcome.
     pub async fn send_receipt(&self, p: &PendingReceipt) {
+        if self.submit_receipt(p).await
+            && let Err(e) = self.store.receipt_sent(&p.message.id).await
+        {
+            tracing::error!(error = %e, "cannot mark a receipt sent; it may be sent twice");
+        }
+    }
+
+    /// Submits the receipt of `p` and audits the outcome; a failure is recorded for the
+    /// retry. True when it was submitted: the caller then marks it sent.
+    async fn submit_receipt(&self, p: &PendingReceipt) -> bool {
         let built = self.build_receipt(
             &p.sender,
             &p.message,
@@ -184,13 +194,11 @@ impl SenderMail {
         let id = &p.message.id;
         match self.notifier.submit(&p.sender, &built.message).await {
             Ok(()) => {
-                if let Err(e) = self.store.receipt_sent(id).await {
-                    tracing::error!(error = %e, "cannot mark a receipt sent; it may be sent twice");
-                }
                 self.auditor.record(Event::PortalReceiptSent {
                     message: id.clone(),
                     sender: p.sender.clone(),
                 });
+                true
             }
             Err(e) => {
                 tracing::warn!(message = %id, error = %e, "receipt not sent; retried later");
@@ -203,25 +211,34 @@ impl SenderMail {
                     attempts: p.attempts + 1,
                     error: e.to_string(),
                 });
+                false
             }
         }
     }
 
-    /// The receipt of a message this node just stored (claimed at intake).
-    pub async fn receipt_after_intake(&self, id: &str, claimed_until: i64) {
+    /// The receipt of a message this node just stored (claimed at intake). True when it
+    /// was submitted and is still to be marked sent: the intake marks it together with
+    /// the notifications, in one transaction.
+    pub async fn receipt_after_intake(&self, id: &str, claimed_until: i64) -> bool {
         let now = crate::portal::store::now();
         match self.store.receipt(id).await {
             // Still the claim the intake stored (see `still_own_claim`).
             Ok(Some(p)) if p.next_at == claimed_until && still_own_claim(claimed_until, now) => {
-                self.send_receipt(&p).await;
+                self.submit_receipt(&p).await
             }
             Ok(Some(p)) => match self.store.claim_receipt(id, p.next_at, now).await {
-                Ok(true) => self.send_receipt(&p).await,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot claim a receipt; retried later"),
+                Ok(true) => self.submit_receipt(&p).await,
+                Ok(false) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim a receipt; retried later");
+                    false
+                }
             },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read a receipt; retried later"),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a receipt; retried later");
+                false
+            }
         }
     }
 

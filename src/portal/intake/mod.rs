@@ -248,9 +248,14 @@ impl Intake {
                 for r in notify.iter().filter(|r| r.ask_token.is_some()) {
                     me.senders.ask_after_intake(&r.recipient_id).await;
                 }
-                me.notify(notify).await;
+                let notified = me.notify(notify).await;
                 // After the recipients' notifications: the receipt says they were sent.
-                me.senders.receipt_after_intake(&id, claimed_until).await;
+                let receipt = me.senders.receipt_after_intake(&id, claimed_until).await;
+                // What went out, marked in one transaction (one commit, not one each).
+                let receipt = receipt.then_some(id.as_str());
+                if let Err(e) = me.store.mark_sent(&notified, receipt).await {
+                    tracing::error!(error = %e, "cannot mark notifications and receipt sent; they may be sent twice");
+                }
             });
         }
         Ok(stored
@@ -314,7 +319,9 @@ impl Intake {
     /// claimed by this node: sent on that claim while it has time left
     /// ([`still_own_claim`]); claimed again only when this node was slow, so that if
     /// another node's retry has it meanwhile, this one does not send it again.
-    async fn notify(&self, recipients: Vec<StoredRecipient>) {
+    /// Returns the recipients whose notification went out (to be marked sent).
+    async fn notify(&self, recipients: Vec<StoredRecipient>) -> Vec<String> {
+        let mut sent = Vec::new();
         for r in recipients {
             let (Some(token), Some(phone)) = (&r.token, &r.phone) else {
                 continue;
@@ -335,11 +342,17 @@ impl Intake {
                     }
                 }
             }
-            self.notify_one(&r.message_id, &r.recipient_id, &r.address, token, phone, 0)
-                .await;
+            if self
+                .submit_notice(&r.message_id, &r.recipient_id, &r.address, token, phone, 0)
+                .await
+            {
+                sent.push(r.recipient_id);
+            }
         }
+        sent
     }
 
+    /// Sends one notification, audits the outcome and marks it sent (the retry's path).
     pub(crate) async fn notify_one(
         &self,
         message: &str,
@@ -349,6 +362,26 @@ impl Intake {
         phone: &crate::portal::phone::Phone,
         attempts: i64,
     ) {
+        if self
+            .submit_notice(message, recipient_id, address, token, phone, attempts)
+            .await
+            && let Err(e) = self.store.mark_notified(recipient_id).await
+        {
+            tracing::error!(error = %e, "cannot mark a notification sent; it may be sent twice");
+        }
+    }
+
+    /// Submits one notification and audits the outcome; a failure is recorded for the
+    /// retry. True when it was submitted: the caller then marks it sent.
+    async fn submit_notice(
+        &self,
+        message: &str,
+        recipient_id: &str,
+        address: &str,
+        token: &str,
+        phone: &crate::portal::phone::Phone,
+        attempts: i64,
+    ) -> bool {
         let notice = Notice {
             message: message.to_string(),
             recipient: address.to_string(),
@@ -357,14 +390,12 @@ impl Intake {
         };
         match self.notifier.send(&notice).await {
             Ok(()) => {
-                if let Err(e) = self.store.mark_notified(recipient_id).await {
-                    tracing::error!(error = %e, "cannot mark a notification sent; it may be sent twice");
-                }
                 self.auditor.record(Event::PortalNotified {
                     message: message.to_string(),
                     recipient_id: recipient_id.to_string(),
                     recipient: address.to_string(),
                 });
+                true
             }
             Err(e) => {
                 tracing::warn!(%message, error = %e, "notification not sent; retried later");
@@ -378,6 +409,7 @@ impl Intake {
                     attempts: attempts + 1,
                     error: e.to_string(),
                 });
+                false
             }
         }
     }

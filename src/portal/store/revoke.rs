@@ -85,6 +85,10 @@ const SUMMARY_COLUMNS: &str = "m.id, CASE WHEN m.state = 'live' AND EXISTS (SELE
      portal_waiting w WHERE w.message_id = m.id AND w.state = 0) THEN 'waiting' ELSE m.state \
      END AS state, m.sender, m.header_message_id, m.created_at, m.expires_at";
 
+/// A receipt sent: no longer pending.
+pub(super) const RECEIPT_SENT: &str =
+    "UPDATE portal_receipts SET pending = 0 WHERE message_id = $1";
+
 impl Store {
     /// Withdraws message `id`: `by` (`link`, `administrator …`) and the browser's address
     /// go into the revocation row the audit event is written from.
@@ -324,7 +328,7 @@ impl Store {
     }
 
     pub async fn receipt_sent(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE portal_receipts SET pending = 0 WHERE message_id = $1")
+        sqlx::query(RECEIPT_SENT)
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;

@@ -263,3 +263,24 @@ async fn a_message_of_one_chunk_reaches_the_store_only_at_its_commit() {
     assert_eq!(count(&s, "portal_messages").await, 1);
     assert_eq!(count(&s, "portal_chunks").await, 1);
 }
+
+#[tokio::test]
+async fn notifications_and_the_receipt_are_marked_sent_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 10).await;
+    let stored = store_one(&s, &body(100), &["a@x.example", "b@x.example"]).await;
+    let id = stored[0].message_id.clone();
+    let later = now() + super::NOTIFY_CLAIM;
+    assert_eq!(s.pending_notices(later, 10).await.unwrap().len(), 2);
+    assert!(s.receipt(&id).await.unwrap().is_some());
+    // Nothing to mark: no transaction, no error.
+    s.mark_sent(&[], None).await.unwrap();
+    s.mark_sent(&[stored[0].recipient_id.clone()], Some(&id))
+        .await
+        .unwrap();
+    let left = s.pending_notices(later, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].recipient_id, stored[1].recipient_id);
+    assert!(s.receipt(&id).await.unwrap().is_none(), "receipt marked sent");
+    assert!(s.pending_receipts(later).await.unwrap().is_empty());
+}

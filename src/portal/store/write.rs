@@ -20,6 +20,9 @@ use crate::portal::phone::Phone;
 
 /// Label of the dedup keyed hash (content digest ‖ recipient).
 const DEDUP_LABEL: &[u8] = b"dedup";
+/// A notification sent: no longer pending, its sealed token erased.
+const MARK_NOTIFIED: &str =
+    "UPDATE portal_recipients SET notify_pending = 0, token_sealed = NULL WHERE id = $1";
 /// Retry of a failed notification: doubling from one minute, at most hourly.
 const NOTIFY_RETRY_FIRST: i64 = 60;
 const NOTIFY_RETRY_MAX: i64 = 3600;
@@ -181,12 +184,38 @@ impl Store {
 
     /// Marks a notification sent and erases its sealed token.
     pub async fn mark_notified(&self, recipient_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE portal_recipients SET notify_pending = 0, token_sealed = NULL WHERE id = $1",
-        )
-        .bind(recipient_id.to_string())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(MARK_NOTIFIED)
+            .bind(recipient_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the notifications of `recipients` sent (their sealed tokens erased) and, when
+    /// given, the receipt of message `receipt`: in one transaction, so the intake's
+    /// bookkeeping after a message costs one commit.
+    pub async fn mark_sent(
+        &self,
+        recipients: &[String],
+        receipt: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if recipients.is_empty() && receipt.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for id in recipients {
+            sqlx::query(MARK_NOTIFIED)
+                .bind(id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(id) = receipt {
+            sqlx::query(super::revoke::RECEIPT_SENT)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
