@@ -281,6 +281,9 @@ async fn notifications_and_the_receipt_are_marked_sent_in_one_go() {
     let left = s.pending_notices(later, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].recipient_id, stored[1].recipient_id);
-    assert!(s.receipt(&id).await.unwrap().is_none(), "receipt marked sent");
+    assert!(
+        s.receipt(&id).await.unwrap().is_none(),
+        "receipt marked sent"
+    );
     assert!(s.pending_receipts(later).await.unwrap().is_empty());
 }
