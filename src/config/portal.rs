@@ -33,9 +33,14 @@ pub enum Submission {
     /// `sendmail = "/usr/sbin/sendmail"` (the default): one run per mail.
     Sendmail(PathBuf),
     /// `submit = "inet:127.0.0.1:25"`: SMTP (RFC 5321) to the MTA's listener on a loopback
-    /// address, over kept-open connections; no program is started per mail. Postfix only:
-    /// Exim honours the portal's mark on its not-SMTP path alone.
-    Smtp(std::net::SocketAddr),
+    /// address, over kept-open connections; no program is started per mail.
+    Smtp {
+        addr: std::net::SocketAddr,
+        /// `submit_auth = true`: log in (AUTH PLAIN, RFC 4616) as `nta7516-portal` with
+        /// the password derived from `mail_key`. Exim trusts the portal's mark on SMTP
+        /// only after this login (exim/README.md); Postfix trusts the client address.
+        login: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

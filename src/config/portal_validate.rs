@@ -123,10 +123,22 @@ pub(crate) fn portal(
             );
             None
         }
-        (Some(v), None) => parse(r, "portal.submit", v, submit_address).map(Submission::Smtp),
+        (Some(v), None) => {
+            parse(r, "portal.submit", v, submit_address).map(|addr| Submission::Smtp {
+                addr,
+                login: raw.submit_auth.as_ref().is_some_and(|a| *a.get_ref()),
+            })
+        }
         (None, Some(v)) => parse(r, "portal.sendmail", v, path).map(Submission::Sendmail),
         (None, None) => Some(Submission::Sendmail(PathBuf::from(DEFAULT_SENDMAIL))),
     };
+    if let (Some(a), None) = (&raw.submit_auth, &raw.submit) {
+        r.error(
+            "portal.submit_auth",
+            &a.span(),
+            "submit_auth is a login on the SMTP submission: set submit as well",
+        );
+    }
     let organisation = match &raw.organisation {
         Some(v) => parse(r, "portal.organisation", v, organisation),
         None => from
@@ -206,8 +218,9 @@ pub(crate) fn portal(
 }
 
 /// `submit`: `inet:` and a loopback IP address with a port. Loopback only: the mail goes
-/// in plain SMTP without authentication, trusted by the MTA for its client address
-/// (`[outbound] networks`, Postfix's `mynetworks`).
+/// in plain SMTP, trusted by the MTA for its client address (`[outbound] networks`,
+/// Postfix's `mynetworks`) or, with `submit_auth`, for the portal's login (Exim); a
+/// password in clear never crosses a network.
 fn submit_address(s: &str) -> Result<std::net::SocketAddr, String> {
     let hint = "expected \"inet:127.0.0.1:25\" (the local MTA's SMTP listener on a loopback \
                 address)";

@@ -1121,12 +1121,40 @@ fn portal_submits_by_smtp_to_a_loopback_listener_or_by_sendmail() {
     let smtp = ok(&portal_with("submit = \"inet:127.0.0.1:25\""));
     assert_eq!(
         smtp.portal.unwrap().submit,
-        Submission::Smtp("127.0.0.1:25".parse().unwrap())
+        Submission::Smtp {
+            addr: "127.0.0.1:25".parse().unwrap(),
+            login: false
+        }
+    );
+    let login = ok(&portal_with(
+        "submit = \"inet:127.0.0.1:25\"\nsubmit_auth = true",
+    ));
+    assert_eq!(
+        login.portal.unwrap().submit,
+        Submission::Smtp {
+            addr: "127.0.0.1:25".parse().unwrap(),
+            login: true
+        }
+    );
+    assert_only(
+        &portal_with("submit_auth = true"),
+        "portal.submit_auth",
+        12,
+        "set submit as well",
+    );
+    assert_only(
+        &portal_with("submit = \"inet:127.0.0.1:25\"\nsubmit_auth = \"yes\""),
+        "portal.submit_auth",
+        13,
+        "bool",
     );
     let v6 = ok(&portal_with("submit = \"inet:[::1]:587\""));
     assert_eq!(
         v6.portal.unwrap().submit,
-        Submission::Smtp("[::1]:587".parse().unwrap())
+        Submission::Smtp {
+            addr: "[::1]:587".parse().unwrap(),
+            login: false
+        }
     );
     let own = ok(&portal_with("sendmail = \"/usr/local/sbin/sendmail\""));
     assert_eq!(

@@ -1,8 +1,9 @@
 //! Socketmap requests and replies, and the pure mapping from a verdict to a reply.
 //!
 //! Requests are `route <address>` (transport_maps), `tls <next hop>`
-//! (smtp_tls_policy_maps) and `class <envelope sender>` (Exim's data ACL: the sender
-//! rules, [`class_reply`]). Replies are the fixed socketmap forms:
+//! (smtp_tls_policy_maps), `class <envelope sender>` (Exim's data ACL: the sender
+//! rules, [`class_reply`]) and `portal-login <password>` (Exim's authenticator for the
+//! portal's SMTP login, [`portal_login_reply`]). Replies are the fixed socketmap forms:
 //! `OK <transport>:<nexthop>`, `OK dane-only`, `NOTFOUND `, `TEMP <reason>`, `PERM <reason>`.
 
 use std::fmt;
@@ -10,6 +11,7 @@ use std::net::IpAddr;
 
 use crate::config::{Config, NonCompliantAction, SocketSpec};
 use crate::domain::{AddressDomain, DomainName, address_parts};
+use crate::message::portal_mark::MarkKey;
 use crate::policy::{self, Verdict};
 
 pub use crate::mta::{
@@ -31,6 +33,18 @@ pub enum Query {
     /// The classification `[[policy.senders]]` and `[policy] default` give an envelope
     /// sender; for MTAs that classify without the milter (Exim, exim/README.md).
     Class(String),
+    /// The password the portal gave Exim with AUTH PLAIN (exim/README.md).
+    PortalLogin(Password),
+}
+
+/// A password from a request: never shown, not even in debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +53,7 @@ pub enum RequestError {
     NotUtf8,
     #[error("request has no key (expected \"<map> <key>\")")]
     NoKey,
-    #[error("unknown map {0:?} (expected route, tls or class)")]
+    #[error("unknown map {0:?} (expected route, tls, class or portal-login)")]
     UnknownMap(String),
 }
 
@@ -54,6 +68,7 @@ pub fn parse(payload: &[u8]) -> Result<Query, RequestError> {
         "route" => Ok(Query::Route(key)),
         "tls" => Ok(Query::Tls(key)),
         "class" => Ok(Query::Class(key)),
+        "portal-login" => Ok(Query::PortalLogin(Password(key))),
         other => Err(RequestError::UnknownMap(sanitize(other, 40))),
     }
 }
@@ -90,6 +105,18 @@ pub fn class_reply(config: &Config, sender: &str) -> Reply {
         .classify_sender(sender)
         .unwrap_or(config.policy.default);
     Reply::Ok(class.as_str().to_string())
+}
+
+/// The answer to `portal-login <password>`: `OK yes` when it is the portal's login
+/// password (`MarkKey::login_password`, derived from `[portal] mail_key`), else
+/// `NOTFOUND `; also `NOTFOUND ` when this daemon has no portal key. Exim's
+/// authenticator accepts the login only on `OK yes`, so every other outcome (daemon down,
+/// a TEMP, a PERM) refuses it and the portal retries later.
+pub fn portal_login_reply(key: Option<&MarkKey>, password: &Password) -> Reply {
+    match key {
+        Some(k) if k.verify_login(&password.0) => Reply::Ok("yes".into()),
+        _ => Reply::NotFound,
+    }
 }
 
 /// What a `route` key asks about.
@@ -265,6 +292,34 @@ pub(crate) mod tests {
             parse(b"class <a@b.nl>"),
             Ok(Query::Class("<a@b.nl>".into()))
         );
+        assert_eq!(
+            parse(b"portal-login abc"),
+            Ok(Query::PortalLogin(Password("abc".into())))
+        );
+        assert_eq!(parse(b"portal-login "), Err(RequestError::NoKey));
+        assert_eq!(
+            format!("{:?}", parse(b"portal-login s3cret").unwrap()),
+            "PortalLogin(Password(<redacted>))"
+        );
+    }
+
+    #[test]
+    fn portal_login_only_with_the_derived_password() {
+        let key = MarkKey::from_bytes(&[5; 32]).unwrap();
+        let pw = Password(key.login_password());
+        assert_eq!(portal_login_reply(Some(&key), &pw), Reply::Ok("yes".into()));
+        assert_eq!(
+            portal_login_reply(None, &pw),
+            Reply::NotFound,
+            "no portal key"
+        );
+        let other = MarkKey::from_bytes(&[6; 32]).unwrap();
+        assert_eq!(portal_login_reply(Some(&other), &pw), Reply::NotFound);
+        let wrong = Password("x".repeat(43));
+        assert_eq!(portal_login_reply(Some(&key), &wrong), Reply::NotFound);
+        // what Exim compares against, netstring and all
+        let yes = crate::map::netstring::encode(Reply::Ok("yes".into()).to_string().as_bytes());
+        assert_eq!(yes, b"6:OK yes,");
     }
 
     #[test]

@@ -164,7 +164,8 @@ async fn write_reply(stream: &mut Stream, reply: &Reply) -> io::Result<()> {
 pub const AUDIT_UNWRITABLE: &str = "NTA 7516: the audit log cannot be written";
 
 /// One request against one configuration generation. This is the one place where a
-/// decision becomes the MTA's answer:
+/// decision becomes the MTA's answer (a `portal-login` check is no decision and is
+/// answered as it is):
 /// - with `[server] dry_run` every answer is `NOTFOUND`, so Postfix routes as it would
 ///   without us; the decided answer is only logged and audited;
 /// - otherwise a `route` answer whose `recipient_routed` line cannot be written to the
@@ -180,6 +181,17 @@ pub async fn answer(payload: &[u8], g: &Generation) -> Reply {
         Ok(Query::Route(key)) => route(g, &key).await,
         Ok(Query::Tls(key)) => (tls(g, &key).await, None),
         Ok(Query::Class(sender)) => (reply::class_reply(&g.config, &sender), None),
+        // A login check, not a routing decision: answered as it is, dry run or not, and
+        // never logged with the password.
+        Ok(Query::PortalLogin(password)) => {
+            let r = reply::portal_login_reply(g.portal_mark.as_deref(), &password);
+            if r == Reply::NotFound {
+                tracing::warn!(
+                    "map server: portal-login with a password that is not the portal's (is [portal] mail_key the same file for the portal and this daemon?)"
+                );
+            }
+            return r;
+        }
     };
     if dry_run {
         tracing::info!(would_reply = %decided, "dry run: answering NOTFOUND instead");

@@ -25,6 +25,12 @@ pub const HEADER_PORTAL_MARK: &str = "X-NTA7516-Portal-Mark";
 const VERSION: &str = "v1";
 /// Domain separation: this key signs nothing else.
 const CONTEXT: &[u8] = b"nta7516-milter portal mark v1";
+/// Domain separation for the SMTP login password derived from the same key
+/// ([`MarkKey::login_password`]): a password is never a valid mark and the reverse.
+const LOGIN_CONTEXT: &[u8] = b"nta7516-milter portal smtp login v1";
+/// The user name the portal logs in with (SMTP AUTH PLAIN, RFC 4616) where the MTA
+/// recognises its mail by login rather than by a trusted client (Exim, exim/README.md).
+pub const LOGIN_USER: &str = "nta7516-portal";
 /// A shorter secret is guessable in principle; 32 bytes is the HMAC-SHA256 block strength.
 pub const MIN_KEY_BYTES: usize = 32;
 /// A larger file is not a key file.
@@ -107,6 +113,23 @@ impl MarkKey {
             return false;
         };
         hmac::verify(&self.0, &input(m), &tag).is_ok()
+    }
+
+    /// The password the portal gives with [`LOGIN_USER`] (`[portal] submit_auth`): an HMAC
+    /// of a fixed text under the key, base64url, 43 characters. Derived, so the portal and
+    /// the daemon that checks it (map request `portal-login`) need no second secret, and
+    /// the MTA never holds one.
+    pub fn login_password(&self) -> String {
+        let tag = hmac::sign(&self.0, LOGIN_CONTEXT);
+        data_encoding::BASE64URL_NOPAD.encode(tag.as_ref())
+    }
+
+    /// Is `password` [`MarkKey::login_password`]? In constant time (`hmac::verify`).
+    pub fn verify_login(&self, password: &str) -> bool {
+        let Ok(tag) = data_encoding::BASE64URL_NOPAD.decode(password.trim().as_bytes()) else {
+            return false;
+        };
+        hmac::verify(&self.0, LOGIN_CONTEXT, &tag).is_ok()
     }
 }
 
@@ -231,6 +254,30 @@ mod tests {
         ] {
             assert!(!k.verify(bad, &marked(&rcpts, b"body")), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_login_password_is_derived_from_the_key_and_is_no_mark() {
+        let k = key(7);
+        let pw = k.login_password();
+        assert_eq!(pw.len(), 43, "{pw}");
+        assert_eq!(pw, key(7).login_password(), "stable for one key");
+        assert!(k.verify_login(&pw));
+        assert!(!key(8).verify_login(&pw), "another key's password");
+        assert_ne!(pw, key(8).login_password());
+        for bad in ["", "x", "AAAA", &pw[..42], &format!("{pw}A"), "!!!"] {
+            assert!(!k.verify_login(bad), "{bad:?}");
+        }
+        // the password is no mark for anything, not even an empty message
+        let none: Vec<String> = Vec::new();
+        let empty = Marked {
+            recipients: &none,
+            message_id: "",
+            subject: "",
+            body: b"",
+        };
+        assert!(!k.verify(&format!("v1 {pw}"), &empty));
+        assert_eq!(LOGIN_USER, "nta7516-portal");
     }
 
     #[test]

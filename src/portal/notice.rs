@@ -72,6 +72,7 @@ impl Notifier {
             submit: Submit::new(
                 &portal.submit,
                 portal.from.rsplit_once('@').map_or("localhost", |(_, d)| d),
+                &mark,
             ),
             from: portal.from.clone(),
             organisation: portal.organisation.clone(),

@@ -5,8 +5,11 @@
 //! With Postfix the milter checks the portal's mark on either path (a trusted client:
 //! pickup or a loopback SMTP client in `[outbound] networks`); with SMTP no program is
 //! started per mail (two per stored message: the notification and the receipt). Exim
-//! honours the mark only on mail its `sendmail` takes from the portal's user (its
-//! not-SMTP ACL checks the caller's uid), so with Exim the portal keeps `sendmail`.
+//! honours the mark on mail its `sendmail` takes from the portal's user (its not-SMTP ACL
+//! checks the caller's uid) or, by SMTP, after the portal logged in (`submit_auth`: AUTH
+//! PLAIN as `nta7516-portal` with the password derived from `mail_key`, which Exim's
+//! authenticator has the daemon check); the login is what lets a hardened portal unit,
+//! which cannot run Exim's setuid `sendmail`, hand its mail to Exim.
 //! Every failure is temporary here: the caller keeps the mail pending and retries it.
 
 use std::net::SocketAddr;
@@ -16,11 +19,13 @@ use std::time::Duration;
 
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::portal::Submission;
+use crate::message::portal_mark::{LOGIN_USER, MarkKey};
 
 /// Longest wait for one submission (a `sendmail` run or one SMTP transaction): Postfix's
 /// sendmail only writes the maildrop queue, in milliseconds; a hung one must not hold
@@ -49,12 +54,13 @@ pub enum Submit {
 
 impl Submit {
     /// From `[portal] submit`/`sendmail`; `helo` is the name the portal gives in EHLO (the
-    /// domain of `[portal] from`). The SMTP pool connects on first use.
-    pub fn new(how: &Submission, helo: &str) -> Submit {
+    /// domain of `[portal] from`); `mark` gives the login password for `submit_auth`. The
+    /// SMTP pool connects (and logs in) on first use.
+    pub fn new(how: &Submission, helo: &str, mark: &MarkKey) -> Submit {
         match how {
             Submission::Sendmail(p) => Submit::Sendmail(p.clone()),
-            Submission::Smtp(addr) => {
-                let transport =
+            Submission::Smtp { addr, login } => {
+                let mut builder =
                     AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
                         .port(addr.port())
                         .hello_name(ClientId::Domain(helo.to_string()))
@@ -64,11 +70,21 @@ impl Submit {
                                 .min_idle(0)
                                 .max_size(SMTP_POOL_MAX)
                                 .idle_timeout(SMTP_IDLE),
-                        )
-                        .build();
+                        );
+                if *login {
+                    // PLAIN only: the listener is on loopback (config), and a server that
+                    // does not offer PLAIN gets no login and so no mail: a temporary
+                    // failure, retried, never mail without the login.
+                    builder = builder
+                        .credentials(Credentials::new(
+                            LOGIN_USER.to_string(),
+                            mark.login_password(),
+                        ))
+                        .authentication(vec![Mechanism::Plain]);
+                }
                 Submit::Smtp {
                     addr: *addr,
-                    transport,
+                    transport: builder.build(),
                 }
             }
         }
@@ -213,19 +229,41 @@ mod tests {
         assert_eq!(smtp_data(b"\n.\n"), b"\r\n.");
     }
 
-    /// A scripted SMTP server (a unit-test stand-in for the MTA; the real Postfix path is
-    /// e2e 32): records each connection's DATA, answers `rcpt_reply` to RCPT.
-    async fn sink(
+    fn key() -> MarkKey {
+        MarkKey::from_bytes(&[3; 32]).unwrap()
+    }
+
+    fn smtp(addr: SocketAddr, login: bool) -> Submit {
+        Submit::new(&Submission::Smtp { addr, login }, "zkh.example", &key())
+    }
+
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<Vec<Vec<u8>>>>>;
+
+    /// A scripted SMTP server (a unit-test stand-in for the MTA; the real Postfix and Exim
+    /// paths are e2e 32 and 52): records each connection's DATA, answers `rcpt_reply` to
+    /// RCPT.
+    async fn sink(rcpt_reply: &'static str) -> (SocketAddr, Seen) {
+        let (addr, seen, _) = sink_with_auth(rcpt_reply, None).await;
+        (addr, seen)
+    }
+
+    /// [`sink`], offering AUTH PLAIN and answering `auth_reply` to AUTH when it is given;
+    /// the third value collects the AUTH command lines.
+    async fn sink_with_auth(
         rcpt_reply: &'static str,
+        auth_reply: Option<&'static str>,
     ) -> (
         SocketAddr,
-        std::sync::Arc<std::sync::Mutex<Vec<Vec<Vec<u8>>>>>,
+        Seen,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     ) {
         use tokio::io::AsyncBufReadExt;
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let auths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let all = seen.clone();
+        let all_auths = auths.clone();
         tokio::spawn(async move {
             for _ in 0..8 {
                 let Ok((c, _)) = l.accept().await else { return };
@@ -235,6 +273,7 @@ mod tests {
                     v.len() - 1
                 };
                 let all = all.clone();
+                let auths = all_auths.clone();
                 tokio::spawn(async move {
                     let (r, mut w) = c.into_split();
                     let mut r = tokio::io::BufReader::new(r);
@@ -247,7 +286,14 @@ mod tests {
                         }
                         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
                         let reply: &[u8] = match verb.as_str() {
+                            "EHLO" if auth_reply.is_some() => {
+                                b"250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+                            }
                             "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                            "AUTH" => {
+                                auths.lock().unwrap().push(line.trim_end().to_string());
+                                auth_reply.unwrap_or("502 no\r\n").as_bytes()
+                            }
                             "RCPT" => rcpt_reply.as_bytes(),
                             "DATA" => {
                                 w.write_all(b"354 go\r\n").await.unwrap();
@@ -273,13 +319,13 @@ mod tests {
                 });
             }
         });
-        (addr, seen)
+        (addr, seen, auths)
     }
 
     #[tokio::test]
     async fn smtp_reuses_one_connection_with_crlf_and_dot_stuffing() {
         let (addr, seen) = sink("250 ok\r\n").await;
-        let s = Submit::new(&Submission::Smtp(addr), "zkh.example");
+        let s = smtp(addr, false);
         let t = Duration::from_secs(10);
         s.send(
             "portaal@zkh.example",
@@ -308,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn smtp_refusals_and_bad_addresses_are_errors_with_the_reason() {
         let (addr, _) = sink("451 4.3.0 try later\r\n").await;
-        let s = Submit::new(&Submission::Smtp(addr), "zkh.example");
+        let s = smtp(addr, false);
         let t = Duration::from_secs(10);
         let e = s
             .send("portaal@zkh.example", "p@example.org", b"x\n", t)
@@ -331,7 +377,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let s = Submit::new(&Submission::Smtp(addr), "zkh.example");
+        let s = smtp(addr, false);
         let e = s
             .send(
                 "portaal@zkh.example",
@@ -342,6 +388,53 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains("SMTP submission"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn submit_auth_logs_in_with_plain_and_the_derived_password() {
+        let (addr, seen, auths) = sink_with_auth("250 ok\r\n", Some("235 2.7.0 ok\r\n")).await;
+        let t = Duration::from_secs(10);
+        smtp(addr, true)
+            .send("portaal@zkh.example", "p@example.org", b"x\n", t)
+            .await
+            .unwrap();
+        let plain = format!("\0{LOGIN_USER}\0{}", key().login_password());
+        let want = format!(
+            "AUTH PLAIN {}",
+            data_encoding::BASE64.encode(plain.as_bytes())
+        );
+        assert_eq!(*auths.lock().unwrap(), vec![want]);
+        assert_eq!(seen.lock().unwrap()[0].len(), 1, "then the mail");
+
+        // no login without submit_auth, even where the server offers it
+        let (addr, seen, auths) = sink_with_auth("250 ok\r\n", Some("235 ok\r\n")).await;
+        smtp(addr, false)
+            .send("portaal@zkh.example", "p@example.org", b"x\n", t)
+            .await
+            .unwrap();
+        assert!(auths.lock().unwrap().is_empty());
+        assert_eq!(seen.lock().unwrap()[0].len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_impossible_login_sends_nothing() {
+        let t = Duration::from_secs(10);
+        let (addr, seen, _) =
+            sink_with_auth("250 ok\r\n", Some("535 5.7.8 bad credentials\r\n")).await;
+        let e = smtp(addr, true)
+            .send("portaal@zkh.example", "p@example.org", b"x\n", t)
+            .await
+            .unwrap_err();
+        assert!(e.contains("bad credentials"), "{e}");
+        assert!(seen.lock().unwrap().iter().all(|c| c.is_empty()));
+        // a server that offers no AUTH: no mail without the login
+        let (addr, seen) = sink("250 ok\r\n").await;
+        let e = smtp(addr, true)
+            .send("portaal@zkh.example", "p@example.org", b"x\n", t)
+            .await
+            .unwrap_err();
+        assert!(e.contains("SMTP submission"), "{e}");
+        assert!(seen.lock().unwrap().iter().all(|c| c.is_empty()));
     }
 
     #[test]

@@ -16,8 +16,12 @@
 # the notification -> nta7516_standard to the domain's MX, DKIM-valid, content-free, no
 # mark, no phone number; the same mark from a local user who is not the portal's (a
 # configuration variant whose acl_not_smtp names nobody, so root is "another user") or
-# from a trusted SMTP client is not honoured (nta7516_portal, never standard); the portal stopped -> deferred and kept, delivered after it is back; a unix
-# socket ([portal] lmtp = "unix:...") -> nta7516_portal_unix.
+# from a trusted SMTP client is not honoured (nta7516_portal, never standard); the portal
+# stopped -> deferred and kept, delivered after it is back; the portal submitting by SMTP
+# with its login (submit_auth, nta7516-milter.authenticators) -> its notification by
+# nta7516_standard, and the login's abuse (a wrong password, the right one from a client
+# that is not a login host, a login without the mark); a unix socket ([portal] lmtp =
+# "unix:...") -> nta7516_portal_unix.
 # No `set -e`: a failed assertion is recorded and the next case still runs.
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -47,8 +51,12 @@ exec "$EX_BIN" -C "$(ex_conf)" "\$@"
 EOF
 chmod 755 "$P/sendmail"
 
-# portal_toml LMTP : the [portal] section with the given intake socket
+# portal_toml LMTP [smtp] : the [portal] section with the given intake socket; with
+# "smtp" the portal submits by SMTP to Exim and logs in (submit, submit_auth), else with
+# the sendmail wrapper
 portal_toml() {
+    local submit="sendmail = \"$P/sendmail\""
+    [ "${2:-}" = smtp ] && submit=$(printf 'submit = "inet:%s:25"\nsubmit_auth = true' "$EX_ADDR")
     cat <<EOF
 
 [portal]
@@ -61,7 +69,7 @@ from = "$PORTAL_FROM"
 organisation = "Lab Ziekenhuis"
 mail_key = "$P/mail.key"
 audit_file = "$P/portal-audit.log"
-sendmail = "$P/sendmail"
+$submit
 
 [portal.sms]
 provider = "webhook"
@@ -231,6 +239,74 @@ portal_start
 ex_deliver "$id"
 ex_assert_log "portal back: delivered" "$id => $r4 R=nta7516_portal T=nta7516_portal "
 assert_true "portal back: no longer queued" ex_gone "$id"
+
+# --- the portal submits by SMTP and logs in (submit_auth), as the hardened unit does ----------
+# nta7516-milter.authenticators: AUTH PLAIN as nta7516-portal, the password checked by the
+# daemon; then the data ACL sends the marked notification the ordinary way.
+lab_stop exim-portal
+ex_policy portal "$(portal_toml "inet:$PF_INT:7524" smtp)"
+portal_start
+t=$(pf_token)
+r6="l$(pf_token)@notlsa.lab.test"
+before=$(stored)
+ex_accepted "login: secure message for the portal accepted" int "$t" --to "$r6" \
+    --add-header "X-NTA7516-Phone: +31612345678"
+ex_assert_log "login: delivered by nta7516_portal" "$EX_ID => $r6 R=nta7516_portal T=nta7516_portal "
+assert_eq "login: stored" $((before + 1)) "$(stored)"
+ex_assert_log "login: the portal logged in and submitted its notification by SMTP" \
+    " <= $PORTAL_FROM H=[^ ]* \[$EX_ADDR\] P=esmtpa A=nta7516_portal:nta7516-portal "
+wait_for "the notification is queued for $r6" 50 0.2 is_queued_for "$r6" || true
+n=$(queued_for "$r6")
+if assert_match "login: the notification is queued" '.' "$n"; then
+    ex_deliver "$n"
+    ex_assert_log "login: the notification went by nta7516_standard (the portal's own mail)" \
+        "$n => $r6 R=nta7516_standard T=nta7516_standard H=mx\.notlsa\.lab\.test "
+fi
+if pf_assert_mail "login: the domain's receiver (pfc) got the notification" pfc "$r6" "$r6"; then
+    f=$PF_FILE
+    assert_eq "login: DKIM-valid (dkimverify)" "signature ok" "$(pf_dkimverify "$f")"
+    assert_eq "login: the mark never leaves" 0 "$(grep -ic '^X-NTA7516-Portal-Mark' "$f")"
+    assert_eq "login: content-free" 0 "$(grep -c "$t" "$f")"
+fi
+
+# the password, derived independently (HMAC-SHA256 of the fixed text under mail_key,
+# base64url without padding): what the portal sent, so the abuse cases below use the real one
+pw=$(python3 -c 'import base64,hmac,hashlib,sys
+k=open(sys.argv[1],"rb").read()
+t=hmac.new(k,b"nta7516-milter portal smtp login v1",hashlib.sha256).digest()
+print(base64.urlsafe_b64encode(t).decode().rstrip("="))' "$P/mail.key")
+# login_try DESC FROM_ADDR PASSWORD TOKEN RCPT [SWAKS_ARGS...]: swaks logging in as the portal
+login_try() {
+    local desc=$1 from=$2 pass=$3 tok=$4 rcpt=$5
+    shift 5
+    run_in_lab timeout 60 swaks --server "$EX_ADDR:25" --local-interface "$from" \
+        --helo client.lab.test --from sender@sender.lab.test --to "$rcpt" \
+        --header "Subject: e2e $tok" --body "e2e message $tok" --timeout 30 \
+        --auth PLAIN --auth-user nta7516-portal --auth-password "$pass" "$@" \
+        >"$LAB/out/swaks-login-$tok.out" 2>&1
+}
+t=$(pf_token)
+r7="w$(pf_token)@notlsa.lab.test"
+login_try "wrong password" "$EX_ADDR" "${pw%?}x" "$t" "$r7" --add-header "X-NTA7516-Portal-Mark: v1 AAAA"
+assert_match "login, wrong password: refused (535)" '<\*\* 535 ' "$(cat "$LAB/out/swaks-login-$t.out")"
+assert_eq "login, wrong password: nothing queued" "" "$(queued_for "$r7")"
+assert_match "login, wrong password: the daemon said why, without the password" \
+    'portal-login with a password that is not the portal' "$(cat "$LAB/log/nta-daemon.out")"
+assert_eq "login, wrong password: no password in the daemon's log" 0 "$(grep -c -- "${pw%?}" "$LAB/log/nta-daemon.out")"
+t=$(pf_token)
+login_try "right password, other client" "$PF_INT" "$pw" "$t" "$r7" --add-header "X-NTA7516-Portal-Mark: v1 AAAA"
+assert_match "login from a client that is not a login host: not offered" \
+    'not advertise|no auth|not support' "$(cat "$LAB/out/swaks-login-$t.out")"
+assert_eq "login from another client: nothing queued" "" "$(queued_for "$r7")"
+t=$(pf_token)
+if login_try "right password, no mark" "$EX_ADDR" "$pw" "$t" "$r7"; then
+    q=$(queued_for "$r7")
+    ex_deliver "$q"
+    ex_assert_log "logged in, but no mark: still secure (nta7516_portal)" "$q => $r7 R=nta7516_portal "
+else
+    e2e_fail "logged in without a mark: not accepted" "$(tail -n 8 "$LAB/out/swaks-login-$t.out")"
+fi
+pf_assert_count "login abuse: nothing at the domain's MX" 0 pfc "$t"
 
 # --- a unix socket ---------------------------------------------------------------------------
 lab_stop exim-portal

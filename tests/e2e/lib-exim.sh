@@ -16,7 +16,7 @@
 # builds it from a copy of the package's /etc/exim4 with the shipped exim/ files installed
 # the way exim/README.md says (split: conf.d/main/00_nta7516-milter_macros,
 # conf.d/router/190_nta7516-milter, conf.d/transport/30_nta7516-milter,
-# nta7516-milter.acl). Lab-only differences, all in conf.d/main/000_localmacros (where
+# conf.d/auth/30_nta7516-milter, nta7516-milter.acl). Lab-only differences, all in conf.d/main/000_localmacros (where
 # an administrator overrides macros) or substituted afterwards like the Postfix lab does:
 # paths ($LAB), the daemon's address, the filter binary under test, the lab CA for the
 # fallback relay, the DKIM selector, exim_path/CONFDIR of the unpacked tree, and
@@ -121,6 +121,9 @@ NTA7516_DKIM_DIR = $d/dkim
 CHECK_DATA_LOCAL_ACL_FILE = CONFDIR/nta7516-milter.acl
 # an absolute path: a main option's value is not scanned for CONFDIR again
 NTA7516_NOT_SMTP_ACL = $d/nta7516-milter-not-smtp.acl
+# the portal's SMTP login (case 52): a client connecting to Exim's own address in the
+# namespace comes from that address; the lab's SMTP clients (.1, .98) are not login hosts
+NTA7516_PORTAL_LOGIN_HOSTS = <; 127.0.0.1 ; ::1 ; $EX_ADDR
 EOF
 }
 
@@ -177,6 +180,7 @@ ex_setup() {
     grep -q '{root}' "$d/nta7516-milter-not-smtp.acl" || e2e_die "no portal user in nta7516-milter-not-smtp.acl"
     install -m 644 "$EX_SHIPPED/nta7516-milter.routers" "$etc/conf.d/router/190_nta7516-milter"
     install -m 644 "$EX_SHIPPED/nta7516-milter.transports" "$etc/conf.d/transport/30_nta7516-milter"
+    install -m 644 "$EX_SHIPPED/nta7516-milter.authenticators" "$etc/conf.d/auth/30_nta7516-milter"
     ex_generate "$etc" "$d/exim4.conf"
 
     # non-split configuration: the README's commands on the template
@@ -190,8 +194,10 @@ ex_setup() {
     install -m 644 "$EX_SHIPPED/nta7516-milter.acl" "$ns/nta7516-milter.acl"
     install -m 644 "$EX_SHIPPED/nta7516-milter.routers" "$ns/nta7516-milter.routers"
     install -m 644 "$EX_SHIPPED/nta7516-milter.transports" "$ns/nta7516-milter.transports"
+    install -m 644 "$EX_SHIPPED/nta7516-milter.authenticators" "$ns/nta7516-milter.authenticators"
     sed -i -e "/^### end router\/150_exim4-config_hubbed_hosts/a .include CONFDIR/nta7516-milter.routers" \
         -e "/^begin transports/a .include CONFDIR/nta7516-milter.transports" \
+        -e "/^begin authenticators/a .include CONFDIR/nta7516-milter.authenticators" \
         "$ns/exim4.conf.template"
     # update-exim4.conf reads exim4.conf.localmacros only when /etc/exim4/exim4.conf.localmacros
     # exists (a fixed path, even with -d); it then just puts it in front of the template
