@@ -142,7 +142,12 @@ fn start_web(
 ) {
     use crate::portal::web::{self, WebDeps, WebState};
     let sms = match crate::portal::sms::SmsGateway::new(config.sms.clone()) {
-        Ok(g) => g,
+        Ok(g) => {
+            if let Some(why) = g.no_roots() {
+                tracing::error!(error = %why, hint = crate::portal::sms::NO_ROOTS_HINT, "portal: the SMS provider cannot be reached over https; no codes can be sent until the system has CA certificates");
+            }
+            g
+        }
         Err(e) => {
             tracing::error!(error = %e, "portal web side not started: SMS provider unusable");
             return;

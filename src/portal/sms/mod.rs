@@ -55,6 +55,22 @@ impl SmsError {
     }
 }
 
+/// `e` and its sources: reqwest's own text ("builder error") does not say what failed
+/// (e.g. the system's CA certificates that the TLS verifier loads). Only for errors
+/// without a URL: a request error's text may carry the URL.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    // bounded: an error chain is short, but nothing here trusts that
+    for _ in 0..8 {
+        let Some(cause) = next else { break };
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
 /// The API token: kept out of `Debug` and every message.
 #[derive(Clone)]
 struct Token(String);
@@ -71,7 +87,13 @@ pub struct SmsGateway {
     pub config: SmsConfig,
     token: Token,
     client: reqwest::Client,
+    /// Why the client trusts no certificate authority (the system has none), if so.
+    no_roots: Option<String>,
 }
+
+/// Appended to a failed request's text when the system has no CA certificates.
+pub const NO_ROOTS_HINT: &str =
+    "no CA certificates on this system: install them (Debian: ca-certificates)";
 
 /// One code to send, as every provider module gets it.
 struct Sms<'a> {
@@ -131,18 +153,42 @@ impl SmsGateway {
     /// unreadable, empty or too large, naming the file but never showing its content.
     pub fn new(config: SmsConfig) -> Result<SmsGateway, SmsError> {
         let token = read_token(&config.token_file)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("nta7516-milter/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SmsError::provider(format!("HTTP client: {e}")))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("nta7516-milter/", env!("CARGO_PKG_VERSION")))
+        };
+        // Without the system's CA certificates (a minimal install) the platform verifier
+        // refuses to be built. Build a client that trusts nobody instead: every https
+        // request then fails with NO_ROOTS_HINT, and the portal's pages that need no code
+        // (the number and revoke links, the accessibility statement) still work.
+        let (client, no_roots) = match builder().build() {
+            Ok(c) => (c, None),
+            Err(e) => {
+                let why = with_causes(&e);
+                let c = builder()
+                    .tls_certs_only(std::iter::empty())
+                    .build()
+                    .map_err(|e2| {
+                        SmsError::provider(format!("HTTP client: {why}; {}", with_causes(&e2)))
+                    })?;
+                (c, Some(why))
+            }
+        };
         Ok(SmsGateway {
             config,
             token: Token(token),
             client,
+            no_roots,
         })
+    }
+
+    /// Set when the client trusts no certificate authority: what the platform verifier
+    /// said. The caller logs it at ERROR; https providers cannot be reached then.
+    pub fn no_roots(&self) -> Option<&str> {
+        self.no_roots.as_deref()
     }
 
     /// Sends `text` to `to`; returns the provider's reference for the audit trail (its
@@ -192,10 +238,17 @@ impl SmsGateway {
         if let Some((name, value)) = out.extra {
             req = req.header(name, sensitive(value)?);
         }
-        let mut resp = req.send().await.map_err(|e| transport_error(&e))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, self.no_roots.is_some()))?;
         let status = resp.status().as_u16();
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&e))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| transport_error(&e, self.no_roots.is_some()))?
+        {
             let room = MAX_RESPONSE_BYTES - body.len();
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if body.len() >= MAX_RESPONSE_BYTES {
@@ -207,7 +260,7 @@ impl SmsGateway {
 }
 
 /// What went wrong on the way, without the URL (it may carry credentials in its query).
-fn transport_error(e: &reqwest::Error) -> SmsError {
+fn transport_error(e: &reqwest::Error, no_roots: bool) -> SmsError {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -217,6 +270,9 @@ fn transport_error(e: &reqwest::Error) -> SmsError {
     } else {
         "request failed"
     };
+    if no_roots {
+        return SmsError::provider(format!("{what} ({NO_ROOTS_HINT})"));
+    }
     SmsError::provider(what)
 }
 
